@@ -1,0 +1,248 @@
+// Typed queries over the metadata database. Callers group calls into one
+// transaction with `write(fn)`; nothing here commits on its own.
+import type { Db, Statement } from './db'
+import { openDatabase, writeTransaction, durableWriteTransaction } from './db'
+import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow } from './rows'
+
+export * from './rows'
+
+export class Catalog {
+  readonly db: Db
+  private readonly cache = new Map<string, Statement>()
+  private lastDataVersion = -1
+
+  constructor (file: string) {
+    this.db = openDatabase(file)
+  }
+
+  close (): void { this.db.close() }
+
+  private s (sql: string): Statement {
+    let st = this.cache.get(sql)
+    if (st === undefined) {
+      st = this.db.prepare(sql)
+      this.cache.set(sql, st)
+    }
+    return st
+  }
+
+  write<T> (fn: () => T): T { return writeTransaction(this.db, fn) }
+  writeDurably<T> (fn: () => T): T { return durableWriteTransaction(this.db, fn) }
+  read<T> (fn: () => T): T { return this.db.transaction(fn).deferred() }
+
+  /** True when another connection committed since the last call (PRAGMA data_version). */
+  changedElsewhere (): boolean {
+    const v = this.db.pragma('data_version', { simple: true }) as number
+    const changed = this.lastDataVersion !== -1 && v !== this.lastDataVersion
+    this.lastDataVersion = v
+    return changed
+  }
+
+  // ---- buckets
+  bucketByName (name: string): BucketRow | undefined {
+    return this.s('SELECT * FROM buckets WHERE name = ?').get(name) as BucketRow | undefined
+  }
+  bucketById (id: number): BucketRow | undefined {
+    return this.s('SELECT * FROM buckets WHERE id = ?').get(id) as BucketRow | undefined
+  }
+  listBuckets (): BucketRow[] {
+    return this.s('SELECT * FROM buckets ORDER BY name').all() as BucketRow[]
+  }
+  insertBucket (b: Omit<BucketRow, 'id'>): number {
+    return Number(this.s(`INSERT INTO buckets (name, region, created_ms, versioning, mode, uid, gid, mtime_ms)
+      VALUES (@name, @region, @created_ms, @versioning, @mode, @uid, @gid, @mtime_ms)`).run(b).lastInsertRowid)
+  }
+  deleteBucket (id: number): void { this.s('DELETE FROM buckets WHERE id = ?').run(id) }
+  setVersioning (id: number, state: string): void {
+    this.s('UPDATE buckets SET versioning = ? WHERE id = ?').run(state, id)
+  }
+  setBucketAttrs (id: number, a: { mode: number, uid: number, gid: number, mtime_ms: number }): void {
+    this.s('UPDATE buckets SET mode = @mode, uid = @uid, gid = @gid, mtime_ms = @mtime_ms WHERE id = @id').run({ ...a, id })
+  }
+  bucketHasContent (id: number): boolean {
+    return this.s('SELECT 1 FROM versions WHERE bucket_id = ? LIMIT 1').get(id) !== undefined ||
+      this.s('SELECT 1 FROM uploads WHERE bucket_id = ? LIMIT 1').get(id) !== undefined
+  }
+
+  // ---- versions
+  latestVersion (bucketId: number, key: string): VersionRow | undefined {
+    return this.s('SELECT * FROM versions WHERE bucket_id = ? AND key = ? ORDER BY seq DESC LIMIT 1').get(bucketId, key) as VersionRow | undefined
+  }
+  liveVersion (bucketId: number, key: string): VersionRow | undefined {
+    return this.s('SELECT v.* FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key = ?').get(bucketId, key) as VersionRow | undefined
+  }
+  versionById (bucketId: number, key: string, versionId: string): VersionRow | undefined {
+    return this.s('SELECT * FROM versions WHERE bucket_id = ? AND key = ? AND version_id = ?').get(bucketId, key, versionId) as VersionRow | undefined
+  }
+  versionBySeq (seq: number): VersionRow | undefined {
+    return this.s('SELECT * FROM versions WHERE seq = ?').get(seq) as VersionRow | undefined
+  }
+  versionsOfKey (bucketId: number, key: string): VersionRow[] {
+    return this.s('SELECT * FROM versions WHERE bucket_id = ? AND key = ? ORDER BY seq DESC').all(bucketId, key) as VersionRow[]
+  }
+  insertVersion (v: NewVersion): number {
+    return Number(this.s(`INSERT INTO versions (bucket_id, key, version_id, delete_marker, size, etag, last_modified_ms,
+      content_type, headers, user_meta, mode, uid, gid, mtime_ms, ctime_ms)
+      VALUES (@bucket_id, @key, @version_id, @delete_marker, @size, @etag, @last_modified_ms,
+      @content_type, @headers, @user_meta, @mode, @uid, @gid, @mtime_ms, @ctime_ms)`).run(v).lastInsertRowid)
+  }
+  deleteVersion (seq: number): void { this.s('DELETE FROM versions WHERE seq = ?').run(seq) }
+  /** Metadata changes that do not make a new version (chmod, utimens, xattrs). */
+  updateVersionAttrs (seq: number, a: Pick<VersionRow, 'mode' | 'uid' | 'gid' | 'mtime_ms' | 'ctime_ms' | 'content_type' | 'user_meta' | 'headers'>): void {
+    this.s(`UPDATE versions SET mode = @mode, uid = @uid, gid = @gid, mtime_ms = @mtime_ms, ctime_ms = @ctime_ms,
+      content_type = @content_type, user_meta = @user_meta, headers = @headers WHERE seq = @seq`).run({ ...a, seq })
+  }
+  /** Points live at the key's latest version, or removes it when that is a marker or there is none. */
+  refreshLive (bucketId: number, key: string): void {
+    const latest = this.latestVersion(bucketId, key)
+    if (latest === undefined || latest.delete_marker === 1) {
+      this.s('DELETE FROM live WHERE bucket_id = ? AND key = ?').run(bucketId, key)
+    } else {
+      this.s('INSERT INTO live (bucket_id, key, seq) VALUES (?, ?, ?) ON CONFLICT (bucket_id, key) DO UPDATE SET seq = excluded.seq').run(bucketId, key, latest.seq)
+    }
+  }
+  /** Live keys from `after` (exclusive) or `from` (inclusive) in key order, below `until` (exclusive) if given. */
+  liveKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<{ key: string, seq: number }> {
+    const op = inclusive ? '>=' : '>'
+    if (until === null) {
+      return this.s(`SELECT key, seq FROM live WHERE bucket_id = ? AND key ${op} ? ORDER BY key`).iterate(bucketId, from) as IterableIterator<{ key: string, seq: number }>
+    }
+    return this.s(`SELECT key, seq FROM live WHERE bucket_id = ? AND key ${op} ? AND key < ? ORDER BY key`).iterate(bucketId, from, until) as IterableIterator<{ key: string, seq: number }>
+  }
+  /** Distinct keys having any version, in key order (for version listings). */
+  versionKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<{ key: string }> {
+    const op = inclusive ? '>=' : '>'
+    if (until === null) {
+      return this.s(`SELECT DISTINCT key FROM versions WHERE bucket_id = ? AND key ${op} ? ORDER BY key`).iterate(bucketId, from) as IterableIterator<{ key: string }>
+    }
+    return this.s(`SELECT DISTINCT key FROM versions WHERE bucket_id = ? AND key ${op} ? AND key < ? ORDER BY key`).iterate(bucketId, from, until) as IterableIterator<{ key: string }>
+  }
+  /** Renames every version and live entry of a key (no data moves). */
+  moveKey (bucketId: number, key: string, toBucketId: number, toKey: string): void {
+    this.s('UPDATE versions SET bucket_id = ?, key = ? WHERE bucket_id = ? AND key = ?').run(toBucketId, toKey, bucketId, key)
+    this.s('UPDATE live SET bucket_id = ?, key = ? WHERE bucket_id = ? AND key = ?').run(toBucketId, toKey, bucketId, key)
+  }
+
+  // ---- extents and parts of versions
+  extentsOf (seq: number): ReadableExtent[] {
+    return this.s(`SELECT e.off, e.len, e.chunk, e.coff, c.hash, c.data IS NOT NULL AS inline, c.size AS csize
+      FROM extents e LEFT JOIN chunks c ON c.id = e.chunk WHERE e.seq = ? ORDER BY e.off`).all(seq) as ReadableExtent[]
+  }
+  insertExtents (seq: number, extents: Extent[]): void {
+    const st = this.s('INSERT INTO extents (seq, off, len, chunk, coff) VALUES (?, ?, ?, ?, ?)')
+    for (const e of extents) if (e.len > 0) st.run(seq, e.off, e.len, e.chunk, e.coff)
+  }
+  versionParts (seq: number): VersionPartRow[] {
+    return this.s('SELECT * FROM version_parts WHERE seq = ? ORDER BY part').all(seq) as VersionPartRow[]
+  }
+  insertVersionParts (seq: number, parts: Array<Omit<VersionPartRow, 'seq'>>): void {
+    const st = this.s('INSERT INTO version_parts (seq, part, off, size, md5) VALUES (?, ?, ?, ?, ?)')
+    for (const p of parts) st.run(seq, p.part, p.off, p.size, p.md5)
+  }
+
+  // ---- chunks
+  chunkIdByHash (hash: Buffer): number | undefined {
+    return (this.s('SELECT id FROM chunks WHERE hash = ?').get(hash) as { id: number } | undefined)?.id
+  }
+  /** The chunk's id, creating its row if needed (data for inline chunks, null for files). */
+  ensureChunk (hash: Buffer, size: number, data: Buffer | null): number {
+    const id = this.chunkIdByHash(hash)
+    if (id !== undefined) {
+      if (data !== null) this.s('UPDATE chunks SET data = ? WHERE id = ? AND data IS NULL AND size = ?').run(data, id, size)
+      return id
+    }
+    return Number(this.s('INSERT INTO chunks (hash, size, refs, data) VALUES (?, ?, 0, ?)').run(hash, size, data).lastInsertRowid)
+  }
+  chunkById (id: number): ChunkRow | undefined {
+    return this.s('SELECT id, hash, size, refs, data IS NOT NULL AS inline FROM chunks WHERE id = ?').get(id) as ChunkRow | undefined
+  }
+  inlineData (id: number): Buffer | undefined {
+    return (this.s('SELECT data FROM chunks WHERE id = ?').get(id) as { data: Buffer | null } | undefined)?.data ?? undefined
+  }
+  pin (chunk: number, owner: number, pid: number): void {
+    this.s('INSERT OR IGNORE INTO pins (chunk, owner, pid) VALUES (?, ?, ?)').run(chunk, owner, pid)
+  }
+  unpin (owner: number): void { this.s('DELETE FROM pins WHERE owner = ?').run(owner) }
+  unpinPid (pid: number): void { this.s('DELETE FROM pins WHERE pid = ?').run(pid) }
+  pinnedPids (): number[] {
+    return (this.s('SELECT DISTINCT pid FROM pins').all() as Array<{ pid: number }>).map(r => r.pid)
+  }
+  unreferencedChunks (): ChunkRow[] {
+    return this.s(`SELECT id, hash, size, refs, data IS NOT NULL AS inline FROM chunks
+      WHERE refs <= 0 AND id NOT IN (SELECT chunk FROM pins)`).all() as ChunkRow[]
+  }
+  deleteChunk (id: number): void { this.s('DELETE FROM chunks WHERE id = ?').run(id) }
+  allChunks (): IterableIterator<ChunkRow> {
+    return this.s('SELECT id, hash, size, refs, data IS NOT NULL AS inline FROM chunks ORDER BY id').iterate() as IterableIterator<ChunkRow>
+  }
+  actualRefs (): Map<number, number> {
+    const rows = this.s(`SELECT chunk, SUM(n) AS n FROM (
+        SELECT chunk, COUNT(*) AS n FROM extents WHERE chunk IS NOT NULL GROUP BY chunk
+        UNION ALL SELECT chunk, COUNT(*) AS n FROM part_extents WHERE chunk IS NOT NULL GROUP BY chunk
+      ) GROUP BY chunk`).all() as Array<{ chunk: number, n: number }>
+    return new Map(rows.map(r => [r.chunk, r.n]))
+  }
+  setRefs (id: number, refs: number): void { this.s('UPDATE chunks SET refs = ? WHERE id = ?').run(refs, id) }
+  /** Versions (and uploads) that name a chunk, for reports. */
+  holdersOfChunk (id: number): string[] {
+    const v = this.s(`SELECT b.name || '/' || v.key || ' (version ' || v.version_id || ')' AS h FROM extents e
+      JOIN versions v ON v.seq = e.seq JOIN buckets b ON b.id = v.bucket_id WHERE e.chunk = ?`).all(id) as Array<{ h: string }>
+    const u = this.s(`SELECT b.name || '/' || u.key || ' (upload ' || u.upload_id || ')' AS h FROM part_extents p
+      JOIN uploads u ON u.id = p.upload JOIN buckets b ON b.id = u.bucket_id WHERE p.chunk = ?`).all(id) as Array<{ h: string }>
+    return [...new Set([...v, ...u].map(r => r.h))]
+  }
+  danglingExtents (): number[] {
+    return (this.s(`SELECT DISTINCT chunk FROM (SELECT chunk FROM extents UNION ALL SELECT chunk FROM part_extents)
+      WHERE chunk IS NOT NULL AND chunk NOT IN (SELECT id FROM chunks)`).all() as Array<{ chunk: number }>).map(r => r.chunk)
+  }
+
+  // ---- uploads
+  insertUpload (u: Omit<UploadRow, 'id'>): number {
+    return Number(this.s(`INSERT INTO uploads (upload_id, bucket_id, key, kind, initiated_ms, attrs, base_seq, base_limit, size)
+      VALUES (@upload_id, @bucket_id, @key, @kind, @initiated_ms, @attrs, @base_seq, @base_limit, @size)`).run(u).lastInsertRowid)
+  }
+  uploadById (uploadId: string): UploadRow | undefined {
+    return this.s('SELECT * FROM uploads WHERE upload_id = ?').get(uploadId) as UploadRow | undefined
+  }
+  listUploads (bucketId: number | null): UploadRow[] {
+    if (bucketId === null) return this.s('SELECT * FROM uploads ORDER BY key, initiated_ms').all() as UploadRow[]
+    return this.s('SELECT * FROM uploads WHERE bucket_id = ? ORDER BY key, initiated_ms').all(bucketId) as UploadRow[]
+  }
+  updateUploadSession (id: number, u: { key: string, bucket_id: number, attrs: string, base_limit: number, size: number }): void {
+    this.s('UPDATE uploads SET key = @key, bucket_id = @bucket_id, attrs = @attrs, base_limit = @base_limit, size = @size WHERE id = @id').run({ ...u, id })
+  }
+  deleteUpload (id: number): void { this.s('DELETE FROM uploads WHERE id = ?').run(id) }
+  uploadParts (upload: number): UploadPartRow[] {
+    return this.s('SELECT * FROM upload_parts WHERE upload = ? ORDER BY part').all(upload) as UploadPartRow[]
+  }
+  replacePart (upload: number, part: number, size: number, md5: string, extents: Extent[]): void {
+    this.s('DELETE FROM upload_parts WHERE upload = ? AND part = ?').run(upload, part)
+    this.s('INSERT INTO upload_parts (upload, part, size, md5, modified_ms) VALUES (?, ?, ?, ?, ?)').run(upload, part, size, md5, Date.now())
+    const st = this.s('INSERT INTO part_extents (upload, part, off, len, chunk, coff) VALUES (?, ?, ?, ?, ?, ?)')
+    for (const e of extents) if (e.len > 0) st.run(upload, part, e.off, e.len, e.chunk, e.coff)
+  }
+  deletePartsFrom (upload: number, firstPart: number): void {
+    this.s('DELETE FROM upload_parts WHERE upload = ? AND part >= ?').run(upload, firstPart)
+  }
+  partExtents (upload: number, part: number): ReadableExtent[] {
+    return this.s(`SELECT p.off, p.len, p.chunk, p.coff, c.hash, c.data IS NOT NULL AS inline, c.size AS csize
+      FROM part_extents p LEFT JOIN chunks c ON c.id = p.chunk WHERE p.upload = ? AND p.part = ? ORDER BY p.off`).all(upload, part) as ReadableExtent[]
+  }
+
+  // ---- stats
+  counts (): { buckets: number, objects: number, versions: number, markers: number, uploads: number, logical: number, partBytes: number, stored: number, chunks: number, inlineChunks: number } {
+    const one = (sql: string): number => Number((this.s(sql).get() as { n: number | null }).n ?? 0)
+    return {
+      buckets: one('SELECT COUNT(*) AS n FROM buckets'),
+      objects: one('SELECT COUNT(*) AS n FROM live'),
+      versions: one('SELECT COUNT(*) AS n FROM versions WHERE delete_marker = 0'),
+      markers: one('SELECT COUNT(*) AS n FROM versions WHERE delete_marker = 1'),
+      uploads: one('SELECT COUNT(*) AS n FROM uploads'),
+      logical: one('SELECT SUM(size) AS n FROM versions WHERE delete_marker = 0'),
+      partBytes: one('SELECT SUM(size) AS n FROM upload_parts'),
+      stored: one('SELECT SUM(size) AS n FROM chunks'),
+      chunks: one('SELECT COUNT(*) AS n FROM chunks'),
+      inlineChunks: one('SELECT COUNT(*) AS n FROM chunks WHERE data IS NOT NULL')
+    }
+  }
+}

@@ -1,0 +1,65 @@
+// The only module that opens SQLite. WAL, one writer connection per process,
+// a busy timeout so another process's writes wait instead of failing, and
+// numbered migrations.
+import Database from 'better-sqlite3'
+import fs from 'node:fs'
+import createDebug from 'debug'
+import { MIGRATIONS } from './migrations'
+import { fromSystemError } from '../errors'
+
+const log = createDebug('bucketfs:meta')
+
+export type Db = Database.Database
+export type Statement = Database.Statement
+
+export interface OpenOptions { readonly?: boolean, busyTimeoutMs?: number }
+
+export function openDatabase (file: string, opts: OpenOptions = {}): Db {
+  const existed = fs.existsSync(file)
+  const db = new Database(file, { readonly: opts.readonly === true, timeout: opts.busyTimeoutMs ?? 30000 })
+  if (!existed) fs.chmodSync(file, 0o600)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('foreign_keys = OFF')
+  db.pragma('cache_size = -65536') // 64 MiB page cache
+  db.pragma('temp_store = MEMORY')
+  db.pragma('wal_autocheckpoint = 4000')
+  if (opts.readonly !== true) migrate(db)
+  for (const suffix of ['-wal', '-shm']) {
+    try { fs.chmodSync(file + suffix, 0o600) } catch {}
+  }
+  return db
+}
+
+function migrate (db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number
+  if (current > MIGRATIONS.length) {
+    throw new Error(`the store's schema (version ${current}) is newer than this bucketfs (${MIGRATIONS.length}); upgrade bucketfs`)
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v])
+      db.pragma(`user_version = ${v + 1}`)
+    }).immediate()
+    log('migrated schema to version %d', v + 1)
+  }
+}
+
+/** Runs fn in one IMMEDIATE transaction (the write lock is taken up front, so no upgrade deadlocks). */
+export function writeTransaction<T> (db: Db, fn: () => T): T {
+  try {
+    return db.transaction(fn).immediate()
+  } catch (err) {
+    throw fromSystemError(err)
+  }
+}
+
+/** Like writeTransaction, but the commit reaches the disk before it returns (power-loss safe). */
+export function durableWriteTransaction<T> (db: Db, fn: () => T): T {
+  db.pragma('synchronous = FULL')
+  try {
+    return writeTransaction(db, fn)
+  } finally {
+    db.pragma('synchronous = NORMAL')
+  }
+}

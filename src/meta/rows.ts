@@ -1,0 +1,40 @@
+// Row shapes as SQLite returns them.
+export interface BucketRow {
+  id: number, name: string, region: string, created_ms: number, versioning: string
+  mode: number, uid: number, gid: number, mtime_ms: number
+}
+
+export interface VersionRow {
+  seq: number, bucket_id: number, key: string, version_id: string, delete_marker: number
+  size: number, etag: string, last_modified_ms: number, content_type: string
+  headers: string, user_meta: string
+  mode: number, uid: number, gid: number, mtime_ms: number, ctime_ms: number
+}
+
+export type NewVersion = Omit<VersionRow, 'seq'>
+
+/** A byte range of an object: [off, off+len) is bytes [coff, coff+len) of a chunk, or zeros. */
+export interface Extent {
+  off: number
+  len: number
+  chunk: number | null
+  coff: number
+}
+
+/** An extent joined with what is needed to read it. */
+export interface ReadableExtent extends Extent {
+  hash: Buffer | null
+  inline: number // 1 when the chunk's bytes live in SQLite
+  csize: number
+}
+
+export interface UploadRow {
+  id: number, upload_id: string, bucket_id: number, key: string, kind: string, initiated_ms: number
+  attrs: string, base_seq: number | null, base_limit: number, size: number
+}
+
+export interface UploadPartRow { upload: number, part: number, size: number, md5: string, modified_ms: number }
+
+export interface VersionPartRow { seq: number, part: number, off: number, size: number, md5: string }
+
+export interface ChunkRow { id: number, hash: Buffer, size: number, refs: number, inline: number }

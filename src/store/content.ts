@@ -1,0 +1,165 @@
+// Object bytes: cutting incoming data into content-addressed chunks (ingest) and
+// reading ranges back from extents (with every chunk verified against its hash).
+import crypto from 'node:crypto'
+import createDebug from 'debug'
+import { LRUCache } from 'lru-cache'
+import type { Catalog, Extent, ReadableExtent } from '../meta/catalog'
+import { ChunkFiles, sha256 } from '../blob/chunks'
+import { CHUNK_SIZE, INLINE_MAX } from './limits'
+import { CORRUPT_CHUNK, ENTITY_TOO_LARGE } from '../errors'
+
+const log = createDebug('bucketfs:content')
+const WRITES_IN_FLIGHT = 4
+
+/** What a caller gets back from writing chunks: extents naming pinned chunks. */
+export interface Ingested {
+  extents: Extent[]
+  size: number
+  md5: string
+  /** Pins to drop in the transaction that commits the extents (Content.release). */
+  owner: number
+}
+
+export type Source = Buffer | string | AsyncIterable<Buffer | Uint8Array | string>
+
+export class Content {
+  private readonly verified: LRUCache<number, Buffer>
+
+  constructor (readonly catalog: Catalog, readonly files: ChunkFiles, cacheBytes = 64 * 1024 * 1024) {
+    this.verified = new LRUCache<number, Buffer>({ maxSize: cacheBytes, sizeCalculation: b => Math.max(1, b.length) })
+  }
+
+  newOwner (): number {
+    return crypto.randomBytes(6).readUIntBE(0, 6)
+  }
+
+  /**
+   * Stores one chunk: its row is created and pinned by `owner` before its file is
+   * written, so garbage collection cannot remove it before the metadata naming it commits.
+   */
+  async putChunk (data: Buffer, owner: number): Promise<number> {
+    const hash = sha256(data)
+    const inline = data.length <= INLINE_MAX
+    const id = this.catalog.write(() => {
+      const id = this.catalog.ensureChunk(hash, data.length, inline ? Buffer.from(data) : null)
+      this.catalog.pin(id, owner, process.pid)
+      return id
+    })
+    if (!inline) await this.files.write(hash, data)
+    return id
+  }
+
+  /** Drops an owner's pins (inside the transaction that committed its extents, or after a failure). */
+  release (owner: number): void {
+    this.catalog.unpin(owner)
+  }
+
+  /** Cuts a source into chunks (each `chunkSize`, aligned to the source's start), stored and pinned. */
+  async ingest (source: Source, maxSize: number): Promise<Ingested> {
+    const owner = this.newOwner()
+    const md5 = crypto.createHash('md5')
+    const extents: Extent[] = []
+    const pending = new Set<Promise<void>>()
+    let size = 0
+    let buf = Buffer.allocUnsafe(CHUNK_SIZE)
+    let fill = 0
+    let failure: unknown = null
+
+    const emit = async (chunk: Buffer): Promise<void> => {
+      const off = size - chunk.length
+      const p = this.putChunk(chunk, owner).then(
+        id => { extents.push({ off, len: chunk.length, chunk: id, coff: 0 }) },
+        err => { failure ??= err })
+      pending.add(p)
+      void p.finally(() => pending.delete(p))
+      if (pending.size >= WRITES_IN_FLIGHT) await Promise.race(pending)
+    }
+
+    try {
+      const pieces: AsyncIterable<Buffer | Uint8Array | string> | Iterable<Buffer> = Buffer.isBuffer(source) ? [source] : typeof source === 'string' ? [Buffer.from(source)] : source
+      for await (const piece of pieces) {
+        let data = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)
+        if (size + data.length > maxSize) throw ENTITY_TOO_LARGE(`object exceeds the maximum size of ${maxSize} bytes`)
+        md5.update(data)
+        while (data.length > 0) {
+          const n = Math.min(CHUNK_SIZE - fill, data.length)
+          data.copy(buf, fill, 0, n)
+          fill += n
+          size += n
+          data = data.subarray(n)
+          if (fill === CHUNK_SIZE) {
+            await emit(buf)
+            buf = Buffer.allocUnsafe(CHUNK_SIZE)
+            fill = 0
+          }
+        }
+        if (failure !== null) throw failure
+      }
+      if (fill > 0) await emit(Buffer.from(buf.subarray(0, fill)))
+      await Promise.all(pending)
+      if (failure !== null) throw failure
+    } catch (err) {
+      await Promise.allSettled(pending)
+      this.catalog.write(() => this.release(owner))
+      throw err
+    }
+    extents.sort((a, b) => a.off - b.off)
+    return { extents, size, md5: md5.digest('hex'), owner }
+  }
+
+  /** The whole verified content of a chunk. */
+  async chunk (e: ReadableExtent): Promise<Buffer> {
+    if (e.chunk === null || e.hash === null) throw CORRUPT_CHUNK(`extent at ${e.off} names a chunk that does not exist`)
+    const cached = this.verified.get(e.chunk)
+    if (cached !== undefined) return cached
+    let data: Buffer | undefined
+    if (e.inline === 1) {
+      data = this.catalog.inlineData(e.chunk)
+    } else {
+      try { data = await this.files.readWhole(e.hash) } catch (err) {
+        log('chunk %s unreadable: %s', e.hash.toString('hex'), (err as Error).stack)
+        throw CORRUPT_CHUNK(`chunk ${e.hash.toString('hex')} is missing or unreadable`, err)
+      }
+    }
+    if (data === undefined || data.length !== e.csize || !sha256(data).equals(e.hash)) {
+      const err = CORRUPT_CHUNK(`chunk ${e.hash.toString('hex')} is damaged: its content does not match its hash`)
+      log('%s', err.stack)
+      throw err
+    }
+    this.verified.set(e.chunk, data)
+    return data
+  }
+
+  /** Bytes [off, off+len) of content described by sorted extents of total `size` (holes read as zeros). */
+  async read (extents: ReadableExtent[], size: number, off: number, len: number): Promise<Buffer> {
+    const end = Math.min(size, off + len)
+    if (end <= off) return Buffer.alloc(0)
+    const out = Buffer.alloc(end - off)
+    let i = firstExtentAt(extents, off)
+    for (; i < extents.length; i++) {
+      const e = extents[i]
+      if (e.off >= end) break
+      const from = Math.max(off, e.off)
+      const to = Math.min(end, e.off + e.len)
+      if (to <= from || e.chunk === null) continue
+      const data = await this.chunk(e)
+      data.copy(out, from - off, e.coff + (from - e.off), e.coff + (to - e.off))
+    }
+    return out
+  }
+
+  forget (chunk: number): void { this.verified.delete(chunk) }
+}
+
+/** Index of the first extent that ends after `off` (extents sorted by off). */
+export function firstExtentAt (extents: Extent[], off: number): number {
+  let lo = 0
+  let hi = extents.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    const e = extents[mid]
+    if (e.off + e.len <= off) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}

@@ -1,0 +1,5 @@
+export { Store } from './store'
+export type { Range, GetOptions, CopyOptions, VersionFields } from './store'
+export * from './types'
+export { validateBucketName, validateKey } from './naming'
+export * as limits from './limits'
