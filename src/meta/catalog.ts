@@ -204,12 +204,25 @@ export class Catalog {
   uploadById (uploadId: string): UploadRow | undefined {
     return this.s('SELECT * FROM uploads WHERE upload_id = ?').get(uploadId) as UploadRow | undefined
   }
+  uploadByRowId (id: number): UploadRow | undefined {
+    return this.s('SELECT * FROM uploads WHERE id = ?').get(id) as UploadRow | undefined
+  }
   listUploads (bucketId: number | null): UploadRow[] {
     if (bucketId === null) return this.s('SELECT * FROM uploads ORDER BY key, initiated_ms').all() as UploadRow[]
     return this.s('SELECT * FROM uploads WHERE bucket_id = ? ORDER BY key, initiated_ms').all(bucketId) as UploadRow[]
   }
   updateUploadSession (id: number, u: { key: string, bucket_id: number, attrs: string, base_limit: number, size: number }): void {
     this.s('UPDATE uploads SET key = @key, bucket_id = @bucket_id, attrs = @attrs, base_limit = @base_limit, size = @size WHERE id = @id').run({ ...u, id })
+  }
+  /** Write sessions follow their file when it is renamed. */
+  moveSessionUploads (bucketId: number, key: string, toBucketId: number, toKey: string): void {
+    this.s("UPDATE uploads SET bucket_id = ?, key = ? WHERE bucket_id = ? AND key = ? AND kind = 'session'").run(toBucketId, toKey, bucketId, key)
+  }
+  sessionUploadKeysUnder (bucketId: number, prefix: string, until: string | null): string[] {
+    const rows = until === null
+      ? this.s("SELECT key FROM uploads WHERE bucket_id = ? AND key >= ? AND kind = 'session'").all(bucketId, prefix)
+      : this.s("SELECT key FROM uploads WHERE bucket_id = ? AND key >= ? AND key < ? AND kind = 'session'").all(bucketId, prefix, until)
+    return (rows as Array<{ key: string }>).map(r => r.key)
   }
   deleteUpload (id: number): void { this.s('DELETE FROM uploads WHERE id = ?').run(id) }
   uploadParts (upload: number): UploadPartRow[] {

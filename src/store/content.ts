@@ -20,6 +20,9 @@ export interface Ingested {
   owner: number
 }
 
+/** A stored chunk, as extents name it. */
+export interface ChunkRef { id: number, hash: Buffer, inline: number, size: number }
+
 export type Source = Buffer | string | AsyncIterable<Buffer | Uint8Array | string>
 
 export class Content {
@@ -37,7 +40,7 @@ export class Content {
    * Stores one chunk: its row is created and pinned by `owner` before its file is
    * written, so garbage collection cannot remove it before the metadata naming it commits.
    */
-  async putChunk (data: Buffer, owner: number): Promise<number> {
+  async putChunk (data: Buffer, owner: number): Promise<ChunkRef> {
     const hash = sha256(data)
     const inline = data.length <= INLINE_MAX
     const id = this.catalog.write(() => {
@@ -46,7 +49,7 @@ export class Content {
       return id
     })
     if (!inline) await this.files.write(hash, data)
-    return id
+    return { id, hash, inline: inline ? 1 : 0, size: data.length }
   }
 
   /** Drops an owner's pins (inside the transaction that committed its extents, or after a failure). */
@@ -68,7 +71,7 @@ export class Content {
     const emit = async (chunk: Buffer): Promise<void> => {
       const off = size - chunk.length
       const p = this.putChunk(chunk, owner).then(
-        id => { extents.push({ off, len: chunk.length, chunk: id, coff: 0 }) },
+        ref => { extents.push({ off, len: chunk.length, chunk: ref.id, coff: 0 }) },
         err => { failure ??= err })
       pending.add(p)
       void p.finally(() => pending.delete(p))

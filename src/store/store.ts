@@ -400,6 +400,19 @@ export class Store {
     })
   }
 
+  /** Keys with any version (delete markers too) and common prefixes under prefix: the .versions tree. */
+  listVersionKeys (bucket: string, prefix: string, delimiter: string, after: string | null, max: number): { keys: string[], prefixes: string[], truncated: boolean, last: string | null } {
+    const b = this.bucketRow(bucket)
+    const w = walkKeys(this.catalog, b.id, 'versions', prefix, delimiter, after, max)
+    return { keys: w.keys.map(k => k.key), prefixes: w.prefixes, truncated: w.truncated, last: w.last }
+  }
+
+  /** Every version of a key, newest first (delete markers included). */
+  versionsOf (bucket: string, key: string): ObjectVersion[] {
+    const b = this.bucketRow(bucket)
+    return this.catalog.versionsOfKey(b.id, key).map((r, i) => toVersion(bucket, r, i === 0))
+  }
+
   // ---------------------------------------------------------------- multipart
 
   createMultipartUpload (bucket: string, key: string, opts: PutOptions = {}): MultipartUpload {

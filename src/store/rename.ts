@@ -1,0 +1,63 @@
+// Renames: one transaction, no data copied. The destination gets a new version
+// sharing the source's chunks (by its bucket's versioning rules) and the source
+// is deleted by its bucket's rules, so a versioned bucket keeps the history of
+// the old key behind a delete marker.
+import type { Store, VersionFields } from './store'
+import type { BucketRow, VersionRow } from '../meta/catalog'
+import { validateKey } from './naming'
+import { prefixEnd } from './listing'
+import { NO_SUCH_KEY } from '../errors'
+
+function fieldsOf (v: VersionRow): VersionFields {
+  return {
+    contentType: v.content_type, headers: v.headers, userMeta: v.user_meta,
+    posix: { mode: v.mode, uid: v.uid, gid: v.gid, mtimeMs: v.mtime_ms, ctimeMs: Date.now() }
+  }
+}
+
+/** Inside a write transaction: moves one live key (and any write session on it). */
+function moveKey (store: Store, src: BucketRow, srcKey: string, dst: BucketRow, dstKey: string): void {
+  const { catalog } = store
+  const v = catalog.liveVersion(src.id, srcKey)
+  if (v !== undefined) {
+    store.commitVersion(dst, dstKey, fieldsOf(v), store.sharedData(v))
+    store.deleteInTransaction(src, srcKey)
+  }
+  catalog.moveSessionUploads(src.id, srcKey, dst.id, dstKey)
+}
+
+/** Renames a key. NoSuchKey unless the source is live or has a session (`allowMissing`). */
+export function renameObject (store: Store, srcBucket: string, srcKey: string, dstBucket: string, dstKey: string, allowMissing = false): void {
+  validateKey(dstKey)
+  if (srcBucket === dstBucket && srcKey === dstKey) return
+  store.catalog.write(() => {
+    const src = store.bucketRow(srcBucket)
+    const dst = store.bucketRow(dstBucket)
+    if (!allowMissing && store.catalog.liveVersion(src.id, srcKey) === undefined) throw NO_SUCH_KEY(`no such key: ${srcBucket}/${srcKey}`)
+    moveKey(store, src, srcKey, dst, dstKey)
+  })
+}
+
+/** Renames every live key under srcPrefix (a directory, ending in '/') to dstPrefix, in one transaction. */
+export function renamePrefix (store: Store, srcBucket: string, srcPrefix: string, dstBucket: string, dstPrefix: string): number {
+  if (srcBucket === dstBucket && srcPrefix === dstPrefix) return 0
+  return store.catalog.write(() => {
+    const { catalog } = store
+    const src = store.bucketRow(srcBucket)
+    const dst = store.bucketRow(dstBucket)
+    const until = prefixEnd(srcPrefix)
+    const keys: string[] = []
+    for (const row of catalog.liveKeysFrom(src.id, srcPrefix, true, until)) keys.push(row.key)
+    const sessions = catalog.sessionUploadKeysUnder(src.id, srcPrefix, until)
+    for (const k of keys) {
+      const to = dstPrefix + k.slice(srcPrefix.length)
+      validateKey(to)
+      moveKey(store, src, k, dst, to)
+    }
+    const moved = new Set(keys)
+    for (const k of sessions) {
+      if (!moved.has(k)) catalog.moveSessionUploads(src.id, k, dst.id, dstPrefix + k.slice(srcPrefix.length))
+    }
+    return keys.length
+  })
+}

@@ -1,0 +1,139 @@
+// A mount's write session, as the store sees it: a multipart upload of kind
+// 'session' whose parts are fixed ranges of the object (src/store/layout.ts).
+// Parts that were never uploaded are the base version's bytes (below
+// base_limit) or zeros. The release of the file completes it into one version.
+import type { Store, VersionFields } from './store'
+import type { Extent, ReadableExtent, UploadRow, VersionPartRow } from '../meta/catalog'
+import { newUploadId } from './versionid'
+import { partsOf, partRange, etagOf, md5OfZeros } from './layout'
+import { toVersion } from './convert'
+import { firstExtentAt } from './content'
+import type { ObjectVersion } from './types'
+import crypto from 'node:crypto'
+import createDebug from 'debug'
+
+const log = createDebug('bucketfs:sessions')
+
+export interface SessionMeta { bucket: string, key: string, fields: VersionFields, baseSeq: number | null, baseLimit: number, size: number }
+export interface SessionPart { part: number, extents: Extent[] } // extents relative to the object's start
+
+/** Creates the upload row on first persist, then replaces the given parts, in one transaction. */
+export function persistSession (store: Store, uploadRowId: number | null, meta: SessionMeta, parts: SessionPart[], owner: number, durable: boolean): number {
+  const run = durable ? store.catalog.writeDurably.bind(store.catalog) : store.catalog.write.bind(store.catalog)
+  return run(() => {
+    const b = store.bucketRow(meta.bucket)
+    let id = uploadRowId
+    if (id === null || store.catalog.uploadByRowId(id) === undefined) {
+      id = store.catalog.insertUpload({
+        upload_id: newUploadId(), bucket_id: b.id, key: meta.key, kind: 'session', initiated_ms: Date.now(),
+        attrs: JSON.stringify(meta.fields), base_seq: meta.baseSeq, base_limit: meta.baseLimit, size: meta.size
+      })
+    } else {
+      store.catalog.updateUploadSession(id, { key: meta.key, bucket_id: b.id, attrs: JSON.stringify(meta.fields), base_limit: meta.baseLimit, size: meta.size })
+    }
+    for (const p of parts) {
+      const r = partRange(p.part)
+      const size = Math.max(0, Math.min(r.end, meta.size) - r.start)
+      store.catalog.replacePart(id, p.part, size, '', p.extents.map(e => ({ ...e, off: e.off - r.start })))
+    }
+    // Parts wholly past the end are gone.
+    if (meta.size === 0) store.catalog.deletePartsFrom(id, 1)
+    else store.catalog.deletePartsFrom(id, partsOf(meta.size).slice(-1)[0].part + 1)
+    store.content.release(owner)
+    return id
+  })
+}
+
+/** Commits a session's final content as one version and removes its upload, in one transaction. */
+export function completeSession (store: Store, uploadRowId: number | null, meta: SessionMeta, extents: Extent[],
+  parts: Array<Omit<VersionPartRow, 'seq'>>, owner: number): ObjectVersion {
+  const row = store.catalog.write(() => {
+    const b = store.bucketRow(meta.bucket)
+    const etag = etagOf(parts.map(p => p.md5))
+    const r = store.commitVersion(b, meta.key, meta.fields, { size: meta.size, etag, extents, parts })
+    if (uploadRowId !== null) store.catalog.deleteUpload(uploadRowId)
+    store.content.release(owner)
+    return r
+  })
+  log('completed %s/%s (%d bytes)', meta.bucket, meta.key, meta.size)
+  return toVersion(meta.bucket, row, true)
+}
+
+export function abortSession (store: Store, uploadRowId: number | null, owner: number): void {
+  store.catalog.write(() => {
+    if (uploadRowId !== null) store.catalog.deleteUpload(uploadRowId)
+    store.content.release(owner)
+  })
+}
+
+/** Overlays extents of [from, to) onto a sorted extent list, cutting what they cover (no data is copied). */
+export function overlay<E extends Extent> (list: E[], from: number, to: number, put: E[]): E[] {
+  const i = firstExtentAt(list, from)
+  const before = list.slice(0, i)
+  const after: E[] = []
+  let j = i
+  for (; j < list.length && list[j].off < to; j++) {
+    const e = list[j]
+    if (e.off < from) before.push({ ...e, len: from - e.off })
+    if (e.off + e.len > to) {
+      const cut = to - e.off
+      after.push({ ...e, off: to, len: e.len - cut, coff: e.coff + cut })
+    }
+  }
+  return [...before, ...put.filter(e => e.len > 0), ...after, ...list.slice(j)]
+}
+
+/** Cuts a sorted extent list at `size`. */
+export function clip<E extends Extent> (list: E[], size: number): E[] {
+  const out: E[] = []
+  for (const e of list) {
+    if (e.off >= size) break
+    out.push(e.off + e.len > size ? { ...e, len: size - e.off } : e)
+  }
+  return out
+}
+
+/** The MD5s of the session layout's parts of content; known[part] are used where given. */
+export async function partMd5s (store: Store, extents: ReadableExtent[], size: number, known: Map<number, string>): Promise<Array<Omit<VersionPartRow, 'seq'>>> {
+  const out: Array<Omit<VersionPartRow, 'seq'>> = []
+  for (const r of partsOf(size)) {
+    let md5 = known.get(r.part)
+    if (md5 === undefined) {
+      const inside = clip(extents.slice(firstExtentAt(extents, r.start)), r.end).filter(e => e.off < r.end)
+      if (inside.every(e => e.chunk === null)) {
+        md5 = md5OfZeros(r.end - r.start)
+      } else {
+        const h = crypto.createHash('md5')
+        const step = 4 * 1024 * 1024
+        for (let off = r.start; off < r.end; off += step) h.update(await store.content.read(extents, size, off, Math.min(step, r.end - off)))
+        md5 = h.digest('hex')
+      }
+    }
+    out.push({ part: r.part, off: r.start, size: r.end - r.start, md5 })
+  }
+  return out
+}
+
+/** At mount: completes every session upload a dead daemon left (fsynced but never closed). */
+export async function recoverSessions (store: Store): Promise<ObjectVersion[]> {
+  const done: ObjectVersion[] = []
+  for (const u of store.catalog.listUploads(null).filter(u => u.kind === 'session')) {
+    done.push(await recoverOne(store, u))
+  }
+  return done
+}
+
+async function recoverOne (store: Store, u: UploadRow): Promise<ObjectVersion> {
+  const meta: SessionMeta = { bucket: store.catalog.bucketById(u.bucket_id)?.name ?? '', key: u.key, fields: JSON.parse(u.attrs) as VersionFields, baseSeq: u.base_seq, baseLimit: u.base_limit, size: u.size }
+  let extents: ReadableExtent[] = u.base_seq === null ? [] : clip(store.catalog.extentsOf(u.base_seq), u.base_limit)
+  for (const p of store.catalog.uploadParts(u.id)) {
+    const r = partRange(p.part)
+    const put = store.catalog.partExtents(u.id, p.part).map(e => ({ ...e, off: e.off + r.start }))
+    extents = overlay(extents, r.start, r.end, put)
+  }
+  extents = clip(extents, u.size)
+  const parts = await partMd5s(store, extents, u.size, new Map())
+  const owner = store.content.newOwner()
+  log('recovering session upload %s for %s/%s', u.upload_id, meta.bucket, u.key)
+  return completeSession(store, u.id, meta, extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner)
+}

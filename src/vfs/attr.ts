@@ -1,0 +1,46 @@
+// POSIX attributes as the mount reports them.
+import type { ObjectVersion, Bucket } from '../store/types'
+
+export interface Attr {
+  mode: number, uid: number, gid: number, size: number
+  atimeMs: number, mtimeMs: number, ctimeMs: number
+  nlink: number, ino: number, blocks: number
+}
+
+export const S_IFMT = 0o170000
+export const S_IFDIR = 0o040000
+export const S_IFREG = 0o100000
+export const S_IFLNK = 0o120000
+
+export function isDirMode (mode: number): boolean { return (mode & S_IFMT) === S_IFDIR }
+export function isLinkMode (mode: number): boolean { return (mode & S_IFMT) === S_IFLNK }
+
+export function fileAttr (size: number, p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }): Attr {
+  const mode = (p.mode & S_IFMT) === 0 ? S_IFREG | (p.mode & 0o7777) : p.mode
+  return {
+    mode, uid: p.uid, gid: p.gid, size,
+    atimeMs: p.mtimeMs, mtimeMs: p.mtimeMs, ctimeMs: p.ctimeMs,
+    nlink: 1, ino: 0, blocks: Math.ceil(size / 512)
+  }
+}
+
+export function versionAttr (v: ObjectVersion): Attr {
+  return fileAttr(v.size, v.posix)
+}
+
+export function dirAttr (p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs?: number }): Attr {
+  return {
+    mode: S_IFDIR | (p.mode & 0o7777), uid: p.uid, gid: p.gid, size: 4096,
+    atimeMs: p.mtimeMs, mtimeMs: p.mtimeMs, ctimeMs: p.ctimeMs ?? p.mtimeMs,
+    nlink: 2, ino: 0, blocks: 8
+  }
+}
+
+export function bucketAttr (b: Bucket): Attr {
+  return dirAttr({ mode: b.mode, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs, ctimeMs: b.mtimeMs })
+}
+
+/** Read-only view (the .versions tree). */
+export function readOnly (a: Attr): Attr {
+  return { ...a, mode: a.mode & ~0o222 }
+}

@@ -1,0 +1,3 @@
+export { Vfs } from './vfs'
+export type { VfsOptions, StatFs } from './vfs'
+export type { Attr } from './attr'

@@ -1,0 +1,320 @@
+// One write session per open key: every handle of the key shares it. Writes land
+// in chunk-sized buffers (materialized from the current content on first touch,
+// so unchanged chunks are never rewritten); flushes turn dirty chunks into
+// content-addressed chunks and upload the affected parts; completion turns the
+// result into exactly one version (none when nothing changed).
+import crypto from 'node:crypto'
+import type { Store, VersionFields } from '../store/store'
+import type { ObjectVersion } from '../store/types'
+import type { ReadableExtent } from '../meta/catalog'
+import { CHUNK_SIZE, MAX_OBJECT_SIZE } from '../store/limits'
+import { partAt, partRange } from '../store/layout'
+import { persistSession, completeSession, abortSession, overlay, clip, partMd5s } from '../store/sessions'
+import type { SessionMeta } from '../store/sessions'
+import { MemoryBudget, Mutex } from './budget'
+import { ENTITY_TOO_LARGE, INVALID_ARGUMENT } from '../errors'
+
+interface Md5Stream { next: number, hash: crypto.Hash }
+
+export class WriteSession {
+  bucket: string
+  key: string
+  fields: VersionFields
+  size: number
+  changed: boolean
+  private base: ObjectVersion | null
+  private baseLimit: number
+  private committed: ReadableExtent[]
+  private readonly dirty = new Map<number, Buffer>()
+  private readonly flushing = new Map<number, Buffer>()
+  private readonly pendingParts = new Set<number>()
+  private readonly touchedParts = new Set<number>()
+  private readonly md5 = new Map<number, Md5Stream>()
+  private uploadRowId: number | null = null
+  private readonly lock = new Mutex()
+
+  constructor (private readonly store: Store, private readonly budget: MemoryBudget,
+    bucket: string, key: string, base: ObjectVersion | null, fields: VersionFields, truncate: boolean) {
+    this.bucket = bucket
+    this.key = key
+    this.base = base
+    this.fields = fields
+    this.committed = base === null || truncate ? [] : store.extentsOf(base.seq)
+    this.size = base === null || truncate ? 0 : base.size
+    this.baseLimit = this.size
+    this.changed = base === null || (truncate && base.size > 0)
+    if (truncate && base !== null) this.touchedParts.add(1)
+  }
+
+  // ------------------------------------------------------------ reads
+
+  async read (off: number, len: number): Promise<Buffer> {
+    const end = Math.min(this.size, off + len)
+    if (end <= off) return Buffer.alloc(0)
+    const out = Buffer.alloc(end - off)
+    let pos = off
+    while (pos < end) {
+      const idx = Math.floor(pos / CHUNK_SIZE)
+      const chunkEnd = Math.min(end, (idx + 1) * CHUNK_SIZE)
+      const mem = this.dirty.get(idx) ?? this.flushing.get(idx)
+      if (mem !== undefined) {
+        const from = pos - idx * CHUNK_SIZE
+        if (from < mem.length) mem.copy(out, pos - off, from, Math.min(mem.length, chunkEnd - idx * CHUNK_SIZE))
+        pos = chunkEnd
+        continue
+      }
+      // Coalesce a run of chunks that are not in memory into one read.
+      let runEnd = chunkEnd
+      while (runEnd < end && !this.dirty.has(runEnd / CHUNK_SIZE) && !this.flushing.has(runEnd / CHUNK_SIZE)) {
+        runEnd = Math.min(end, runEnd + CHUNK_SIZE)
+      }
+      const data = await this.store.content.read(this.committed, this.size, pos, runEnd - pos)
+      data.copy(out, pos - off)
+      pos = runEnd
+    }
+    return out
+  }
+
+  // ------------------------------------------------------------ writes
+
+  async write (data: Buffer, off: number): Promise<void> {
+    if (!Number.isSafeInteger(off) || off < 0) throw INVALID_ARGUMENT(`invalid offset ${off}`)
+    if (off + data.length > MAX_OBJECT_SIZE) throw ENTITY_TOO_LARGE(`a file may not grow past ${MAX_OBJECT_SIZE} bytes`)
+    if (data.length === 0) return
+    await this.lock.run(async () => {
+      let pos = off
+      while (pos < off + data.length) {
+        const idx = Math.floor(pos / CHUNK_SIZE)
+        const within = pos - idx * CHUNK_SIZE
+        const n = Math.min(CHUNK_SIZE - within, off + data.length - pos)
+        const buf = await this.chunkForWrite(idx, within + n)
+        data.copy(buf, within, pos - off, pos - off + n)
+        this.touch(pos, n)
+        pos += n
+      }
+      this.size = Math.max(this.size, off + data.length)
+      this.changed = true
+      this.fields.posix.mtimeMs = Date.now()
+      this.fields.posix.ctimeMs = this.fields.posix.mtimeMs
+      if (this.budget.exceeded) await this.flushLocked(false)
+    })
+  }
+
+  /** Marks a written range: its parts changed, and part MD5s streamed past it are void. */
+  private touch (pos: number, n: number): void {
+    for (let p = pos; p < pos + n;) {
+      const r = partAt(p)
+      this.touchedParts.add(r.part)
+      const st = this.md5.get(r.part)
+      if (st !== undefined && p < st.next) this.md5.delete(r.part)
+      p = r.end
+    }
+  }
+
+  /** The dirty buffer of chunk idx, at least `need` bytes long, holding the chunk's current bytes. */
+  private async chunkForWrite (idx: number, need: number): Promise<Buffer> {
+    let buf = this.dirty.get(idx)
+    if (buf === undefined) {
+      const start = idx * CHUNK_SIZE
+      const valid = Math.max(0, Math.min(this.size, start + CHUNK_SIZE) - start)
+      const cap = Math.max(need, valid)
+      buf = Buffer.alloc(capacityFor(cap))
+      const mem = this.flushing.get(idx)
+      if (mem !== undefined) {
+        mem.copy(buf, 0, 0, Math.min(mem.length, valid))
+      } else if (valid > 0) {
+        const cur = await this.store.content.read(this.committed, this.size, start, valid)
+        cur.copy(buf)
+      }
+      this.dirty.set(idx, buf)
+      this.budget.take(buf.length)
+    }
+    if (buf.length < need) {
+      const bigger = Buffer.alloc(capacityFor(need))
+      buf.copy(bigger)
+      this.budget.take(bigger.length - buf.length)
+      this.dirty.set(idx, bigger)
+      buf = bigger
+    }
+    return buf
+  }
+
+  async truncate (size: number): Promise<void> {
+    if (!Number.isSafeInteger(size) || size < 0) throw INVALID_ARGUMENT(`invalid size ${size}`)
+    if (size > MAX_OBJECT_SIZE) throw ENTITY_TOO_LARGE(`a file may not grow past ${MAX_OBJECT_SIZE} bytes`)
+    await this.lock.run(async () => {
+      if (size === this.size) return
+      if (size < this.size) {
+        for (const [idx, buf] of this.dirty) {
+          const start = idx * CHUNK_SIZE
+          if (start >= size) { this.dirty.delete(idx); this.budget.give(buf.length) } else if (start + buf.length > size) buf.fill(0, size - start)
+        }
+        this.committed = clip(this.committed, size)
+        this.baseLimit = Math.min(this.baseLimit, size)
+        for (const [part, st] of this.md5) if (st.next > size) this.md5.delete(part)
+        if (size > 0) {
+          const r = partAt(size - 1)
+          this.touchedParts.add(r.part)
+          this.pendingParts.add(r.part)
+        }
+      } else {
+        this.touch(this.size, size - this.size)
+      }
+      this.size = size
+      this.changed = true
+      this.fields.posix.mtimeMs = Date.now()
+      this.fields.posix.ctimeMs = this.fields.posix.mtimeMs
+    })
+  }
+
+  // ------------------------------------------------------------ flush and complete
+
+  /** Makes everything written so far an uploaded part (durable against power loss when asked). No version. */
+  async flush (durable: boolean): Promise<void> {
+    await this.lock.run(async () => { await this.flushLocked(durable) })
+  }
+
+  private async flushLocked (durable: boolean): Promise<void> {
+    if (!this.changed) return
+    const owner = await this.storeDirtyChunks()
+    this.uploadRowId = persistSession(this.store, this.uploadRowId, this.meta(), this.partsToPersist(), owner, durable)
+    this.pendingParts.clear()
+  }
+
+  private partsToPersist (): Array<{ part: number, extents: ReadableExtent[] }> {
+    const out: Array<{ part: number, extents: ReadableExtent[] }> = []
+    for (const part of [...this.pendingParts].sort((a, b) => a - b)) {
+      const r = partRange(part)
+      if (r.start >= this.size) continue
+      const end = Math.min(r.end, this.size)
+      const inside = clip(overlay(this.committed, 0, r.start, []), end).filter(e => e.off >= r.start)
+      out.push({ part, extents: inside })
+    }
+    return out
+  }
+
+  /** Writes every dirty chunk as a content-addressed chunk (pinned by the returned owner) into `committed`. */
+  private async storeDirtyChunks (): Promise<number> {
+    const owner = this.store.content.newOwner()
+    const indices = [...this.dirty.keys()].sort((a, b) => a - b)
+    for (const idx of indices) {
+      const buf = this.dirty.get(idx)
+      if (buf === undefined) continue
+      this.dirty.delete(idx)
+      this.flushing.set(idx, buf)
+    }
+    try {
+      for (const idx of indices) {
+        const buf = this.flushing.get(idx)
+        if (buf === undefined) continue
+        const start = idx * CHUNK_SIZE
+        const len = Math.min(CHUNK_SIZE, this.size - start)
+        if (len <= 0) continue
+        const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
+        this.streamMd5(start, data)
+        const ref = await this.store.content.putChunk(data, owner)
+        this.committed = overlay(this.committed, start, start + len, [{ off: start, len, chunk: ref.id, coff: 0, hash: ref.hash, inline: ref.inline, csize: ref.size }])
+        this.pendingParts.add(partAt(start).part)
+      }
+    } catch (err) {
+      // Put what was not stored back, so nothing written is lost.
+      for (const idx of indices) {
+        const buf = this.flushing.get(idx)
+        if (buf !== undefined && !this.dirty.has(idx)) this.dirty.set(idx, buf)
+      }
+      this.flushing.clear()
+      this.store.catalog.write(() => this.store.content.release(owner))
+      throw err
+    }
+    for (const idx of indices) {
+      const buf = this.flushing.get(idx)
+      if (buf !== undefined) this.budget.give(buf.length)
+    }
+    this.flushing.clear()
+    return owner
+  }
+
+  private streamMd5 (start: number, data: Buffer): void {
+    const r = partAt(start)
+    let st = this.md5.get(r.part)
+    if (st === undefined && start === r.start) {
+      st = { next: start, hash: crypto.createHash('md5') }
+      this.md5.set(r.part, st)
+    }
+    if (st === undefined) return
+    if (st.next !== start) { this.md5.delete(r.part); return }
+    st.hash.update(data)
+    st.next += data.length
+  }
+
+  /** MD5s known without reading: streamed during flushes, or unchanged parts of the base. */
+  private knownMd5s (): Map<number, string> {
+    const known = new Map<number, string>()
+    for (const [part, st] of this.md5) {
+      const r = partRange(part)
+      if (st.next === Math.min(r.end, this.size)) known.set(part, st.hash.copy().digest('hex'))
+    }
+    if (this.base !== null) {
+      for (const p of this.store.catalog.versionParts(this.base.seq)) {
+        const r = partRange(p.part)
+        const end = Math.min(r.end, this.size)
+        if (!this.touchedParts.has(p.part) && p.off === r.start && p.off + p.size === end && end <= this.baseLimit && !known.has(p.part)) known.set(p.part, p.md5)
+      }
+    }
+    return known
+  }
+
+  /** Completes the session into one version, or none when nothing changed. The session stays usable. */
+  async complete (): Promise<ObjectVersion | null> {
+    return await this.lock.run(async () => {
+      if (!this.changed) return null
+      const owner = await this.storeDirtyChunks()
+      const extents = clip(this.committed, this.size)
+      const parts = await partMd5s(this.store, extents, this.size, this.knownMd5s())
+      const v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner)
+      this.rebase(v)
+      return v
+    })
+  }
+
+  /** Drops everything written (the file was unlinked while open). */
+  async abort (): Promise<void> {
+    await this.lock.run(async () => {
+      for (const buf of this.dirty.values()) this.budget.give(buf.length)
+      this.dirty.clear()
+      abortSession(this.store, this.uploadRowId, this.store.content.newOwner())
+      this.uploadRowId = null
+      this.changed = false
+    })
+  }
+
+  private rebase (v: ObjectVersion): void {
+    this.base = v
+    this.committed = this.store.extentsOf(v.seq)
+    this.size = v.size
+    this.baseLimit = v.size
+    this.uploadRowId = null
+    this.changed = false
+    this.touchedParts.clear()
+    this.pendingParts.clear()
+    this.md5.clear()
+  }
+
+  private meta (): SessionMeta {
+    return { bucket: this.bucket, key: this.key, fields: this.fields, baseSeq: this.base?.seq ?? null, baseLimit: this.baseLimit, size: this.size }
+  }
+
+  get dirtyBytes (): number {
+    let n = 0
+    for (const b of this.dirty.values()) n += b.length
+    return n
+  }
+}
+
+/** Buffers grow in steps (64 KiB up to the chunk size) so small files do not hold a whole chunk. */
+function capacityFor (n: number): number {
+  if (n >= CHUNK_SIZE) return CHUNK_SIZE
+  let cap = 64 * 1024
+  while (cap < n) cap *= 2
+  return Math.min(cap, CHUNK_SIZE)
+}

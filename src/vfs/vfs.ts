@@ -1,0 +1,683 @@
+// Filesystem semantics over the S3 store, with no FUSE in it: the namespace
+// (buckets, keys, implied directories), open files and their shared write
+// sessions, renames, attributes and the .versions tree.
+import fs from 'node:fs'
+import createDebug from 'debug'
+import type { Store } from '../store/store'
+import type { ObjectVersion } from '../store/types'
+import type { ReadableExtent } from '../meta/catalog'
+import { renameObject, renamePrefix } from '../store/rename'
+import { recoverSessions } from '../store/sessions'
+import { parsePath, keyLocation, parentKey, showableName, VERSIONS_DIR } from './paths'
+import type { Location } from './paths'
+import { fileAttr, dirAttr, bucketAttr, versionAttr, isDirMode, isLinkMode, S_IFDIR, S_IFREG, S_IFLNK, S_IFMT } from './attr'
+import type { Attr } from './attr'
+import { WriteSession } from './session'
+import { MemoryBudget } from './budget'
+import { VersionsTree } from './versions-tree'
+import * as xattr from './xattr'
+import {
+  NOT_FOUND, EXISTS, NOT_DIRECTORY, IS_DIRECTORY, DIRECTORY_NOT_EMPTY, READ_ONLY, NOT_PERMITTED, BAD_HANDLE,
+  INVALID_ARGUMENT, isBucketfsError, KEY_TOO_LONG
+} from '../errors'
+import { MAX_KEY_BYTES } from '../store/limits'
+
+const log = createDebug('bucketfs:vfs')
+
+export interface VfsOptions { writeBudgetBytes?: number, showVersions?: boolean, uid?: number, gid?: number }
+
+export interface StatFs { bsize: number, frsize: number, blocks: number, bfree: number, bavail: number, files: number, ffree: number, favail: number, namemax: number }
+
+const O_ACCMODE = 3
+const O_RDONLY = 0
+const O_TRUNC = 0o1000
+const O_APPEND = 0o2000
+/** utimensat's UTIME_NOW/UTIME_OMIT reach us as ~1073 ms after the epoch (fuse-native converts nanoseconds to ms). */
+const UTIME_SPECIAL_MS = 1073
+const NO_ID = 0xffffffff
+
+/** An open key: all handles of one key share it, and its write session. */
+class FileNode {
+  session: WriteSession | null = null
+  opens = 0
+  unlinked = false
+  extents: ReadableExtent[] | null = null
+  constructor (public bucket: string, public key: string, public version: ObjectVersion | null) {}
+}
+
+type Handle =
+  | { kind: 'file', node: FileNode, flags: number }
+  | { kind: 'version', version: ObjectVersion }
+
+export class Vfs {
+  private readonly nodes = new Map<string, FileNode>()
+  private readonly handles = new Map<number, Handle>()
+  private nextFh = 1
+  private readonly budget: MemoryBudget
+  private readonly versions: VersionsTree
+  private readonly uid: number
+  private readonly gid: number
+  private readonly started = Date.now()
+
+  constructor (readonly store: Store, readonly opts: VfsOptions = {}) {
+    this.budget = new MemoryBudget(opts.writeBudgetBytes ?? 256 * 1024 * 1024)
+    this.versions = new VersionsTree(store)
+    this.uid = opts.uid ?? process.getuid?.() ?? 0
+    this.gid = opts.gid ?? process.getgid?.() ?? 0
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  /** Completes the uploads of files that were fsynced but never closed before a crash. */
+  async recover (): Promise<ObjectVersion[]> {
+    const done = await recoverSessions(this.store)
+    if (done.length > 0) log('recovered %d interrupted write sessions', done.length)
+    return done
+  }
+
+  /** Flushes and completes every open write (unmount, SIGTERM). */
+  async shutdown (): Promise<void> {
+    for (const node of [...this.nodes.values()]) {
+      if (node.session === null) continue
+      try { await node.session.complete() } catch (err) { log('completing %s/%s at shutdown failed: %s', node.bucket, node.key, (err as Error).stack) }
+    }
+  }
+
+  // ------------------------------------------------------------ lookups
+
+  private id (bucket: string, key: string): string { return `${bucket}/${key}` }
+
+  private nodeFor (bucket: string, key: string): FileNode {
+    const id = this.id(bucket, key)
+    let node = this.nodes.get(id)
+    if (node === undefined) {
+      node = new FileNode(bucket, key, this.store.liveVersion(bucket, key) ?? null)
+      this.nodes.set(id, node)
+    }
+    return node
+  }
+
+  private dropIfIdle (node: FileNode): void {
+    if (node.opens === 0 && node.session === null && this.nodes.get(this.id(node.bucket, node.key)) === node) {
+      this.nodes.delete(this.id(node.bucket, node.key))
+    }
+  }
+
+  /** Open write sessions whose key is under prefix (so new files show before they complete). */
+  private sessionsUnder (bucket: string, prefix: string): FileNode[] {
+    const out: FileNode[] = []
+    for (const n of this.nodes.values()) if (n.session !== null && n.bucket === bucket && n.key.startsWith(prefix)) out.push(n)
+    return out
+  }
+
+  private bucketDirAttr (bucket: string): Attr {
+    return bucketAttr(this.store.headBucket(bucket))
+  }
+
+  /** What a key path is: a file (or symlink), a directory (marker or implied by keys under it), or nothing. */
+  private keyAttr (bucket: string, key: string): Attr {
+    const node = this.nodes.get(this.id(bucket, key))
+    if (node?.session != null) return fileAttr(node.session.size, node.session.fields.posix)
+    const dir = this.dirAttrOf(bucket, key)
+    if (dir !== undefined) return dir
+    const v = this.store.liveVersion(bucket, key)
+    if (v !== undefined) return versionAttr(v)
+    this.store.headBucket(bucket) // NoSuchBucket when the bucket is gone
+    throw NOT_FOUND(`no such file or directory: ${bucket}/${key}`)
+  }
+
+  private dirAttrOf (bucket: string, key: string): Attr | undefined {
+    const marker = this.store.liveVersion(bucket, key + '/')
+    if (marker !== undefined) return dirAttr({ ...marker.posix, mode: marker.posix.mode })
+    if (this.store.hasKeysUnder(bucket, key + '/') || this.sessionsUnder(bucket, key + '/').length > 0) {
+      const b = this.store.headBucket(bucket)
+      return dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs })
+    }
+    return undefined
+  }
+
+  async getattr (path: string): Promise<Attr> {
+    const loc = parsePath(path)
+    switch (loc.kind) {
+      case 'root': return dirAttr({ mode: 0o755, uid: this.uid, gid: this.gid, mtimeMs: this.started })
+      case 'bucket': return this.bucketDirAttr(loc.bucket)
+      case 'versions': return this.versions.getattr(loc.bucket, loc.rest)
+      case 'key': return this.keyAttr(loc.bucket, loc.key)
+    }
+  }
+
+  async fgetattr (path: string, fh: number): Promise<Attr> {
+    const h = this.handles.get(fh)
+    if (h?.kind === 'file') {
+      const n = h.node
+      if (n.session !== null) return fileAttr(n.session.size, n.session.fields.posix)
+      if (n.unlinked && n.version !== null) return versionAttr(n.version)
+    }
+    return await this.getattr(path)
+  }
+
+  async access (path: string, _mode: number): Promise<void> { await this.getattr(path) }
+
+  /** The parent of a key must be a directory. */
+  private requireParentDir (bucket: string, key: string): void {
+    const parent = parentKey(key)
+    if (parent === '') { this.store.headBucket(bucket); return }
+    const a = this.keyAttr(bucket, parent)
+    if (!isDirMode(a.mode)) throw NOT_DIRECTORY(`${bucket}/${parent} is not a directory`)
+  }
+
+  private tryAttr (bucket: string, key: string): Attr | undefined {
+    try { return this.keyAttr(bucket, key) } catch (err) {
+      if (isBucketfsError(err, 'NotFound')) return undefined
+      throw err
+    }
+  }
+
+  // ------------------------------------------------------------ directories
+
+  async readdir (path: string): Promise<{ names: string[], attrs: Attr[] }> {
+    const loc = parsePath(path)
+    if (loc.kind === 'root') {
+      const buckets = this.store.listBuckets()
+      return { names: buckets.map(b => b.name), attrs: buckets.map(bucketAttr) }
+    }
+    if (loc.kind === 'versions') return this.versions.readdir(loc.bucket, loc.rest)
+    const bucket = loc.bucket
+    let prefix = ''
+    if (loc.kind === 'key') {
+      const a = this.keyAttr(bucket, loc.key)
+      if (!isDirMode(a.mode)) throw NOT_DIRECTORY(`${path} is not a directory`)
+      prefix = loc.key + '/'
+    } else {
+      this.store.headBucket(bucket)
+    }
+    const names: string[] = []
+    const attrs: Attr[] = []
+    const seen = new Set<string>()
+    const b = this.store.headBucket(bucket)
+    const implied = dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs })
+    let token: string | undefined
+    const files: ObjectVersion[] = []
+    do {
+      const page = this.store.listObjects(bucket, { prefix, delimiter: '/', maxKeys: 1000, continuationToken: token })
+      for (const cp of page.commonPrefixes) {
+        const name = cp.slice(prefix.length, -1)
+        if (showableName(name) && !seen.has(name)) { seen.add(name); names.push(name); attrs.push(implied) }
+      }
+      files.push(...page.contents)
+      token = page.nextContinuationToken
+    } while (token !== undefined)
+    for (const v of files) {
+      const name = v.key.slice(prefix.length)
+      if (v.key === prefix || !showableName(name) || seen.has(name)) continue // a directory hides a file of its name
+      seen.add(name)
+      names.push(name)
+      attrs.push(versionAttr(v))
+    }
+    for (const n of this.sessionsUnder(bucket, prefix)) {
+      const rest = n.key.slice(prefix.length)
+      const name = rest.split('/')[0]
+      if (!showableName(name) || seen.has(name)) continue
+      seen.add(name)
+      names.push(name)
+      attrs.push(rest.includes('/') || n.session === null ? implied : fileAttr(n.session.size, n.session.fields.posix))
+    }
+    if (loc.kind === 'bucket' && this.opts.showVersions === true && !seen.has(VERSIONS_DIR)) {
+      names.push(VERSIONS_DIR)
+      attrs.push(this.versions.getattr(bucket, ''))
+    }
+    return { names, attrs }
+  }
+
+  async opendir (path: string): Promise<number> {
+    const a = await this.getattr(path)
+    if (!isDirMode(a.mode)) throw NOT_DIRECTORY(`${path} is not a directory`)
+    return 0
+  }
+
+  async releasedir (_path: string, _fh: number): Promise<void> {}
+
+  async mkdir (path: string, mode: number): Promise<void> {
+    const loc = parsePath(path)
+    if (loc.kind === 'root') throw EXISTS('/ exists')
+    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
+    if (loc.kind === 'bucket') {
+      if (loc.bucket === VERSIONS_DIR) throw INVALID_ARGUMENT('.versions is not a bucket name')
+      const b = this.store.createBucket(loc.bucket)
+      this.store.setBucketAttrs(b.name, { mode: S_IFDIR | (mode & 0o7777), uid: this.uid, gid: this.gid, mtimeMs: Date.now() })
+      return
+    }
+    const { bucket, key } = loc
+    if (Buffer.byteLength(key + '/') > MAX_KEY_BYTES) throw KEY_TOO_LONG(`the directory's key would be over ${MAX_KEY_BYTES} bytes`)
+    this.requireParentDir(bucket, key)
+    if (this.tryAttr(bucket, key) !== undefined) throw EXISTS(`${path} exists`)
+    await this.store.putObject(bucket, key + '/', Buffer.alloc(0), {
+      contentType: 'application/x-directory',
+      posix: { mode: S_IFDIR | (mode & 0o7777), uid: this.uid, gid: this.gid }
+    })
+  }
+
+  async rmdir (path: string): Promise<void> {
+    const loc = parsePath(path)
+    if (loc.kind === 'root') throw NOT_PERMITTED('cannot remove /')
+    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
+    if (loc.kind === 'bucket') {
+      try { this.store.deleteBucket(loc.bucket) } catch (err) {
+        if (isBucketfsError(err, 'BucketNotEmpty')) throw DIRECTORY_NOT_EMPTY(err.message)
+        throw err
+      }
+      return
+    }
+    const { bucket, key } = loc
+    const a = this.keyAttr(bucket, key)
+    if (!isDirMode(a.mode)) throw NOT_DIRECTORY(`${path} is not a directory`)
+    const prefix = key + '/'
+    const page = this.store.listObjects(bucket, { prefix, delimiter: '/', maxKeys: 2 })
+    const children = page.commonPrefixes.length + page.contents.filter(v => v.key !== prefix).length
+    if (children > 0 || this.sessionsUnder(bucket, prefix).length > 0) throw DIRECTORY_NOT_EMPTY(`${path} is not empty`)
+    this.store.deleteObject(bucket, prefix)
+  }
+
+  // ------------------------------------------------------------ files
+
+  async create (path: string, mode: number, _flags = 0): Promise<number> {
+    const { bucket, key } = keyLocation(path)
+    this.requireParentDir(bucket, key)
+    const existing = this.tryAttr(bucket, key)
+    if (existing !== undefined && isDirMode(existing.mode)) throw IS_DIRECTORY(`${path} is a directory`)
+    const node = this.nodeFor(bucket, key)
+    if (node.session === null) {
+      const fields = this.store.fieldsFor(key, { posix: { mode: S_IFREG | (mode & 0o7777), uid: this.uid, gid: this.gid } })
+      node.session = new WriteSession(this.store, this.budget, bucket, key, node.version, fields, true)
+      node.session.changed = true
+    } else {
+      await node.session.truncate(0)
+    }
+    return this.openHandle(node, 0o2) // read-write
+  }
+
+  async mknod (path: string, mode: number, _dev: number): Promise<void> {
+    if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw NOT_PERMITTED('device nodes, FIFOs and sockets cannot be stored')
+    const fh = await this.create(path, mode)
+    await this.release(path, fh)
+  }
+
+  private openHandle (node: FileNode, flags: number): number {
+    node.opens++
+    const fh = this.nextFh++
+    this.handles.set(fh, { kind: 'file', node, flags })
+    return fh
+  }
+
+  private writable (flags: number): boolean { return (flags & O_ACCMODE) !== O_RDONLY }
+
+  async open (path: string, flags: number): Promise<number> {
+    const loc = parsePath(path)
+    if (loc.kind === 'versions') {
+      if (this.writable(flags) || (flags & O_TRUNC) !== 0) throw READ_ONLY('.versions is read-only')
+      const v = this.versions.versionAt(loc.bucket, loc.rest)
+      if (v === undefined) {
+        this.versions.getattr(loc.bucket, loc.rest)
+        throw IS_DIRECTORY(`${path} is a directory`)
+      }
+      const fh = this.nextFh++
+      this.handles.set(fh, { kind: 'version', version: v })
+      return fh
+    }
+    if (loc.kind !== 'key') {
+      if (this.writable(flags)) throw IS_DIRECTORY(`${path} is a directory`)
+      return 0
+    }
+    const a = this.keyAttr(loc.bucket, loc.key)
+    if (isDirMode(a.mode)) {
+      if (this.writable(flags)) throw IS_DIRECTORY(`${path} is a directory`)
+      return 0
+    }
+    const node = this.nodeFor(loc.bucket, loc.key)
+    const trunc = (flags & O_TRUNC) !== 0
+    if (this.writable(flags) || trunc) {
+      if (node.session === null) {
+        node.version = this.store.liveVersion(loc.bucket, loc.key) ?? node.version
+        const base = node.version
+        const fields = base === null
+          ? this.store.fieldsFor(loc.key, { posix: { uid: this.uid, gid: this.gid } })
+          : { contentType: base.contentType, headers: JSON.stringify(base.headers), userMeta: JSON.stringify(base.userMeta), posix: { ...base.posix } }
+        node.session = new WriteSession(this.store, this.budget, loc.bucket, loc.key, base, fields, trunc)
+      } else if (trunc) {
+        await node.session.truncate(0)
+      }
+    }
+    return this.openHandle(node, flags)
+  }
+
+  private fileHandle (fh: number): { kind: 'file', node: FileNode, flags: number } {
+    const h = this.handles.get(fh)
+    if (h === undefined || h.kind !== 'file') throw BAD_HANDLE(`bad file handle ${fh}`)
+    return h
+  }
+
+  async read (fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
+    const h = this.handles.get(fh)
+    if (h === undefined) throw BAD_HANDLE(`bad file handle ${fh}`)
+    let data: Buffer
+    if (h.kind === 'version') {
+      data = await this.store.readVersion(h.version.seq, h.version.size, offset, len)
+    } else if (h.node.session !== null) {
+      data = await h.node.session.read(offset, len)
+    } else if (h.node.version !== null) {
+      const v = h.node.version
+      h.node.extents ??= this.store.extentsOf(v.seq)
+      data = await this.store.content.read(h.node.extents, v.size, offset, len)
+    } else {
+      return 0
+    }
+    data.copy(buf, 0, 0, Math.min(len, data.length))
+    return Math.min(len, data.length)
+  }
+
+  async write (fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
+    const h = this.fileHandle(fh)
+    if (!this.writable(h.flags)) throw BAD_HANDLE('file not open for writing')
+    const s = this.sessionOf(h.node)
+    const at = (h.flags & O_APPEND) !== 0 ? s.size : offset
+    await s.write(buf.subarray(0, len), at)
+    return len
+  }
+
+  private sessionOf (node: FileNode): WriteSession {
+    if (node.session === null) {
+      const base = node.version
+      const fields = base === null
+        ? this.store.fieldsFor(node.key, { posix: { uid: this.uid, gid: this.gid } })
+        : { contentType: base.contentType, headers: JSON.stringify(base.headers), userMeta: JSON.stringify(base.userMeta), posix: { ...base.posix } }
+      node.session = new WriteSession(this.store, this.budget, node.bucket, node.key, base, fields, false)
+    }
+    return node.session
+  }
+
+  async truncate (path: string, size: number): Promise<void> {
+    const loc = parsePath(path)
+    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
+    if (loc.kind !== 'key') throw IS_DIRECTORY(`${path} is a directory`)
+    const a = this.keyAttr(loc.bucket, loc.key)
+    if (isDirMode(a.mode)) throw IS_DIRECTORY(`${path} is a directory`)
+    const node = this.nodeFor(loc.bucket, loc.key)
+    node.version = node.session === null ? (this.store.liveVersion(loc.bucket, loc.key) ?? node.version) : node.version
+    const s = this.sessionOf(node)
+    await s.truncate(size)
+    if (node.opens === 0) await this.finish(node)
+  }
+
+  async ftruncate (fh: number, size: number): Promise<void> {
+    const h = this.fileHandle(fh)
+    await this.sessionOf(h.node).truncate(size)
+  }
+
+  /** close(): the last handle's close completes the version, so a returned close is a stored file. */
+  async flush (fh: number): Promise<void> {
+    const h = this.handles.get(fh)
+    if (h === undefined || h.kind !== 'file' || h.node.session === null || !h.node.session.changed) return
+    if (h.node.unlinked) return
+    if (h.node.opens <= 1) await this.completeNode(h.node)
+    else await h.node.session.flush(false)
+  }
+
+  async fsync (fh: number, _datasync: boolean): Promise<void> {
+    const h = this.handles.get(fh)
+    if (h === undefined || h.kind !== 'file' || h.node.session === null || h.node.unlinked) return
+    await h.node.session.flush(true)
+  }
+
+  async release (_path: string, fh: number): Promise<void> {
+    const h = this.handles.get(fh)
+    if (h === undefined) return
+    this.handles.delete(fh)
+    if (h.kind !== 'file') return
+    h.node.opens--
+    if (h.node.opens === 0) await this.finish(h.node)
+  }
+
+  private async completeNode (node: FileNode): Promise<void> {
+    if (node.session === null) return
+    const v = await node.session.complete()
+    if (v !== null) { node.version = v; node.extents = null }
+  }
+
+  /** The last handle is gone: complete (or drop, if unlinked) and forget the node. */
+  private async finish (node: FileNode): Promise<void> {
+    try {
+      if (node.session !== null) {
+        if (node.unlinked) await node.session.abort()
+        else await this.completeNode(node)
+      }
+    } finally {
+      node.session = null
+      this.dropIfIdle(node)
+    }
+  }
+
+  async unlink (path: string): Promise<void> {
+    const { bucket, key } = keyLocation(path)
+    const a = this.keyAttr(bucket, key)
+    if (isDirMode(a.mode)) throw IS_DIRECTORY(`${path} is a directory`)
+    const node = this.nodes.get(this.id(bucket, key))
+    if (node !== undefined) this.detach(node)
+    if (this.store.liveVersion(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
+  }
+
+  /** The node's name is gone (unlink, or replaced by a rename): open handles keep their data. */
+  private detach (node: FileNode): void {
+    node.unlinked = true
+    this.nodes.delete(this.id(node.bucket, node.key))
+    if (node.opens === 0 && node.session !== null) void node.session.abort().catch(err => log('abort failed: %s', (err as Error).stack))
+  }
+
+  async rename (src: string, dst: string): Promise<void> {
+    const s = keyLocation(src)
+    const d = keyLocation(dst)
+    if (s.bucket === d.bucket && s.key === d.key) return
+    const sa = this.keyAttr(s.bucket, s.key)
+    this.requireParentDir(d.bucket, d.key)
+    const da = this.tryAttr(d.bucket, d.key)
+    if (isDirMode(sa.mode)) {
+      if (s.bucket === d.bucket && (d.key + '/').startsWith(s.key + '/')) throw INVALID_ARGUMENT('cannot move a directory into itself')
+      if (da !== undefined) {
+        if (!isDirMode(da.mode)) throw NOT_DIRECTORY(`${dst} is not a directory`)
+        await this.requireEmptyDir(d.bucket, d.key)
+      }
+      renamePrefix(this.store, s.bucket, s.key + '/', d.bucket, d.key + '/')
+      for (const n of [...this.nodes.values()]) {
+        if (n.bucket === s.bucket && n.key.startsWith(s.key + '/')) this.moveNode(n, d.bucket, d.key + n.key.slice(s.key.length))
+      }
+      return
+    }
+    if (da !== undefined && isDirMode(da.mode)) throw IS_DIRECTORY(`${dst} is a directory`)
+    const node = this.nodes.get(this.id(s.bucket, s.key))
+    const replaced = this.nodes.get(this.id(d.bucket, d.key))
+    renameObject(this.store, s.bucket, s.key, d.bucket, d.key, node?.session != null)
+    if (replaced !== undefined) this.detach(replaced)
+    if (node !== undefined) this.moveNode(node, d.bucket, d.key)
+  }
+
+  private moveNode (node: FileNode, bucket: string, key: string): void {
+    this.nodes.delete(this.id(node.bucket, node.key))
+    node.bucket = bucket
+    node.key = key
+    if (node.session !== null) { node.session.bucket = bucket; node.session.key = key }
+    node.version = this.store.liveVersion(bucket, key) ?? node.version
+    this.nodes.set(this.id(bucket, key), node)
+  }
+
+  private async requireEmptyDir (bucket: string, key: string): Promise<void> {
+    const prefix = key + '/'
+    const page = this.store.listObjects(bucket, { prefix, delimiter: '/', maxKeys: 2 })
+    if (page.commonPrefixes.length + page.contents.filter(v => v.key !== prefix).length > 0 || this.sessionsUnder(bucket, prefix).length > 0) {
+      throw DIRECTORY_NOT_EMPTY(`${bucket}/${key} is not empty`)
+    }
+  }
+
+  async link (_src: string, _dst: string): Promise<void> { throw NOT_PERMITTED('hard links are not supported: an object has one key') }
+
+  async symlink (target: string, path: string): Promise<void> {
+    const { bucket, key } = keyLocation(path)
+    this.requireParentDir(bucket, key)
+    if (this.tryAttr(bucket, key) !== undefined) throw EXISTS(`${path} exists`)
+    await this.store.putObject(bucket, key, Buffer.from(target, 'utf8'), {
+      contentType: 'application/x-symlink', posix: { mode: S_IFLNK | 0o777, uid: this.uid, gid: this.gid }
+    })
+  }
+
+  async readlink (path: string): Promise<string> {
+    const loc = parsePath(path)
+    if (loc.kind !== 'key') throw INVALID_ARGUMENT(`${path} is not a symbolic link`)
+    const v = this.store.liveVersion(loc.bucket, loc.key)
+    if (v === undefined) throw NOT_FOUND(`no such file: ${path}`)
+    if (!isLinkMode(v.posix.mode)) throw INVALID_ARGUMENT(`${path} is not a symbolic link`)
+    return (await this.store.readVersion(v.seq, v.size, 0, v.size)).toString('utf8')
+  }
+
+  // ------------------------------------------------------------ attributes
+
+  /** Applies a metadata change to whatever the path is; none of these creates a version. */
+  private async changeAttrs (path: string, change: (p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }) => void): Promise<void> {
+    const loc = parsePath(path)
+    if (loc.kind === 'root') throw NOT_PERMITTED('the root\'s attributes are fixed')
+    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
+    const now = Date.now()
+    if (loc.kind === 'bucket') {
+      const b = this.store.headBucket(loc.bucket)
+      const p = { mode: b.mode, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs, ctimeMs: now }
+      change(p)
+      this.store.setBucketAttrs(b.name, { ...p, mode: S_IFDIR | (p.mode & 0o7777) })
+      return
+    }
+    const { bucket, key } = loc
+    const node = this.nodes.get(this.id(bucket, key))
+    const a = this.keyAttr(bucket, key)
+    if (isDirMode(a.mode)) {
+      const markerKey = key + '/'
+      if (this.store.liveVersion(bucket, markerKey) === undefined) {
+        await this.store.putObject(bucket, markerKey, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } })
+      }
+      this.store.updateObjectMetadata(bucket, markerKey, v => { const p = { ...v.posix, ctimeMs: now }; change(p); return { posix: p } })
+      return
+    }
+    if (node?.session != null) {
+      const p = node.session.fields.posix
+      change(p)
+      p.ctimeMs = now
+    }
+    if (this.store.liveVersion(bucket, key) !== undefined) {
+      const v = this.store.updateObjectMetadata(bucket, key, v => { const p = { ...v.posix, ctimeMs: now }; change(p); return { posix: p } })
+      if (node !== undefined && node.session === null) node.version = v
+    }
+  }
+
+  async chmod (path: string, mode: number): Promise<void> {
+    await this.changeAttrs(path, p => { p.mode = (p.mode & S_IFMT) | (mode & 0o7777) })
+  }
+
+  async chown (path: string, uid: number, gid: number): Promise<void> {
+    await this.changeAttrs(path, p => {
+      if (uid !== NO_ID && uid !== -1) p.uid = uid
+      if (gid !== NO_ID && gid !== -1) p.gid = gid
+    })
+  }
+
+  async utimens (path: string, _atimeMs: number, mtimeMs: number): Promise<void> {
+    const m = Math.abs(mtimeMs - UTIME_SPECIAL_MS) < 1 ? Date.now() : mtimeMs
+    await this.changeAttrs(path, p => { p.mtimeMs = m })
+  }
+
+  // ------------------------------------------------------------ xattrs
+
+  private xattrTarget (path: string): { system: Record<string, string>, meta: Record<string, string>, loc: Location, markerKey?: string } {
+    const loc = parsePath(path)
+    if (loc.kind === 'root') return { system: {}, meta: {}, loc }
+    if (loc.kind === 'bucket') return { system: xattr.bucketSystemAttrs(this.store.headBucket(loc.bucket)), meta: {}, loc }
+    if (loc.kind === 'versions') {
+      const v = this.versions.versionAt(loc.bucket, loc.rest)
+      if (v === undefined) { this.versions.getattr(loc.bucket, loc.rest); return { system: {}, meta: {}, loc } }
+      return { system: xattr.systemAttrsOf(v), meta: v.userMeta, loc }
+    }
+    const a = this.keyAttr(loc.bucket, loc.key)
+    const key = isDirMode(a.mode) ? loc.key + '/' : loc.key
+    const node = this.nodes.get(this.id(loc.bucket, loc.key))
+    const v = this.store.liveVersion(loc.bucket, key)
+    if (node?.session != null && !isDirMode(a.mode)) {
+      const meta = JSON.parse(node.session.fields.userMeta) as Record<string, string>
+      const system = v === undefined ? { content_type: node.session.fields.contentType } : { ...xattr.systemAttrsOf(v), content_type: node.session.fields.contentType }
+      return { system, meta, loc }
+    }
+    if (v === undefined) return { system: {}, meta: {}, loc, markerKey: isDirMode(a.mode) ? key : undefined }
+    return { system: xattr.systemAttrsOf(v), meta: v.userMeta, loc, markerKey: isDirMode(a.mode) ? key : undefined }
+  }
+
+  async getxattr (path: string, name: string): Promise<Buffer> {
+    const t = this.xattrTarget(path)
+    return xattr.lookup(name, t.system, t.meta)
+  }
+
+  async listxattr (path: string): Promise<string[]> {
+    const t = this.xattrTarget(path)
+    return xattr.names(t.system, t.meta)
+  }
+
+  async setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    const loc = parsePath(path)
+    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
+    const c = xattr.classify(name)
+    if (loc.kind === 'bucket') {
+      if (c.kind === 'system' && c.attr === 'versioning') { this.store.putBucketVersioning(loc.bucket, xattr.parseVersioning(value)); return }
+      throw NOT_PERMITTED(`a bucket has no settable attribute ${name}`)
+    }
+    if (loc.kind === 'root') throw NOT_PERMITTED('the root has no attributes')
+    if (c.kind === 'system' && c.attr !== 'content_type') throw NOT_PERMITTED(`${name} is read-only`)
+    await this.changeMeta(loc.bucket, loc.key, (meta, contentType) => c.kind === 'system'
+      ? { meta, contentType: value.toString('utf8') }
+      : { meta: xattr.withUserMeta(meta, name, value, flags), contentType })
+  }
+
+  async removexattr (path: string, name: string): Promise<void> {
+    const loc = parsePath(path)
+    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
+    if (loc.kind !== 'key') throw NOT_PERMITTED(`${name} cannot be removed here`)
+    await this.changeMeta(loc.bucket, loc.key, (meta, contentType) => ({ meta: xattr.withoutUserMeta(meta, name), contentType }))
+  }
+
+  private async changeMeta (bucket: string, key: string,
+    change: (meta: Record<string, string>, contentType: string) => { meta: Record<string, string>, contentType: string }): Promise<void> {
+    const a = this.keyAttr(bucket, key)
+    const node = this.nodes.get(this.id(bucket, key))
+    if (!isDirMode(a.mode) && node?.session != null) {
+      const f = node.session.fields
+      const next = change(JSON.parse(f.userMeta) as Record<string, string>, f.contentType)
+      const checked = this.store.fieldsFor(key, { userMeta: next.meta, contentType: next.contentType })
+      f.userMeta = checked.userMeta
+      f.contentType = checked.contentType
+      f.posix.ctimeMs = Date.now()
+      node.session.changed = node.session.changed || this.store.liveVersion(bucket, key) === undefined
+    }
+    const target = isDirMode(a.mode) ? key + '/' : key
+    if (isDirMode(a.mode) && this.store.liveVersion(bucket, target) === undefined) {
+      await this.store.putObject(bucket, target, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } })
+    }
+    if (this.store.liveVersion(bucket, target) !== undefined) {
+      this.store.updateObjectMetadata(bucket, target, v => {
+        const next = change(v.userMeta, v.contentType)
+        return { userMeta: next.meta, contentType: next.contentType, posix: { ctimeMs: Date.now() } }
+      })
+    }
+  }
+
+  // ------------------------------------------------------------ statfs
+
+  async statfs (_path: string): Promise<StatFs> {
+    const s = fs.statfsSync(this.store.dataDir)
+    return {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, favail: s.ffree, namemax: 255
+    }
+  }
+}
+
