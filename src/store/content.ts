@@ -26,10 +26,10 @@ export interface ChunkRef { id: number, hash: Buffer, inline: number, size: numb
 export type Source = Buffer | string | AsyncIterable<Buffer | Uint8Array | string>
 
 export class Content {
-  private readonly verified: LRUCache<number, Buffer>
+  private readonly verified: LRUCache<string, Buffer>
 
   constructor (readonly catalog: Catalog, readonly files: ChunkFiles, cacheBytes = 64 * 1024 * 1024) {
-    this.verified = new LRUCache<number, Buffer>({ maxSize: cacheBytes, sizeCalculation: b => Math.max(1, b.length) })
+    this.verified = new LRUCache<string, Buffer>({ maxSize: cacheBytes, sizeCalculation: b => Math.max(1, b.length) })
   }
 
   newOwner (): number {
@@ -113,7 +113,9 @@ export class Content {
   /** The whole verified content of a chunk. */
   async chunk (e: ReadableExtent): Promise<Buffer> {
     if (e.chunk === null || e.hash === null) throw CORRUPT_CHUNK(`extent at ${e.off} names a chunk that does not exist`)
-    const cached = this.verified.get(e.chunk)
+    // Keyed by hash, not id: ids of collected chunks are reused, hashes name content.
+    const hex = e.hash.toString('hex')
+    const cached = this.verified.get(hex)
     if (cached !== undefined) return cached
     let data: Buffer | undefined
     if (e.inline === 1) {
@@ -129,7 +131,7 @@ export class Content {
       log('%s', err.stack)
       throw err
     }
-    this.verified.set(e.chunk, data)
+    this.verified.set(hex, data)
     return data
   }
 
@@ -151,7 +153,7 @@ export class Content {
     return out
   }
 
-  forget (chunk: number): void { this.verified.delete(chunk) }
+  forget (hash: Buffer): void { this.verified.delete(hash.toString('hex')) }
 }
 
 /** Index of the first extent that ends after `off` (extents sorted by off). */

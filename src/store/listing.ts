@@ -26,7 +26,19 @@ export function decodeToken (t: string): string {
   return s
 }
 
-export interface KeyListing { keys: Array<{ key: string, seq: number }>, prefixes: string[], truncated: boolean, last: string | null }
+/** Compares as S3 orders keys: by their UTF-8 bytes (JavaScript's < compares UTF-16 units). */
+export function compareUtf8 (a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+}
+
+export interface KeyListing {
+  keys: Array<{ key: string, seq: number }>
+  prefixes: string[]
+  /** Keys and common prefixes together, in key order. */
+  entries: Array<{ kind: 'key' | 'prefix', name: string }>
+  truncated: boolean
+  last: string | null
+}
 
 /**
  * Walks live keys (or keys with any version) after `after`, under `prefix`, rolling
@@ -36,11 +48,11 @@ export function walkKeys (
   catalog: Catalog, bucketId: number, source: 'live' | 'versions',
   prefix: string, delimiter: string, after: string | null, max: number
 ): KeyListing {
-  const out: KeyListing = { keys: [], prefixes: [], truncated: false, last: null }
+  const out: KeyListing = { keys: [], prefixes: [], entries: [], truncated: false, last: null }
   const until = prefix === '' ? null : prefixEnd(prefix)
   let from = prefix
   let inclusive = true
-  if (after !== null && after >= prefix) {
+  if (after !== null && compareUtf8(after, prefix) >= 0) {
     from = after
     inclusive = false
     // Resuming after a common prefix: skip everything below it.
@@ -67,12 +79,14 @@ export function walkKeys (
       if (d >= 0) {
         const cp = prefix + rest.slice(0, d + delimiter.length)
         out.prefixes.push(cp)
+        out.entries.push({ kind: 'prefix', name: cp })
         out.last = cp
         seekTo = prefixEnd(cp)
         if (seekTo !== null) { exhausted = false; break }
         continue
       }
       out.keys.push({ key: row.key, seq: row.seq ?? 0 })
+      out.entries.push({ kind: 'key', name: row.key })
       out.last = row.key
     }
     if (exhausted || out.truncated || seekTo === null) break

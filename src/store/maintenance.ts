@@ -111,7 +111,7 @@ export function gc (store: Store, opts: { onProgress?: Progress }): GcReport {
     for (const c of dead) {
       catalog.deleteChunk(c.id)
       if (c.inline === 0) files.remove(c.hash)
-      store.content.forget(c.id)
+      store.content.forget(c.hash)
       report.chunksRemoved++
       report.bytesFreed += c.size
       opts.onProgress?.(++done, dead.length)

@@ -13,7 +13,7 @@ import { newVersionId, newUploadId } from './versionid'
 import { MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE } from './limits'
 import { multipartEtag } from './layout'
 import { toBucket, toVersion, guessContentType, cleanHeaders } from './convert'
-import { walkKeys, clampMaxKeys, encodeToken, decodeToken } from './listing'
+import { walkKeys, clampMaxKeys, encodeToken, decodeToken, compareUtf8 } from './listing'
 import { fsck, gc } from './maintenance'
 import {
   BUCKET_ALREADY_EXISTS, NO_SUCH_BUCKET, BUCKET_NOT_EMPTY, NO_SUCH_KEY, NO_SUCH_VERSION, INVALID_ARGUMENT,
@@ -383,20 +383,27 @@ export class Store {
         if (!add(rows, i + 1)) return { versions, commonPrefixes: [], isTruncated: true, ...markers() }
       }
       if (max === 0) return { versions, commonPrefixes: [], isTruncated: false }
+      // Versions and common prefixes both count against max-keys, in key order.
       const walk = walkKeys(this.catalog, b.id, 'versions', prefix, delimiter, keyMarker, max - versions.length)
-      for (const k of walk.keys) {
-        if (!add(this.catalog.versionsOfKey(b.id, k.key), 0)) {
-          return { versions, commonPrefixes: walk.prefixes.filter(p => p < k.key), isTruncated: true, ...markers() }
+      const prefixes: string[] = []
+      for (const entry of walk.entries) {
+        if (entry.kind === 'prefix') {
+          if (versions.length + prefixes.length >= max) return { versions, commonPrefixes: prefixes, isTruncated: true, ...markers() }
+          prefixes.push(entry.name)
+          continue
+        }
+        const rows = this.catalog.versionsOfKey(b.id, entry.name)
+        for (let j = 0; j < rows.length; j++) {
+          if (versions.length + prefixes.length >= max) {
+            const last = prefixes.length > 0 && (versions.length === 0 || compareUtf8(prefixes[prefixes.length - 1], versions[versions.length - 1].key) > 0)
+            return { versions, commonPrefixes: prefixes, isTruncated: true, ...(last ? { nextKeyMarker: prefixes[prefixes.length - 1] } : markers()) }
+          }
+          versions.push(toVersion(bucket, rows[j], j === 0))
         }
       }
-      if (!walk.truncated) return { versions, commonPrefixes: walk.prefixes, isTruncated: false }
-      const lastIsPrefix = walk.last !== null && walk.prefixes[walk.prefixes.length - 1] === walk.last
-      return {
-        versions,
-        commonPrefixes: walk.prefixes,
-        isTruncated: true,
-        ...(lastIsPrefix ? { nextKeyMarker: walk.last ?? undefined } : markers())
-      }
+      if (!walk.truncated) return { versions, commonPrefixes: prefixes, isTruncated: false }
+      const lastIsPrefix = walk.last !== null && prefixes[prefixes.length - 1] === walk.last
+      return { versions, commonPrefixes: prefixes, isTruncated: true, ...(lastIsPrefix ? { nextKeyMarker: walk.last ?? undefined } : markers()) }
     })
   }
 

@@ -1,0 +1,99 @@
+// ListObjectsV2 on a big bucket: 100 top-level prefixes, inserted through the
+// store API. Correctness only: timing belongs in the benchmarks, not in tests.
+//
+// Scale: putObject of a tiny object costs ~0.4 ms here (one SQLite transaction
+// each), so 100 × 2,000 = 200,000 keys would take ~75 s alone. By default the
+// test uses 99 prefixes × 450 keys plus one "hot" prefix (p042/) of 2,500 keys
+// (47,050 keys), which still pages a prefix at maxKeys 1000 over three pages.
+// BUCKETFS_TEST_KEYS_PER_PREFIX=2000 runs the full layout (≈200,000 keys).
+// Reference: Amazon S3 API Reference — ListObjectsV2 (Delimiter, CommonPrefixes,
+// MaxKeys, ContinuationToken: a common prefix counts as one entry).
+import t from 'tap'
+import { tempStore } from './helpers/store'
+
+const PREFIXES = 100
+const KEYS_PER_PREFIX = Number(process.env.BUCKETFS_TEST_KEYS_PER_PREFIX ?? 450)
+const HOT = 42
+const HOT_KEYS = Math.max(2500, KEYS_PER_PREFIX)
+const keysIn = (i: number): number => i === HOT ? HOT_KEYS : KEYS_PER_PREFIX
+const TOTAL = (PREFIXES - 1) * KEYS_PER_PREFIX + HOT_KEYS
+const BATCH = 500
+
+const pad = (n: number, w: number): string => String(n).padStart(w, '0')
+const prefixOf = (i: number): string => `p${pad(i, 3)}/`
+const keyOf = (i: number, j: number): string => `${prefixOf(i)}k${pad(j, 5)}`
+
+t.test(`listing ${TOTAL} keys under ${PREFIXES} prefixes`, async t => {
+  const { store } = tempStore(t)
+  store.createBucket('scale', {})
+  const empty = Buffer.alloc(0)
+  const started = Date.now()
+  // Insert in an order unlike the sorted one, BATCH puts in flight at a time.
+  let batch: Array<Promise<unknown>> = []
+  for (let j = 0; j < HOT_KEYS; j++) {
+    for (let i = PREFIXES - 1; i >= 0; i--) {
+      if (j >= keysIn(i)) continue
+      batch.push(store.putObject('scale', keyOf(i, j), empty))
+      if (batch.length >= BATCH) { await Promise.all(batch); batch = [] }
+    }
+  }
+  await Promise.all(batch)
+  t.comment(`inserted ${TOTAL} keys in ${Date.now() - started} ms`)
+  t.equal(store.stats().objects, TOTAL, 'every key stored')
+
+  const root = store.listObjects('scale', { delimiter: '/' })
+  t.same(root.commonPrefixes, Array.from({ length: PREFIXES }, (_, i) => prefixOf(i)), 'root with delimiter: exactly the 100 common prefixes')
+  t.same(root.contents, [], 'and no keys')
+  t.equal(root.isTruncated, false, 'not truncated (100 < maxKeys 1000)')
+  t.equal(root.keyCount, PREFIXES, 'keyCount counts the prefixes')
+
+  const prefixPages: string[] = []
+  let token: string | undefined
+  let pages = 0
+  do {
+    const r = store.listObjects('scale', { delimiter: '/', maxKeys: 10, continuationToken: token })
+    pages++
+    t.ok(r.commonPrefixes.length <= 10 && r.contents.length === 0, `root page ${pages}: at most 10 prefixes`)
+    prefixPages.push(...r.commonPrefixes)
+    token = r.isTruncated ? r.nextContinuationToken : undefined
+  } while (token !== undefined && pages < PREFIXES + 5)
+  t.same(prefixPages, root.commonPrefixes, 'paging the root 10 at a time gives each prefix once, in order')
+
+  const p = HOT
+  const want = Array.from({ length: HOT_KEYS }, (_, j) => keyOf(p, j))
+  const got: string[] = []
+  token = undefined
+  pages = 0
+  do {
+    const r = store.listObjects('scale', { prefix: prefixOf(p), delimiter: '/', maxKeys: 1000, continuationToken: token })
+    pages++
+    t.ok(r.contents.length <= 1000, `prefix page ${pages}: at most 1000 keys`)
+    t.same(r.commonPrefixes, [], 'no deeper prefixes')
+    t.ok(r.contents.every(o => o.key.startsWith(prefixOf(p))), 'only keys under the prefix')
+    got.push(...r.contents.map(o => o.key))
+    token = r.isTruncated ? r.nextContinuationToken : undefined
+  } while (token !== undefined && pages < 100)
+  t.equal(pages, Math.ceil(HOT_KEYS / 1000), 'pages of 1000')
+  t.same(got, want, `every key of ${prefixOf(p)} once, in order`)
+
+  const first = store.listObjects('scale', { prefix: prefixOf(p), delimiter: '/', maxKeys: 1000 })
+  t.equal(first.contents.length, 1000, 'first page is full')
+  t.equal(first.isTruncated, true, 'and truncated')
+  const other = store.listObjects('scale', { prefix: prefixOf(7), delimiter: '/', maxKeys: 1000 })
+  t.same(other.contents.map(o => o.key), Array.from({ length: Math.min(1000, keysIn(7)) }, (_, j) => keyOf(7, j)), 'another prefix')
+  t.equal(other.isTruncated, KEYS_PER_PREFIX > 1000)
+
+  const big = store.listObjects('scale', { maxKeys: 5000 })
+  t.equal(big.contents.length, 1000, 'maxKeys above 1000 returns at most 1000 (S3 caps MaxKeys at 1000)')
+  t.equal(big.isTruncated, true, 'and is truncated')
+  t.equal(store.listObjects('scale', { prefix: prefixOf(p) }).contents.length, 1000, 'the default maxKeys is 1000')
+
+  const after = store.listObjects('scale', { startAfter: keyOf(50, KEYS_PER_PREFIX - 1), maxKeys: 3 })
+  t.same(after.contents.map(o => o.key), [keyOf(51, 0), keyOf(51, 1), keyOf(51, 2)], 'startAfter the last key of a prefix')
+  const tail = store.listObjects('scale', { startAfter: keyOf(PREFIXES - 1, KEYS_PER_PREFIX - 2) })
+  t.same(tail.contents.map(o => o.key), [keyOf(PREFIXES - 1, KEYS_PER_PREFIX - 1)], 'the very last key')
+  t.equal(tail.isTruncated, false, 'the last page is not truncated')
+  t.same(store.listObjects('scale', { prefix: 'p1', delimiter: '/' }).commonPrefixes, [], 'prefix p1 matches nothing (p100+ do not exist)')
+  t.same(store.listObjects('scale', { prefix: 'p09', delimiter: '/' }).commonPrefixes,
+    Array.from({ length: 10 }, (_, i) => prefixOf(90 + i)), 'a partial prefix rolls up to its directories')
+})
