@@ -83,6 +83,31 @@ export function overlay<E extends Extent> (list: E[], from: number, to: number, 
   return [...before, ...put.filter(e => e.len > 0), ...after, ...list.slice(j)]
 }
 
+/** Overlays sorted, non-overlapping extents onto a sorted extent list in one pass. */
+export function overlayMany<E extends Extent> (list: E[], puts: E[]): E[] {
+  const out: E[] = []
+  let i = 0
+  let cur: E | undefined = list[i++]
+  for (const p of puts) {
+    if (p.len <= 0) continue
+    const end = p.off + p.len
+    while (cur !== undefined && cur.off + cur.len <= p.off) { out.push(cur); cur = list[i++] }
+    if (cur !== undefined && cur.off < p.off) {
+      const cut: number = p.off - cur.off
+      out.push({ ...cur, len: cut })
+      cur = { ...cur, off: p.off, len: cur.len - cut, coff: cur.coff + cut }
+    }
+    while (cur !== undefined && cur.off + cur.len <= end) cur = list[i++]
+    if (cur !== undefined && cur.off < end) {
+      const cut: number = end - cur.off
+      cur = { ...cur, off: end, len: cur.len - cut, coff: cur.coff + cut }
+    }
+    out.push(p)
+  }
+  while (cur !== undefined) { out.push(cur); cur = list[i++] }
+  return out
+}
+
 /** Cuts a sorted extent list at `size`. */
 export function clip<E extends Extent> (list: E[], size: number): E[] {
   const out: E[] = []

@@ -9,12 +9,14 @@ import type { ObjectVersion } from '../store/types'
 import type { ReadableExtent } from '../meta/catalog'
 import { CHUNK_SIZE, MAX_OBJECT_SIZE } from '../store/limits'
 import { partAt, partRange } from '../store/layout'
-import { persistSession, completeSession, abortSession, overlay, clip, partMd5s } from '../store/sessions'
+import { persistSession, completeSession, abortSession, overlay, overlayMany, clip, partMd5s } from '../store/sessions'
 import type { SessionMeta } from '../store/sessions'
 import { MemoryBudget, Mutex } from './budget'
 import { ENTITY_TOO_LARGE, INVALID_ARGUMENT } from '../errors'
 
 interface Md5Stream { next: number, hash: crypto.Hash }
+
+const CHUNK_WRITES_IN_FLIGHT = 4
 
 export class WriteSession {
   bucket: string
@@ -204,6 +206,9 @@ export class WriteSession {
       this.flushing.set(idx, buf)
     }
     try {
+      const puts: ReadableExtent[] = []
+      const pending = new Set<Promise<void>>()
+      let failure: unknown = null
       for (const idx of indices) {
         const buf = this.flushing.get(idx)
         if (buf === undefined) continue
@@ -212,10 +217,19 @@ export class WriteSession {
         if (len <= 0) continue
         const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
         this.streamMd5(start, data)
-        const ref = await this.store.content.putChunk(data, owner)
-        this.committed = overlay(this.committed, start, start + len, [{ off: start, len, chunk: ref.id, coff: 0, hash: ref.hash, inline: ref.inline, csize: ref.size }])
+        // Chunk files are written (and fsynced) a few at a time; hashing happens in order here.
+        const p = this.store.content.putChunk(data, owner).then(
+          ref => { puts.push({ off: start, len, chunk: ref.id, coff: 0, hash: ref.hash, inline: ref.inline, csize: ref.size }) },
+          err => { failure ??= err })
+        pending.add(p)
+        void p.finally(() => pending.delete(p))
+        if (pending.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(pending)
         this.pendingParts.add(partAt(start).part)
       }
+      await Promise.all(pending)
+      if (failure !== null) throw failure
+      puts.sort((a, b) => a.off - b.off)
+      this.committed = overlayMany(this.committed, puts)
     } catch (err) {
       // Put what was not stored back, so nothing written is lost.
       for (const idx of indices) {

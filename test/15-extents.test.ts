@@ -1,0 +1,73 @@
+// Extent arithmetic and the session part layout, checked against a byte-array model.
+import t from 'tap'
+import { overlay, overlayMany, clip } from '../src/store/sessions'
+import { partAt, partRange, partsOf, etagOf, md5OfZeros } from '../src/store/layout'
+import type { Extent } from '../src/meta/catalog'
+import crypto from 'node:crypto'
+
+function render (list: Extent[], size: number): number[] {
+  const out = new Array<number>(size).fill(0)
+  for (const e of list) for (let i = 0; i < e.len && e.off + i < size; i++) out[e.off + i] = (e.chunk ?? 0) * 1000 + e.coff + i
+  return out
+}
+
+function rng (seed: number): () => number {
+  return () => { seed = (seed + 0x6d2b79f5) | 0; let x = Math.imul(seed ^ (seed >>> 15), 1 | seed); x ^= x + Math.imul(x ^ (x >>> 7), 61 | x); return ((x ^ (x >>> 14)) >>> 0) / 4294967296 }
+}
+
+t.test('overlay and overlayMany agree with a byte model', async t => {
+  const r = rng(7)
+  for (let round = 0; round < 300; round++) {
+    const size = 200
+    let list: Extent[] = []
+    let model = new Array<number>(size).fill(0)
+    for (let step = 0; step < 12; step++) {
+      const n = 1 + Math.floor(r() * 3)
+      const puts: Extent[] = []
+      let off = Math.floor(r() * 50)
+      for (let k = 0; k < n && off < size; k++) {
+        const len = 1 + Math.floor(r() * 30)
+        const e = { off, len: Math.min(len, size - off), chunk: 1 + Math.floor(r() * 9), coff: Math.floor(r() * 100) }
+        puts.push(e)
+        off += e.len + Math.floor(r() * 20)
+      }
+      if (puts.length === 1 && r() < 0.5) list = overlay(list, puts[0].off, puts[0].off + puts[0].len, puts)
+      else list = overlayMany(list, puts)
+      for (const p of puts) for (let i = 0; i < p.len; i++) model[p.off + i] = p.chunk! * 1000 + p.coff + i
+      for (let i = 1; i < list.length; i++) {
+        if (list[i].off < list[i - 1].off + list[i - 1].len) t.fail(`extents overlap at round ${round}`)
+      }
+    }
+    t.same(render(list, size), model, `round ${round}`)
+    const cut = Math.floor(r() * size)
+    const clipped = clip(list, cut)
+    t.same(render(clipped, size), model.map((v, i) => i < cut ? v : 0))
+    model = []
+  }
+})
+
+t.test('the session part layout is fixed, contiguous and within S3 limits', async t => {
+  t.same(partAt(0), { part: 1, start: 0, end: 8 * 1048576 })
+  t.same(partAt(8 * 1048576), { part: 2, start: 8 * 1048576, end: 16 * 1048576 })
+  const tier2 = 1000 * 8 * 1048576
+  t.same(partAt(tier2), { part: 1001, start: tier2, end: tier2 + 16 * 1048576 })
+  for (const n of [1, 2, 999, 1000, 1001, 2500, 9999, 10000]) {
+    const r = partRange(n)
+    t.same(partAt(r.start), r, `part ${n} starts where partAt says`)
+    t.same(partAt(r.end - 1), r, `part ${n} ends where partAt says`)
+    t.equal(partAt(r.end).part, n + 1, `part ${n + 1} follows`)
+  }
+  t.ok(partRange(10000).end > 5 * 1024 ** 4, '10,000 parts cover 5 TiB')
+  const ps = partsOf(20 * 1048576 + 5)
+  t.same(ps.map(p => [p.part, p.start, p.end]), [[1, 0, 8388608], [2, 8388608, 16777216], [3, 16777216, 20971525]])
+  t.same(partsOf(0), [])
+})
+
+t.test('ETags: one part is its MD5, several are md5 of MD5s with -N, zeros are cached', async t => {
+  const a = crypto.createHash('md5').update('a').digest('hex')
+  const b = crypto.createHash('md5').update('b').digest('hex')
+  t.equal(etagOf([a]), a)
+  t.equal(etagOf([a, b]), crypto.createHash('md5').update(Buffer.concat([Buffer.from(a, 'hex'), Buffer.from(b, 'hex')])).digest('hex') + '-2')
+  t.equal(etagOf([]), crypto.createHash('md5').digest('hex'))
+  t.equal(md5OfZeros(1000), crypto.createHash('md5').update(Buffer.alloc(1000)).digest('hex'))
+})
