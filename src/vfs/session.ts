@@ -34,6 +34,13 @@ export class WriteSession {
   private readonly md5 = new Map<number, Md5Stream>()
   private uploadRowId: number | null = null
   private readonly lock = new Mutex()
+  /** Contiguous bytes written from each dirty chunk's start (write-behind when it reaches CHUNK_SIZE). */
+  private readonly seqFill = new Map<number, number>()
+  private readonly chunkGen = new Map<number, number>()
+  private readonly inflight = new Set<Promise<void>>()
+  private storeError: unknown = null
+  /** Pins of chunks stored but not yet named by a committed part or version. */
+  private owner: number | null = null
 
   constructor (private readonly store: Store, private readonly budget: MemoryBudget,
     bucket: string, key: string, base: ObjectVersion | null, fields: VersionFields, truncate: boolean) {
@@ -84,6 +91,12 @@ export class WriteSession {
     if (off + data.length > MAX_OBJECT_SIZE) throw ENTITY_TOO_LARGE(`a file may not grow past ${MAX_OBJECT_SIZE} bytes`)
     if (data.length === 0) return
     await this.lock.run(async () => {
+      if (this.storeError !== null) {
+        // A chunk stored behind an earlier write failed (ENOSPC…): say so now; its data is kept for a retry.
+        const err = this.storeError
+        this.storeError = null
+        throw err
+      }
       let pos = off
       while (pos < off + data.length) {
         const idx = Math.floor(pos / CHUNK_SIZE)
@@ -93,6 +106,18 @@ export class WriteSession {
         data.copy(buf, within, pos - off, pos - off + n)
         this.touch(pos, n)
         pos += n
+        // Write-behind: a chunk filled from its start by sequential writes is stored now,
+        // while the next ones arrive, instead of at close.
+        if ((this.seqFill.get(idx) ?? 0) === within) {
+          this.seqFill.set(idx, within + n)
+          if (within + n === CHUNK_SIZE) {
+            this.size = Math.max(this.size, pos)
+            this.storeChunk(idx)
+            if (this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
+            // A finished part is uploaded, so in-progress uploads show what has been written.
+            if (partAt(pos - 1).end === pos) await this.flushLocked(false)
+          }
+        }
       }
       this.size = Math.max(this.size, off + data.length)
       this.changed = true
@@ -129,6 +154,7 @@ export class WriteSession {
         cur.copy(buf)
       }
       this.dirty.set(idx, buf)
+      this.seqFill.delete(idx)
       this.budget.take(buf.length)
     }
     if (buf.length < need) {
@@ -146,10 +172,11 @@ export class WriteSession {
     if (size > MAX_OBJECT_SIZE) throw ENTITY_TOO_LARGE(`a file may not grow past ${MAX_OBJECT_SIZE} bytes`)
     await this.lock.run(async () => {
       if (size === this.size) return
+      await this.settleStores()
       if (size < this.size) {
         for (const [idx, buf] of this.dirty) {
           const start = idx * CHUNK_SIZE
-          if (start >= size) { this.dirty.delete(idx); this.budget.give(buf.length) } else if (start + buf.length > size) buf.fill(0, size - start)
+          if (start >= size) { this.dirty.delete(idx); this.seqFill.delete(idx); this.budget.give(buf.length) } else if (start + buf.length > size) buf.fill(0, size - start)
         }
         this.committed = clip(this.committed, size)
         this.baseLimit = Math.min(this.baseLimit, size)
@@ -180,6 +207,7 @@ export class WriteSession {
     if (!this.changed) return
     const owner = await this.storeDirtyChunks()
     this.uploadRowId = persistSession(this.store, this.uploadRowId, this.meta(), this.partsToPersist(), owner, durable)
+    this.owner = null
     this.pendingParts.clear()
   }
 
@@ -195,57 +223,70 @@ export class WriteSession {
     return out
   }
 
-  /** Writes every dirty chunk as a content-addressed chunk (pinned by the returned owner) into `committed`. */
+  /**
+   * Starts storing dirty chunk idx as a content-addressed chunk (pinned by this.owner
+   * until the transaction that names it). Its buffer stays readable in `flushing` until
+   * the chunk is in `committed`. A chunk stored twice applies only its newest copy.
+   */
+  private storeChunk (idx: number): void {
+    const buf = this.dirty.get(idx)
+    if (buf === undefined) return
+    this.dirty.delete(idx)
+    this.seqFill.delete(idx)
+    const start = idx * CHUNK_SIZE
+    const len = Math.min(CHUNK_SIZE, this.size - start)
+    if (len <= 0) { this.budget.give(buf.length); return }
+    this.flushing.set(idx, buf)
+    const gen = (this.chunkGen.get(idx) ?? 0) + 1
+    this.chunkGen.set(idx, gen)
+    const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
+    this.streamMd5(start, data)
+    this.owner ??= this.store.content.newOwner()
+    const done = (): void => {
+      if (this.flushing.get(idx) === buf) this.flushing.delete(idx)
+      this.budget.give(buf.length)
+    }
+    const p = this.store.content.putChunk(data, this.owner).then(ref => {
+      if (this.chunkGen.get(idx) === gen) {
+        // Only what is still inside the file (a truncate waits for stores in flight).
+        const keep = Math.min(len, this.size - start)
+        if (keep > 0) {
+          this.committed = overlayMany(this.committed, [{ off: start, len: keep, chunk: ref.id, coff: 0, hash: ref.hash, inline: ref.inline, csize: ref.size }])
+          this.pendingParts.add(partAt(start).part)
+        }
+      }
+      done()
+    }, (err: unknown) => {
+      // Nothing written is lost: the buffer goes back to dirty unless newer data is there.
+      this.storeError ??= err
+      if (this.flushing.get(idx) === buf) {
+        this.flushing.delete(idx)
+        if (!this.dirty.has(idx)) { this.dirty.set(idx, buf); return }
+      }
+      this.budget.give(buf.length)
+    })
+    this.inflight.add(p)
+    void p.finally(() => this.inflight.delete(p))
+  }
+
+  /** Waits for every chunk store in flight; throws (once) the first failure. */
+  private async settleStores (): Promise<void> {
+    while (this.inflight.size > 0) await Promise.all([...this.inflight])
+    const err = this.storeError
+    this.storeError = null
+    if (err !== null) throw err
+  }
+
+  /** Stores every dirty chunk into `committed`; returns the owner whose pins the caller's transaction drops. */
   private async storeDirtyChunks (): Promise<number> {
-    const owner = this.store.content.newOwner()
-    const indices = [...this.dirty.keys()].sort((a, b) => a - b)
-    for (const idx of indices) {
-      const buf = this.dirty.get(idx)
-      if (buf === undefined) continue
-      this.dirty.delete(idx)
-      this.flushing.set(idx, buf)
+    await this.settleStores()
+    for (const idx of [...this.dirty.keys()].sort((a, b) => a - b)) {
+      this.storeChunk(idx)
+      if (this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
     }
-    try {
-      const puts: ReadableExtent[] = []
-      const pending = new Set<Promise<void>>()
-      let failure: unknown = null
-      for (const idx of indices) {
-        const buf = this.flushing.get(idx)
-        if (buf === undefined) continue
-        const start = idx * CHUNK_SIZE
-        const len = Math.min(CHUNK_SIZE, this.size - start)
-        if (len <= 0) continue
-        const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
-        this.streamMd5(start, data)
-        // Chunk files are written (and fsynced) a few at a time; hashing happens in order here.
-        const p = this.store.content.putChunk(data, owner).then(
-          ref => { puts.push({ off: start, len, chunk: ref.id, coff: 0, hash: ref.hash, inline: ref.inline, csize: ref.size }) },
-          err => { failure ??= err })
-        pending.add(p)
-        void p.finally(() => pending.delete(p))
-        if (pending.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(pending)
-        this.pendingParts.add(partAt(start).part)
-      }
-      await Promise.all(pending)
-      if (failure !== null) throw failure
-      puts.sort((a, b) => a.off - b.off)
-      this.committed = overlayMany(this.committed, puts)
-    } catch (err) {
-      // Put what was not stored back, so nothing written is lost.
-      for (const idx of indices) {
-        const buf = this.flushing.get(idx)
-        if (buf !== undefined && !this.dirty.has(idx)) this.dirty.set(idx, buf)
-      }
-      this.flushing.clear()
-      this.store.catalog.write(() => this.store.content.release(owner))
-      throw err
-    }
-    for (const idx of indices) {
-      const buf = this.flushing.get(idx)
-      if (buf !== undefined) this.budget.give(buf.length)
-    }
-    this.flushing.clear()
-    return owner
+    await this.settleStores()
+    this.owner ??= this.store.content.newOwner()
+    return this.owner
   }
 
   private streamMd5 (start: number, data: Buffer): void {
@@ -286,6 +327,7 @@ export class WriteSession {
       const extents = clip(this.committed, this.size)
       const parts = await partMd5s(this.store, extents, this.size, this.knownMd5s())
       const v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner)
+      this.owner = null
       this.rebase(v)
       return v
     })
@@ -294,9 +336,11 @@ export class WriteSession {
   /** Drops everything written (the file was unlinked while open). */
   async abort (): Promise<void> {
     await this.lock.run(async () => {
+      await this.settleStores().catch(() => {})
       for (const buf of this.dirty.values()) this.budget.give(buf.length)
       this.dirty.clear()
-      abortSession(this.store, this.uploadRowId, this.store.content.newOwner())
+      abortSession(this.store, this.uploadRowId, this.owner ?? this.store.content.newOwner())
+      this.owner = null
       this.uploadRowId = null
       this.changed = false
     })

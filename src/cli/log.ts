@@ -1,0 +1,4 @@
+import debug from 'debug'
+
+/** `DEBUG=bucketfs:cli` (or `bucketfs:*`) turns this on. */
+export const log = debug('bucketfs:cli')

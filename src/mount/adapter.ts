@@ -1,0 +1,182 @@
+// fuse-native ops over a Vfs: each op decodes its arguments, makes one vfs call and
+// answers. No filesystem semantics live here (they are in src/vfs); this file only
+// converts between fuse-native's shapes and the Vfs API, and errors to errnos.
+import debug from 'debug'
+import type { Vfs, Attr, StatFs } from '../vfs'
+import { errnoOf } from './errno'
+import type { FuseOps, FuseStat, FuseStatfs } from './fuse'
+
+/** Every op with its arguments, result and duration: DEBUG=bucketfs:fuse. */
+const trace = debug('bucketfs:fuse')
+
+const BLKSIZE = 4096
+const U32 = 0xffffffff
+const EPOCH = new Date(0)
+const DOT: FuseStat = {
+  mode: 0o040755, uid: 0, gid: 0, size: 0, nlink: 2, ino: 0, blocks: 0, blksize: BLKSIZE, atime: EPOCH, mtime: EPOCH, ctime: EPOCH
+}
+
+export function toStat (a: Attr): FuseStat {
+  return {
+    mode: a.mode,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    nlink: a.nlink,
+    ino: a.ino,
+    blocks: a.blocks,
+    blksize: BLKSIZE,
+    atime: new Date(a.atimeMs),
+    mtime: new Date(a.mtimeMs),
+    ctime: new Date(a.ctimeMs)
+  }
+}
+
+/**
+ * fuse-native carries statfs counts as 32-bit numbers: a disk with more blocks than
+ * that is reported in larger fragments (f_frsize is the unit of the block counts).
+ */
+export function toStatfs (s: StatFs): FuseStatfs {
+  let frsize = s.frsize > 0 ? s.frsize : s.bsize
+  let { blocks, bfree, bavail } = s
+  while (blocks > U32) {
+    frsize *= 2
+    blocks = Math.floor(blocks / 2)
+    bfree = Math.floor(bfree / 2)
+    bavail = Math.floor(bavail / 2)
+  }
+  const clamp = (n: number): number => Math.min(n, U32)
+  return {
+    bsize: s.bsize,
+    frsize,
+    blocks,
+    bfree,
+    bavail,
+    files: clamp(s.files),
+    ffree: clamp(s.ffree),
+    favail: clamp(s.favail),
+    namemax: s.namemax
+  }
+}
+
+/** fuse-native hands file handles back and forth as int32 (0 = none). */
+function checkHandle (fh: number): number {
+  if (!Number.isInteger(fh) || fh < 0 || fh > 0x7fffffff) throw new RangeError(`file handle ${fh} does not fit fuse-native's int32`)
+  return fh
+}
+
+/**
+ * Runs one vfs call and answers: done(0, value) or done(-errno).
+ * The answer goes through .then(ok, fail) so an answer that throws is never answered twice.
+ */
+function run<T> (op: string, args: () => string, call: () => Promise<T>, done: (code: number, value?: T) => void): void {
+  const started = trace.enabled ? process.hrtime.bigint() : 0n
+  const took = (): string => `${Number(process.hrtime.bigint() - started) / 1e6} ms`
+  let pending: Promise<T>
+  try {
+    pending = call()
+  } catch (err) {
+    pending = Promise.reject(err)
+  }
+  pending.then(value => {
+    if (trace.enabled) trace('%s(%s) → %s, %s', op, args(), show(value), took())
+    done(0, value)
+  }, (err: unknown) => {
+    const code = errnoOf(err, op)
+    if (trace.enabled) trace('%s(%s) → %d (%s), %s', op, args(), code, (err as { code?: string }).code ?? String(err), took())
+    done(code)
+  })
+}
+
+function show (v: unknown): string {
+  if (v === undefined) return 'ok'
+  if (Buffer.isBuffer(v)) return `<${v.length} bytes>`
+  if (Array.isArray(v)) return `[${v.length}]`
+  if (typeof v === 'object' && v !== null) return 'attrs'
+  return String(v)
+}
+
+export function fuseOps (vfs: Vfs): FuseOps {
+  /** For ops answering only a code. */
+  const op = (name: string, args: () => string, call: () => Promise<unknown>, cb: (code: number) => void): void => {
+    run(name, args, call, code => { cb(code) })
+  }
+
+  return {
+    getattr: (path, cb) => { run('getattr', () => path, async () => toStat(await vfs.getattr(path)), cb) },
+    fgetattr: (path, fh, cb) => { run('fgetattr', () => `${path}, ${fh}`, async () => toStat(await vfs.fgetattr(path, fh)), cb) },
+    access: (path, mode, cb) => { op('access', () => `${path}, ${mode}`, async () => await vfs.access(path, mode), cb) },
+    statfs: (path, cb) => { run('statfs', () => path, async () => toStatfs(await vfs.statfs(path)), cb) },
+
+    readdir: (path, cb) => {
+      run('readdir', () => path, async () => await vfs.readdir(path), (code, listing) => {
+        if (code !== 0 || listing === undefined) return cb(code)
+        // The vfs lists entries; '.' and '..' are the adapter's to add. libfuse uses a
+        // listed stat only for the entry's type (d_type), so theirs need nothing more.
+        const names = ['.', '..', ...listing.names]
+        const stats = listing.attrs.length === listing.names.length ? [DOT, DOT, ...listing.attrs.map(toStat)] : undefined
+        cb(0, names, stats)
+      })
+    },
+    opendir: (path, _fh, cb) => {
+      run('opendir', () => path, async () => checkHandle(await vfs.opendir(path)), cb)
+    },
+    releasedir: (path, fh, cb) => { op('releasedir', () => `${path}, ${fh}`, async () => await vfs.releasedir(path, fh), cb) },
+    // Every namespace change is already committed in its own transaction when its op
+    // answers: there is nothing more to make durable for a directory.
+    fsyncdir: (_path, _datasync, _fh, cb) => { cb(0) },
+
+    open: (path, flags, cb) => {
+      run('open', () => `${path}, 0${flags.toString(8)}`, async () => checkHandle(await vfs.open(path, flags)), cb)
+    },
+    // fuse-native does not pass create's open flags on; the kernel has already
+    // applied O_EXCL (by looking the name up first), and O_APPEND offsets come from it.
+    create: (path, mode, cb) => {
+      run('create', () => `${path}, 0${mode.toString(8)}`, async () => checkHandle(await vfs.create(path, mode)), cb)
+    },
+    read: (path, fh, buf, len, offset, cb) => {
+      run('read', () => `${path}, ${fh}, ${len}, ${offset}`, async () => await vfs.read(fh, buf, len, offset),
+        (code, n) => { cb(code !== 0 ? code : (n ?? 0)) })
+    },
+    // `buf` is libfuse's memory, valid until we answer: vfs.write copies it before returning.
+    write: (path, fh, buf, len, offset, cb) => {
+      run('write', () => `${path}, ${fh}, ${len}, ${offset}`, async () => await vfs.write(fh, buf, len, offset),
+        (code, n) => { cb(code !== 0 ? code : (n ?? 0)) })
+    },
+    flush: (path, fh, cb) => { op('flush', () => `${path}, ${fh}`, async () => await vfs.flush(fh), cb) },
+    fsync: (path, datasync, fh, cb) => {
+      op('fsync', () => `${path}, ${datasync}, ${fh}`, async () => await vfs.fsync(fh, datasync !== 0), cb)
+    },
+    release: (path, fh, cb) => { op('release', () => `${path}, ${fh}`, async () => await vfs.release(path, fh), cb) },
+    truncate: (path, size, cb) => { op('truncate', () => `${path}, ${size}`, async () => await vfs.truncate(path, size), cb) },
+    ftruncate: (path, fh, size, cb) => {
+      op('ftruncate', () => `${path}, ${fh}, ${size}`, async () => await vfs.ftruncate(fh, size), cb)
+    },
+
+    unlink: (path, cb) => { op('unlink', () => path, async () => await vfs.unlink(path), cb) },
+    mkdir: (path, mode, cb) => { op('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode), cb) },
+    rmdir: (path, cb) => { op('rmdir', () => path, async () => await vfs.rmdir(path), cb) },
+    rename: (src, dest, cb) => { op('rename', () => `${src}, ${dest}`, async () => await vfs.rename(src, dest), cb) },
+    symlink: (target, path, cb) => { op('symlink', () => `${target}, ${path}`, async () => await vfs.symlink(target, path), cb) },
+    readlink: (path, cb) => { run('readlink', () => path, async () => await vfs.readlink(path), cb) },
+    link: (src, dest, cb) => { op('link', () => `${src}, ${dest}`, async () => await vfs.link(src, dest), cb) },
+    mknod: (path, mode, dev, cb) => {
+      op('mknod', () => `${path}, 0${mode.toString(8)}, ${dev}`, async () => await vfs.mknod(path, mode, dev), cb)
+    },
+
+    chmod: (path, mode, cb) => { op('chmod', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.chmod(path, mode), cb) },
+    chown: (path, uid, gid, cb) => { op('chown', () => `${path}, ${uid}, ${gid}`, async () => await vfs.chown(path, uid, gid), cb) },
+    utimens: (path, atimeMs, mtimeMs, cb) => {
+      op('utimens', () => `${path}, ${atimeMs}, ${mtimeMs}`, async () => await vfs.utimens(path, atimeMs, mtimeMs), cb)
+    },
+
+    // The value is libfuse's memory, valid until we answer: the vfs gets its own copy.
+    setxattr: (path, name, value, _position, flags, cb) => {
+      op('setxattr', () => `${path}, ${name}, <${value.length} bytes>, ${flags}`,
+        async () => await vfs.setxattr(path, name, Buffer.from(value), flags), cb)
+    },
+    getxattr: (path, name, _position, cb) => { run('getxattr', () => `${path}, ${name}`, async () => await vfs.getxattr(path, name), cb) },
+    listxattr: (path, cb) => { run('listxattr', () => path, async () => await vfs.listxattr(path), cb) },
+    removexattr: (path, name, cb) => { op('removexattr', () => `${path}, ${name}`, async () => await vfs.removexattr(path, name), cb) }
+  }
+}

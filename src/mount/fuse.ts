@@ -1,0 +1,196 @@
+// The one file that loads fuse-native (2.2.6, the high-level libfuse 2.9 API):
+// its types as we use them, and the two corrections its JavaScript layer needs.
+//
+// How fuse-native calls us (read from its index.js and fuse-native.c):
+// - ops run on libfuse's worker threads (fuse_loop_mt): many ops are in flight at once;
+// - each op answers through a callback; `read`/`write` answer cb(bytes) or cb(-errno);
+//   the others cb(0, value) or cb(-errno), with negative errnos;
+// - the buffers of read, write and setxattr point into libfuse's request memory and are
+//   only valid until we answer (they are detached then);
+// - times are milliseconds; stat fields are 32-bit except size, blocks and times;
+// - every op gets a timeout (15 s by default) after which fuse-native answers ETIMEDOUT
+//   while our op keeps running;
+// - the whole option string is copied into a 1024-byte buffer, silently cut beyond it;
+// - `create` is not given the open flags; `opendir` gets the (still empty) fh as `flags`.
+import os from 'node:os'
+import path from 'node:path'
+import { bucketfsMountedAt } from './mounts'
+
+export interface FuseStat {
+  mode: number, uid: number, gid: number, size: number, nlink: number, ino: number
+  blocks: number, blksize: number, dev?: number, rdev?: number
+  atime: Date, mtime: Date, ctime: Date
+}
+
+export interface FuseStatfs {
+  bsize: number, frsize: number, blocks: number, bfree: number, bavail: number
+  files: number, ffree: number, favail: number, fsid?: number, flag?: number, namemax: number
+}
+
+/** Answer of an op: 0 or a negative errno first, then the op's value. */
+type Cb<T = never> = [T] extends [never] ? (code: number) => void : (code: number, value?: T) => void
+
+export interface FuseOps {
+  init?: (cb: Cb) => void
+  access: (path: string, mode: number, cb: Cb) => void
+  statfs: (path: string, cb: Cb<FuseStatfs>) => void
+  getattr: (path: string, cb: Cb<FuseStat>) => void
+  fgetattr: (path: string, fh: number, cb: Cb<FuseStat>) => void
+  flush: (path: string, fh: number, cb: Cb) => void
+  fsync: (path: string, datasync: number, fh: number, cb: Cb) => void
+  fsyncdir: (path: string, datasync: number, fh: number, cb: Cb) => void
+  readdir: (path: string, cb: (code: number, names?: string[], stats?: FuseStat[]) => void) => void
+  truncate: (path: string, size: number, cb: Cb) => void
+  ftruncate: (path: string, fh: number, size: number, cb: Cb) => void
+  utimens: (path: string, atimeMs: number, mtimeMs: number, cb: Cb) => void
+  readlink: (path: string, cb: Cb<string>) => void
+  chown: (path: string, uid: number, gid: number, cb: Cb) => void
+  chmod: (path: string, mode: number, cb: Cb) => void
+  mknod: (path: string, mode: number, dev: number, cb: Cb) => void
+  setxattr: (path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb) => void
+  getxattr: (path: string, name: string, position: number, cb: Cb<Buffer>) => void
+  listxattr: (path: string, cb: Cb<string[]>) => void
+  removexattr: (path: string, name: string, cb: Cb) => void
+  open: (path: string, flags: number, cb: Cb<number>) => void
+  opendir: (path: string, flags: number, cb: Cb<number>) => void
+  /** Answers cb(bytesRead) or cb(-errno). */
+  read: (path: string, fh: number, buf: Buffer, len: number, offset: number, cb: (result: number) => void) => void
+  /** Answers cb(bytesWritten) or cb(-errno); `buf` is only valid until then. */
+  write: (path: string, fh: number, buf: Buffer, len: number, offset: number, cb: (result: number) => void) => void
+  release: (path: string, fh: number, cb: Cb) => void
+  releasedir: (path: string, fh: number, cb: Cb) => void
+  create: (path: string, mode: number, cb: Cb<number>) => void
+  unlink: (path: string, cb: Cb) => void
+  rename: (src: string, dest: string, cb: Cb) => void
+  link: (src: string, dest: string, cb: Cb) => void
+  symlink: (target: string, path: string, cb: Cb) => void
+  mkdir: (path: string, mode: number, cb: Cb) => void
+  rmdir: (path: string, cb: Cb) => void
+}
+
+export type OpName = Exclude<keyof FuseOps, 'init'>
+
+/** fuse-native's constructor options that we use. */
+export interface FuseOptions {
+  /** ms per op, or per op name with `default`; false for none. */
+  timeout?: number | false | Partial<Record<OpName | 'default', number | false>>
+  fsname?: string
+  subtype?: string
+  attrTimeout?: number
+  entryTimeout?: number
+  maxRead?: number
+  allowOther?: boolean
+  defaultPermissions?: boolean
+  debug?: boolean
+}
+
+export interface Fuse {
+  readonly mnt: string
+  mount: (cb: (err: Error | null) => void) => void
+  unmount: (cb: (err: Error | null) => void) => void
+  /** The `-o…` string libfuse will get. */
+  _fuseOptions (): string
+}
+
+type Signal = (code: number, ...values: unknown[]) => void
+
+const { EIO, ENODATA, ERANGE } = os.constants.errno
+
+interface FuseInternals {
+  ops: FuseOps
+  opts: FuseOptions
+}
+
+interface FuseClass {
+  new (mnt: string, ops: Partial<FuseOps>, opts: FuseOptions): Fuse
+  unmount: (mnt: string, cb: (err: Error | null) => void) => void
+  prototype: object
+}
+
+const NativeFuse = require('fuse-native') as FuseClass
+
+/**
+ * fuse-native with its JavaScript layer corrected where it loses information:
+ * - fgetattr: it calls ops.getattr(path) and drops the file handle, so fstat of an
+ *   open file (whose write session knows the size) or of an unlinked one goes by path;
+ * - getxattr/listxattr: when the caller's buffer is too small it copies a truncated
+ *   value and returns the full length, where POSIX wants ERANGE;
+ * - `debug`: see _fuseOptions.
+ * Signals are given exactly the arguments fuse-native's own handlers give.
+ */
+class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Partial<FuseOps>, opts: FuseOptions) => Fuse & FuseInternals) {
+  /** fuse-native turns on libfuse's own debug output whenever $DEBUG holds a '*' (DEBUG=bucketfs:*): only when asked. */
+  override _fuseOptions (): string {
+    const options = super._fuseOptions()
+    return this.opts.debug === true ? options : options.replace(/^-odebug(,|$)/, '-o')
+  }
+
+  _op_fgetattr (signal: Signal, path: string, fh: number): void {
+    this.ops.fgetattr(path, fh, (code, stat) => {
+      if (code !== 0 || stat === undefined) return signal(code !== 0 ? code : -EIO)
+      return signal(0, statArray(stat))
+    })
+  }
+
+  _op_getxattr (signal: Signal, path: string, name: string, valueBuf: Buffer, position: number): void {
+    this.ops.getxattr(path, name, position, (code, value) => {
+      if (code !== 0) return signal(code, valueBuf.buffer)
+      if (value === undefined) return signal(-ENODATA, valueBuf.buffer)
+      if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer) // a size query
+      if (value.length > valueBuf.length) return signal(-ERANGE, valueBuf.buffer)
+      value.copy(valueBuf)
+      return signal(value.length, valueBuf.buffer)
+    })
+  }
+
+  _op_listxattr (signal: Signal, path: string, listBuf: Buffer): void {
+    this.ops.listxattr(path, (code, names) => {
+      if (code !== 0 || names === undefined) return signal(code !== 0 ? code : -EIO, listBuf.buffer)
+      const list = Buffer.concat(names.map(n => Buffer.from(n + '\0')))
+      if (listBuf.length === 0) return signal(list.length, listBuf.buffer) // a size query
+      if (list.length > listBuf.length) return signal(-ERANGE, listBuf.buffer)
+      list.copy(listBuf)
+      return signal(list.length, listBuf.buffer)
+    })
+  }
+}
+
+/** The stat wire format of fuse-native 2.2.6 (its private getStatArray): 18 uint32s. */
+function statArray (st: FuseStat): Uint32Array {
+  const a = new Uint32Array(18)
+  const put64 = (i: number, n: number): void => { a[i] = n % 4294967296; a[i + 1] = Math.floor(n / 4294967296) }
+  a[0] = st.mode
+  a[1] = st.uid
+  a[2] = st.gid
+  put64(3, st.size)
+  a[5] = st.dev ?? 0
+  a[6] = st.nlink || 1
+  a[7] = st.ino
+  a[8] = st.rdev ?? 0
+  a[9] = st.blksize
+  put64(10, st.blocks)
+  put64(12, st.atime.getTime())
+  put64(14, st.mtime.getTime())
+  put64(16, st.ctime.getTime())
+  return a
+}
+
+// The corrections above replace private methods: fail loudly if fuse-native changes under them.
+for (const m of ['_op_fgetattr', '_op_getxattr', '_op_listxattr', '_fuseOptions', '_close']) {
+  if (typeof (NativeFuse.prototype as unknown as Record<string, unknown>)[m] !== 'function') {
+    throw new Error(`fuse-native changed: ${m} is gone; review src/mount/fuse.ts`)
+  }
+}
+
+// fuse.unmount() runs `fusermount -uz` and, only if that succeeds, releases the native
+// handle that keeps Node's event loop alive. After an unmount from outside (`fusermount -u`,
+// `umount`) fusermount fails, the handle would stay and the daemon would never exit:
+// count "it is not mounted any more" as success.
+const fusermount = NativeFuse.unmount
+NativeFuse.unmount = (mnt, cb) => {
+  fusermount(mnt, err => { cb(err !== null && bucketfsMountedAt(mnt) ? err : null) })
+}
+
+export function createFuse (mountpoint: string, ops: FuseOps, opts: FuseOptions): Fuse {
+  return new CorrectedFuse(path.resolve(mountpoint), ops, opts)
+}

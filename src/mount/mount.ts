@@ -1,0 +1,205 @@
+// Mounting a store: lock the data dir, clear a stale mount, open store and vfs,
+// recover, mount with fuse-native; and the reverse, always complete, at unmount.
+import fs from 'node:fs'
+import path from 'node:path'
+import debug from 'debug'
+import { EXISTS, INVALID_ARGUMENT } from '../errors'
+import { Store } from '../store'
+import { Vfs } from '../vfs'
+import { fuseOps } from './adapter'
+import { createFuse, type Fuse, type FuseOptions } from './fuse'
+import { acquireLock, type DaemonLock } from './lock'
+import { bucketfsMountedAt, canonicalMountpoint, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
+
+const log = debug('bucketfs:mount')
+
+export interface MountOptions {
+  mountpoint: string
+  dataDir: string
+  /** Let other users in (allow_other, with the kernel checking permissions: default_permissions). */
+  allowOther?: boolean
+  /** List `.versions` in each bucket's readdir. */
+  showVersions?: boolean
+  /** Memory all open files may hold in unflushed writes together. */
+  writeBudgetBytes?: number
+  /** libfuse's own request log on stderr. */
+  debugFuse?: boolean
+}
+
+export interface MountHandle {
+  readonly mountpoint: string
+  readonly dataDir: string
+  /** Flushes and completes every open write, unmounts, closes the store, releases the lock. Idempotent. */
+  unmount: () => Promise<void>
+  /** Settles once everything is released, after unmount() or an unmount from outside (`fusermount -u`). */
+  readonly ended: Promise<void>
+}
+
+/**
+ * fuse-native answers ETIMEDOUT for an op still running after its timeout, while the op
+ * goes on: a write or a close would be reported failed though it may still succeed, and a
+ * timed-out write's buffer is taken back. So the timeouts are only a last resort against a
+ * hung op. Ops that may wait for data to reach the disk (back-pressure on writes, flushing
+ * parts, completing an upload, reading big chunks, renaming or removing a directory of many
+ * keys in one transaction, truncating or opening a file whose session is flushing) get 10
+ * minutes; metadata ops 30 s, which is still far beyond any normal answer.
+ */
+const SLOW_OP_MS = 10 * 60 * 1000
+const OP_MS = 30 * 1000
+const TIMEOUTS: FuseOptions['timeout'] = {
+  default: OP_MS,
+  read: SLOW_OP_MS,
+  write: SLOW_OP_MS,
+  flush: SLOW_OP_MS,
+  fsync: SLOW_OP_MS,
+  release: SLOW_OP_MS,
+  create: SLOW_OP_MS,
+  open: SLOW_OP_MS,
+  truncate: SLOW_OP_MS,
+  ftruncate: SLOW_OP_MS,
+  unlink: SLOW_OP_MS,
+  rename: SLOW_OP_MS,
+  rmdir: SLOW_OP_MS
+}
+
+/**
+ * Options for libfuse that fuse-native has no setting for ride along in the fsname value:
+ * its option string goes to libfuse as is. big_writes lets the kernel send writes of up to
+ * 128 KiB instead of 4 KiB pages. max_write/max_read would not help: libfuse 2's request
+ * buffer caps writes at 128 KiB anyway, and reads are sized by the kernel's readahead.
+ * No use_ino (the vfs has no inode numbers; libfuse's node ids are unique per mount) and no
+ * hard_remove (fuse-native cannot pass the null path libfuse then gives for unlinked open files).
+ */
+const EXTRA_OPTIONS = ['big_writes']
+
+/** `bucketfs:<data dir>` in /proc/mounts and df, when the path survives option parsing. */
+function fsname (dataDir: string): string {
+  const name = /^[^,\\\s]+$/.test(dataDir) ? `bucketfs:${dataDir}` : 'bucketfs'
+  return [name, ...EXTRA_OPTIONS].join(',')
+}
+
+/** fuse-native copies the mountpoint and the option string into 1024-byte buffers and cuts them silently. */
+const NATIVE_STRING_MAX = 1023
+
+export async function mountFilesystem (opts: MountOptions): Promise<MountHandle> {
+  const mountpoint = canonicalMountpoint(opts.mountpoint)
+  const dataDir = path.resolve(opts.dataDir)
+  if (Buffer.byteLength(mountpoint) > NATIVE_STRING_MAX) throw INVALID_ARGUMENT(`mountpoint path is too long: ${mountpoint}`)
+  const inside = path.relative(mountpoint, dataDir)
+  if (inside === '' || (!inside.startsWith('..') && !path.isAbsolute(inside))) {
+    throw INVALID_ARGUMENT(`the data directory ${dataDir} cannot be inside the mountpoint ${mountpoint}`)
+  }
+
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const lock = acquireLock(dataDir, mountpoint)
+  let store: Store | undefined
+  let fuse: Fuse | undefined
+  try {
+    await clearStaleMount(mountpoint, fsname(dataDir).split(',')[0])
+    fs.mkdirSync(mountpoint, { recursive: true })
+
+    store = Store.open(dataDir)
+    const vfs = new Vfs(store, { writeBudgetBytes: opts.writeBudgetBytes, showVersions: opts.showVersions })
+    log('recovering uploads that were fsynced but never closed')
+    await vfs.recover()
+
+    fuse = createFuse(mountpoint, fuseOps(vfs), {
+      fsname: fsname(dataDir),
+      subtype: 'bucketfs',
+      // Seconds the kernel may trust a name or attributes before asking again: long enough to
+      // spare most lookups, short enough that changes made with the CLI show up soon.
+      attrTimeout: 1,
+      entryTimeout: 1,
+      allowOther: opts.allowOther === true,
+      defaultPermissions: opts.allowOther === true,
+      debug: opts.debugFuse === true,
+      timeout: TIMEOUTS
+    })
+    const options = fuse._fuseOptions()
+    if (options.length > NATIVE_STRING_MAX) throw INVALID_ARGUMENT(`the FUSE option string is over ${NATIVE_STRING_MAX} bytes: ${options}`)
+    log('mounting %s at %s with %s', dataDir, mountpoint, options)
+    await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
+    log('mounted %s', mountpoint)
+    return running(mountpoint, dataDir, lock, store, vfs, fuse)
+  } catch (err) {
+    // Leave nothing behind: no half mount, no open store, no lock.
+    if (fuse !== undefined && bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
+    store?.close()
+    lock.release()
+    throw err
+  }
+}
+
+/**
+ * A FUSE mount left by a dead daemon answers ENOTCONN to everything: unmount it. So is a
+ * mount of this very store, since we hold its lock (its daemon is gone). Any other live
+ * FUSE filesystem at the same place belongs to someone: refuse.
+ */
+async function clearStaleMount (mountpoint: string, source: string): Promise<void> {
+  const existing = mountAt(mountpoint)
+  const ours = existing !== undefined && isFuse(existing) && existing.source === source
+  if (!ours && !isStale(mountpoint)) {
+    if (existing !== undefined && isFuse(existing)) {
+      throw EXISTS(`${mountpoint} is already mounted (${existing.type} from ${existing.source})`)
+    }
+    return
+  }
+  log('clearing the stale mount at %s', mountpoint)
+  await fusermountLazy(mountpoint)
+  const cleared = await waitFor(() => { const m = mountAt(mountpoint); return m === undefined || !isFuse(m) }, 5000)
+  if (!cleared) throw new Error(`could not clear the stale mount at ${mountpoint}`)
+}
+
+function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: Store, vfs: Vfs, fuse: Fuse): MountHandle {
+  let resolveEnded!: () => void
+  let rejectEnded!: (err: unknown) => void
+  const ended = new Promise<void>((resolve, reject) => { resolveEnded = resolve; rejectEnded = reject })
+  let stopping: Promise<void> | undefined
+
+  const stop = async (why: string): Promise<void> => {
+    clearInterval(watch)
+    log('unmounting %s (%s)', mountpoint, why)
+    let failure: unknown
+    try {
+      await vfs.shutdown()
+      log('every open write is complete')
+    } catch (err) {
+      failure = err
+      log('shutdown failed: %s', err instanceof Error ? err.stack : String(err))
+    }
+    await new Promise<void>(resolve => {
+      fuse.unmount(err => {
+        if (err !== null) {
+          failure ??= err
+          log('fuse unmount failed: %s', err.message)
+        }
+        resolve()
+      })
+    })
+    // Still there (fusermount failed): detach it anyway. (No isStale() here: a sync call
+    // on a mount we may still serve would deadlock.)
+    if (bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
+    try {
+      store.close()
+    } finally {
+      lock.release()
+    }
+    log('unmounted %s', mountpoint)
+    if (failure !== undefined) throw failure
+  }
+
+  const unmount = async (why = 'asked'): Promise<void> => {
+    stopping ??= stop(why).then(resolveEnded, (err: unknown) => { rejectEnded(err); throw err })
+    return await stopping
+  }
+
+  // Someone ran `fusermount -u` or `umount` on us: finish the same way.
+  const watch = setInterval(() => {
+    if (stopping === undefined && !bucketfsMountedAt(mountpoint)) unmount('unmounted from outside').catch(() => {})
+  }, 1000)
+  watch.unref()
+
+  // A caller that only awaits unmount() must not see an unhandled rejection of `ended`.
+  ended.catch(() => {})
+  return { mountpoint, dataDir, unmount: async () => await unmount(), ended }
+}

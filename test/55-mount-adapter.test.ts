@@ -1,0 +1,116 @@
+// The FUSE adapter without FUSE: the errno table, the stat/statfs shapes fuse-native
+// wants, and each op's answer convention (cb(0, value), cb(bytes) for read/write,
+// negative errnos), driven with a stand-in Vfs.
+import t from 'tap'
+import os from 'node:os'
+import * as errors from '../src/errors'
+import { BucketfsError, type ErrorCode } from '../src/errors'
+import type { Vfs, Attr } from '../src/vfs'
+import { fuseOps, toStat, toStatfs } from '../src/mount/adapter'
+import { errnoOf } from '../src/mount/errno'
+
+const E = os.constants.errno
+
+t.test('every BucketfsError code has a negative errno; the contract\'s rows hold', async t => {
+  const expected: Partial<Record<ErrorCode, number>> = {
+    NotFound: E.ENOENT, NoSuchKey: E.ENOENT, NoSuchBucket: E.ENOENT, NoSuchVersion: E.ENOENT, MethodNotAllowed: E.ENOENT,
+    Exists: E.EEXIST, BucketAlreadyExists: E.EEXIST, NotDirectory: E.ENOTDIR, IsDirectory: E.EISDIR,
+    DirectoryNotEmpty: E.ENOTEMPTY, BucketNotEmpty: E.ENOTEMPTY, ReadOnly: E.EROFS, NotPermitted: E.EPERM,
+    AccessDenied: E.EACCES, InvalidBucketName: E.EINVAL, InvalidArgument: E.EINVAL, InvalidKey: E.EINVAL,
+    InvalidRange: E.EINVAL, KeyTooLong: E.ENAMETOOLONG, NameTooLong: E.ENAMETOOLONG, MetadataTooLarge: E.E2BIG,
+    EntityTooLarge: E.EFBIG, NoSpace: E.ENOSPC, CorruptChunk: E.EIO, BadHandle: E.EBADF, NoAttribute: E.ENODATA,
+    Range: E.ERANGE, NotSupported: E.ENOTSUP
+  }
+  for (const [code, errno] of Object.entries(expected)) {
+    t.equal(errnoOf(new BucketfsError(code as ErrorCode, 'x')), -errno, `${code} → -${errno}`)
+  }
+  const quiet = process.stderr.write
+  process.stderr.write = () => true // the EIO cases below log their stacks
+  try {
+    t.equal(errnoOf(new Error('boom')), -E.EIO, 'anything else → EIO')
+    t.equal(errnoOf(Object.assign(new Error('disk'), { code: 'ENOSPC' })), -E.ENOSPC, 'a raw ENOSPC from fs → ENOSPC')
+    t.equal(errnoOf(errors.CORRUPT_CHUNK('bad')), -E.EIO)
+  } finally {
+    process.stderr.write = quiet
+  }
+})
+
+const attr: Attr = { mode: 0o100644, uid: 1, gid: 2, size: 5_000_000_000, atimeMs: 1000, mtimeMs: 2000, ctimeMs: 3000, nlink: 1, ino: 0, blocks: 9765625 }
+
+t.test('stat and statfs shapes', async t => {
+  const st = toStat(attr)
+  t.same([st.mode, st.uid, st.gid, st.size, st.blksize, st.blocks], [0o100644, 1, 2, 5_000_000_000, 4096, 9765625])
+  t.same([st.atime.getTime(), st.mtime.getTime(), st.ctime.getTime()], [1000, 2000, 3000], 'times as Dates, in ms')
+  const big = toStatfs({ bsize: 4096, frsize: 4096, blocks: 2 ** 33, bfree: 2 ** 32, bavail: 2 ** 31, files: 2 ** 40, ffree: 5, favail: 5, namemax: 255 })
+  t.ok(big.blocks <= 0xffffffff, 'block counts fit fuse-native\'s 32 bits')
+  t.equal(big.frsize * big.blocks, 4096 * 2 ** 33, 'by counting in larger fragments: the same size')
+  t.equal(big.frsize * big.bavail, 4096 * 2 ** 31)
+  t.equal(big.files, 0xffffffff, 'file counts are clamped')
+})
+
+/** Calls an op and resolves with what it answered. */
+async function answer (call: (cb: (...args: unknown[]) => void) => void): Promise<unknown[]> {
+  return await new Promise(resolve => { call((...args: unknown[]) => { resolve(args) }) })
+}
+
+t.test('ops answer as fuse-native expects', async t => {
+  const calls: unknown[][] = []
+  const vfs = {
+    getattr: async (p: string) => { if (p === '/missing') throw errors.NOT_FOUND('no'); return attr },
+    fgetattr: async (p: string, fh: number) => { calls.push(['fgetattr', p, fh]); return { ...attr, size: 7 } },
+    read: async (_fh: number, buf: Buffer, len: number) => { buf.write('hello'); return Math.min(5, len) },
+    write: async (_fh: number, buf: Buffer, len: number) => { calls.push(['write', Buffer.from(buf.subarray(0, len)).toString()]); return len },
+    readdir: async () => ({ names: ['a', 'b'], attrs: [attr, attr] }),
+    open: async () => 3,
+    getxattr: async () => { throw errors.NO_ATTRIBUTE('none') },
+    listxattr: async () => ['user.a', 'user.s3.etag'],
+    setxattr: async (_p: string, _n: string, value: Buffer) => { calls.push(['setxattr', value]) },
+    release: async (p: string, fh: number) => { calls.push(['release', p, fh]) },
+    fsync: async (fh: number, datasync: boolean) => { calls.push(['fsync', fh, datasync]) },
+    unlink: async () => { throw new Error('unexpected') }
+  } as unknown as Vfs
+  const ops = fuseOps(vfs)
+
+  const [code, st] = await answer(cb => { ops.getattr('/f', cb) })
+  t.equal(code, 0)
+  t.equal((st as { size: number }).size, 5_000_000_000)
+  t.same(await answer(cb => { ops.getattr('/missing', cb) }), [-E.ENOENT], 'an error answers its negative errno alone')
+  const [, fst] = await answer(cb => { ops.fgetattr('/f', 9, cb) })
+  t.equal((fst as { size: number }).size, 7, 'fgetattr goes to vfs.fgetattr with the handle')
+  t.same(calls.pop(), ['fgetattr', '/f', 9])
+
+  const buf = Buffer.alloc(16)
+  t.same(await answer(cb => { ops.read('/f', 3, buf, 16, 0, cb) }), [5], 'read answers the byte count')
+  t.equal(buf.subarray(0, 5).toString(), 'hello')
+  t.same(await answer(cb => { ops.write('/f', 3, Buffer.from('data!'), 5, 0, cb) }), [5], 'write answers the byte count')
+  t.same(calls.pop(), ['write', 'data!'])
+
+  const [rc, names, stats] = await answer(cb => { ops.readdir('/', cb) })
+  t.equal(rc, 0)
+  t.same(names, ['.', '..', 'a', 'b'], 'readdir adds . and ..')
+  t.equal((stats as unknown[]).length, 4, 'with a stat for each name')
+
+  t.same(await answer(cb => { ops.open('/f', 0, cb) }), [0, 3], 'open answers the handle')
+  t.same(await answer(cb => { ops.getxattr('/f', 'user.x', 0, cb) }), [-E.ENODATA], 'a missing xattr is ENODATA')
+  t.same(await answer(cb => { ops.listxattr('/f', cb) }), [0, ['user.a', 'user.s3.etag']])
+
+  const value = Buffer.from('blue')
+  t.same(await answer(cb => { ops.setxattr('/f', 'user.color', value, 0, 0, cb) }), [0])
+  const passed = calls.pop()?.[1] as Buffer
+  value.write('gray') // libfuse reuses its buffer once answered
+  t.equal(passed.toString(), 'blue', 'setxattr hands the vfs a copy of libfuse\'s buffer')
+
+  t.same(await answer(cb => { ops.release('/f', 3, cb) }), [0])
+  t.same(calls.pop(), ['release', '/f', 3])
+  t.same(await answer(cb => { ops.fsync('/f', 1, 3, cb) }), [0])
+  t.same(calls.pop(), ['fsync', 3, true], 'fsync: (path, datasync, fh) → vfs.fsync(fh, datasync)')
+  t.same(await answer(cb => { ops.fsyncdir('/', 0, 0, cb) }), [0])
+
+  const quiet = process.stderr.write
+  process.stderr.write = () => true
+  try {
+    t.same(await answer(cb => { ops.unlink('/f', cb) }), [-E.EIO], 'an unexpected error is EIO')
+  } finally {
+    process.stderr.write = quiet
+  }
+})
