@@ -197,7 +197,7 @@ export class Catalog {
   }
 
   // ---- uploads
-  insertUpload (u: Omit<UploadRow, 'id'>): number {
+  insertUpload (u: Omit<UploadRow, 'id' | 'sealed'>): number {
     return Number(this.s(`INSERT INTO uploads (upload_id, bucket_id, key, kind, initiated_ms, attrs, base_seq, base_limit, size)
       VALUES (@upload_id, @bucket_id, @key, @kind, @initiated_ms, @attrs, @base_seq, @base_limit, @size)`).run(u).lastInsertRowid)
   }
@@ -224,6 +224,7 @@ export class Catalog {
       : this.s("SELECT key FROM uploads WHERE bucket_id = ? AND key >= ? AND key < ? AND kind = 'session'").all(bucketId, prefix, until)
     return (rows as Array<{ key: string }>).map(r => r.key)
   }
+  sealUpload (id: number): void { this.s('UPDATE uploads SET sealed = 1 WHERE id = ?').run(id) }
   deleteUpload (id: number): void { this.s('DELETE FROM uploads WHERE id = ?').run(id) }
   uploadParts (upload: number): UploadPartRow[] {
     return this.s('SELECT * FROM upload_parts WHERE upload = ? ORDER BY part').all(upload) as UploadPartRow[]

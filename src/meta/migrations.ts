@@ -102,5 +102,10 @@ export const MIGRATIONS: string[] = [
   CREATE TRIGGER uploads_gone AFTER DELETE ON uploads BEGIN
     DELETE FROM upload_parts WHERE upload = OLD.id;
   END;
+  `,
+  // 2: a session upload is 'sealed' once a close or an fsync has made its data final:
+  // recovery completes sealed uploads and drops the others (half-written, never closed).
+  `
+  ALTER TABLE uploads ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
   `
 ]

@@ -30,7 +30,7 @@ export interface ReadableExtent extends Extent {
 
 export interface UploadRow {
   id: number, upload_id: string, bucket_id: number, key: string, kind: string, initiated_ms: number
-  attrs: string, base_seq: number | null, base_limit: number, size: number
+  attrs: string, base_seq: number | null, base_limit: number, size: number, sealed: number
 }
 
 export interface UploadPartRow { upload: number, part: number, size: number, md5: string, modified_ms: number }

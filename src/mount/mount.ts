@@ -67,10 +67,12 @@ const TIMEOUTS: FuseOptions['timeout'] = {
  * its option string goes to libfuse as is. big_writes lets the kernel send writes of up to
  * 128 KiB instead of 4 KiB pages. max_write/max_read would not help: libfuse 2's request
  * buffer caps writes at 128 KiB anyway, and reads are sized by the kernel's readahead.
+ * atomic_o_trunc: the kernel passes O_TRUNC to open instead of a separate truncate, so
+ * `echo x > f` in a versioned bucket makes one version, not an empty one and then another.
  * No use_ino (the vfs has no inode numbers; libfuse's node ids are unique per mount) and no
  * hard_remove (fuse-native cannot pass the null path libfuse then gives for unlinked open files).
  */
-const EXTRA_OPTIONS = ['big_writes']
+const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc']
 
 /** `bucketfs:<data dir>` in /proc/mounts and df, when the path survives option parsing. */
 function fsname (dataDir: string): string {

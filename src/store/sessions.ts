@@ -17,8 +17,11 @@ const log = createDebug('bucketfs:sessions')
 export interface SessionMeta { bucket: string, key: string, fields: VersionFields, baseSeq: number | null, baseLimit: number, size: number }
 export interface SessionPart { part: number, extents: Extent[] } // extents relative to the object's start
 
-/** Creates the upload row on first persist, then replaces the given parts, in one transaction. */
-export function persistSession (store: Store, uploadRowId: number | null, meta: SessionMeta, parts: SessionPart[], owner: number, durable: boolean): number {
+/**
+ * Creates the upload row on first persist, then replaces the given parts, in one
+ * transaction. `seal` marks data a close or an fsync made final (see recoverSessions).
+ */
+export function persistSession (store: Store, uploadRowId: number | null, meta: SessionMeta, parts: SessionPart[], owner: number, durable: boolean, seal: boolean): number {
   const run = durable ? store.catalog.writeDurably.bind(store.catalog) : store.catalog.write.bind(store.catalog)
   return run(() => {
     const b = store.bucketRow(meta.bucket)
@@ -39,6 +42,7 @@ export function persistSession (store: Store, uploadRowId: number | null, meta: 
     // Parts wholly past the end are gone.
     if (meta.size === 0) store.catalog.deletePartsFrom(id, 1)
     else store.catalog.deletePartsFrom(id, partsOf(meta.size).slice(-1)[0].part + 1)
+    if (seal) store.catalog.sealUpload(id)
     store.content.release(owner)
     return id
   })
@@ -139,13 +143,23 @@ export async function partMd5s (store: Store, extents: ReadableExtent[], size: n
   return out
 }
 
-/** At mount: completes every session upload a dead daemon left (fsynced but never closed). */
-export async function recoverSessions (store: Store): Promise<ObjectVersion[]> {
-  const done: ObjectVersion[] = []
+/**
+ * At mount: completes the session uploads a dead daemon left whose data a close or
+ * an fsync had made final, and drops the others (files half-written, never closed).
+ */
+export async function recoverSessions (store: Store): Promise<{ completed: ObjectVersion[], dropped: number }> {
+  const completed: ObjectVersion[] = []
+  let dropped = 0
   for (const u of store.catalog.listUploads(null).filter(u => u.kind === 'session')) {
-    done.push(await recoverOne(store, u))
+    if (u.sealed === 1) {
+      completed.push(await recoverOne(store, u))
+    } else {
+      log('dropping half-written session upload %s for %s', u.upload_id, u.key)
+      store.catalog.write(() => store.catalog.deleteUpload(u.id))
+      dropped++
+    }
   }
-  return done
+  return { completed, dropped }
 }
 
 async function recoverOne (store: Store, u: UploadRow): Promise<ObjectVersion> {

@@ -198,15 +198,18 @@ export class WriteSession {
 
   // ------------------------------------------------------------ flush and complete
 
-  /** Makes everything written so far an uploaded part (durable against power loss when asked). No version. */
-  async flush (durable: boolean): Promise<void> {
-    await this.lock.run(async () => { await this.flushLocked(durable) })
+  /**
+   * Makes everything written so far uploaded parts (durable against power loss when
+   * asked). No version. `seal`: a close or an fsync, whose data recovery completes.
+   */
+  async flush (durable: boolean, seal: boolean): Promise<void> {
+    await this.lock.run(async () => { await this.flushLocked(durable, seal) })
   }
 
-  private async flushLocked (durable: boolean): Promise<void> {
+  private async flushLocked (durable: boolean, seal = false): Promise<void> {
     if (!this.changed) return
     const owner = await this.storeDirtyChunks()
-    this.uploadRowId = persistSession(this.store, this.uploadRowId, this.meta(), this.partsToPersist(), owner, durable)
+    this.uploadRowId = persistSession(this.store, this.uploadRowId, this.meta(), this.partsToPersist(), owner, durable, seal)
     this.owner = null
     this.pendingParts.clear()
   }

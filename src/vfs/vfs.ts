@@ -36,6 +36,11 @@ const O_APPEND = 0o2000
 const UTIME_SPECIAL_MS = 1073
 const NO_ID = 0xffffffff
 
+/** libfuse's name for a file unlinked while open (it has no hard_remove here). */
+function isFuseHidden (key: string): boolean {
+  return /(^|\/)\.fuse_hidden[0-9a-f]+$/.test(key)
+}
+
 /** An open key: all handles of one key share it, and its write session. */
 class FileNode {
   session: WriteSession | null = null
@@ -51,6 +56,8 @@ type Handle =
 
 export class Vfs {
   private readonly nodes = new Map<string, FileNode>()
+  /** Files unlinked while open: libfuse renames them to .fuse_hiddenNNN and unlinks that at release. */
+  private readonly hidden = new Map<string, FileNode>()
   private readonly handles = new Map<number, Handle>()
   private nextFh = 1
   private readonly budget: MemoryBudget
@@ -70,9 +77,9 @@ export class Vfs {
 
   /** Completes the uploads of files that were fsynced but never closed before a crash. */
   async recover (): Promise<ObjectVersion[]> {
-    const done = await recoverSessions(this.store)
-    if (done.length > 0) log('recovered %d interrupted write sessions', done.length)
-    return done
+    const { completed, dropped } = await recoverSessions(this.store)
+    if (completed.length + dropped > 0) log('recovered %d closed or fsynced files; dropped %d half-written ones', completed.length, dropped)
+    return completed
   }
 
   /** Flushes and completes every open write (unmount, SIGTERM). */
@@ -116,6 +123,8 @@ export class Vfs {
 
   /** What a key path is: a file (or symlink), a directory (marker or implied by keys under it), or nothing. */
   private keyAttr (bucket: string, key: string): Attr {
+    const gone = this.hidden.get(this.id(bucket, key))
+    if (gone !== undefined) return gone.session !== null ? fileAttr(gone.session.size, gone.session.fields.posix) : versionAttr(gone.version ?? this.missing(bucket, key))
     const node = this.nodes.get(this.id(bucket, key))
     if (node?.session != null) return fileAttr(node.session.size, node.session.fields.posix)
     const dir = this.dirAttrOf(bucket, key)
@@ -123,6 +132,10 @@ export class Vfs {
     const v = this.store.liveVersion(bucket, key)
     if (v !== undefined) return versionAttr(v)
     this.store.headBucket(bucket) // NoSuchBucket when the bucket is gone
+    throw NOT_FOUND(`no such file or directory: ${bucket}/${key}`)
+  }
+
+  private missing (bucket: string, key: string): never {
     throw NOT_FOUND(`no such file or directory: ${bucket}/${key}`)
   }
 
@@ -413,19 +426,23 @@ export class Vfs {
     await this.sessionOf(h.node).truncate(size)
   }
 
-  /** close(): the last handle's close completes the version, so a returned close is a stored file. */
+  /**
+   * close(): the data written so far becomes sealed upload parts before close returns,
+   * so a daemon killed right after still has the file (recovery completes it). The
+   * version itself is made at release, once every descriptor is closed: a shell's
+   * open, dup2, close makes one version, not an empty one first.
+   */
   async flush (fh: number): Promise<void> {
     const h = this.handles.get(fh)
     if (h === undefined || h.kind !== 'file' || h.node.session === null || !h.node.session.changed) return
     if (h.node.unlinked) return
-    if (h.node.opens <= 1) await this.completeNode(h.node)
-    else await h.node.session.flush(false)
+    await h.node.session.flush(false, true)
   }
 
   async fsync (fh: number, _datasync: boolean): Promise<void> {
     const h = this.handles.get(fh)
     if (h === undefined || h.kind !== 'file' || h.node.session === null || h.node.unlinked) return
-    await h.node.session.flush(true)
+    await h.node.session.flush(true, true)
   }
 
   async release (_path: string, fh: number): Promise<void> {
@@ -458,6 +475,7 @@ export class Vfs {
 
   async unlink (path: string): Promise<void> {
     const { bucket, key } = keyLocation(path)
+    if (this.hidden.delete(this.id(bucket, key))) return
     const a = this.keyAttr(bucket, key)
     if (isDirMode(a.mode)) throw IS_DIRECTORY(`${path} is a directory`)
     const node = this.nodes.get(this.id(bucket, key))
@@ -476,6 +494,7 @@ export class Vfs {
     const s = keyLocation(src)
     const d = keyLocation(dst)
     if (s.bucket === d.bucket && s.key === d.key) return
+    if (isFuseHidden(d.key)) { this.hideOpenFile(s.bucket, s.key, d.bucket, d.key); return }
     const sa = this.keyAttr(s.bucket, s.key)
     this.requireParentDir(d.bucket, d.key)
     const da = this.tryAttr(d.bucket, d.key)
@@ -497,6 +516,20 @@ export class Vfs {
     renameObject(this.store, s.bucket, s.key, d.bucket, d.key, node?.session != null)
     if (replaced !== undefined) this.detach(replaced)
     if (node !== undefined) this.moveNode(node, d.bucket, d.key)
+  }
+
+  /**
+   * libfuse's unlink of an open file: the name goes now (as unlink does), the open
+   * handles keep their data under the hidden name, and nothing of it is ever stored.
+   */
+  private hideOpenFile (bucket: string, key: string, hiddenBucket: string, hiddenKey: string): void {
+    const a = this.keyAttr(bucket, key)
+    if (isDirMode(a.mode)) throw IS_DIRECTORY(`${bucket}/${key} is a directory`)
+    const node = this.nodes.get(this.id(bucket, key))
+    if (this.store.liveVersion(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
+    if (node === undefined) return
+    this.detach(node)
+    this.hidden.set(this.id(hiddenBucket, hiddenKey), node)
   }
 
   private moveNode (node: FileNode, bucket: string, key: string): void {
