@@ -64,15 +64,22 @@ const TIMEOUTS: FuseOptions['timeout'] = {
 
 /**
  * Options for libfuse that fuse-native has no setting for ride along in the fsname value:
- * its option string goes to libfuse as is. big_writes lets the kernel send writes of up to
- * 128 KiB instead of 4 KiB pages. max_write/max_read would not help: libfuse 2's request
- * buffer caps writes at 128 KiB anyway, and reads are sized by the kernel's readahead.
- * atomic_o_trunc: the kernel passes O_TRUNC to open instead of a separate truncate, so
- * `echo x > f` in a versioned bucket makes one version, not an empty one and then another.
- * No use_ino (the vfs has no inode numbers; libfuse's node ids are unique per mount) and no
- * hard_remove (fuse-native cannot pass the null path libfuse then gives for unlinked open files).
+ * its option string goes to libfuse as is.
+ * - big_writes: the kernel sends writes of up to 128 KiB instead of 4 KiB pages
+ *   (max_write/max_read would not help: libfuse 2 caps writes at 128 KiB anyway).
+ * - atomic_o_trunc: open(O_TRUNC) arrives as one open, not a truncate and an open, so
+ *   `echo x > f` in a versioned bucket makes one version.
+ * - no hard_remove: with it libfuse forgets the path of a file a rename replaces at once,
+ *   so a reader that had just looked the name up gets ENOENT from open (measured: 96 of
+ *   300 `cat`s during renames over a held-open file). Without it libfuse renames such a
+ *   file to .fuse_hiddenNNN, which the vfs treats as the unlink it is (src/vfs/vfs.ts).
+ * - kernel_cache: an open keeps the kernel's page cache. Without it every open drops the
+ *   cache, and a reader racing an appender could keep a page the kernel zero-filled past a
+ *   short read (NUL bytes seen by `cat` while others append). Every write goes through this
+ *   mount's page cache, so it stays true; see docs/SEMANTICS.md for CLI changes.
+ * No use_ino (the vfs has no inode numbers; libfuse's node ids are unique per mount).
  */
-const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc']
+const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc', 'kernel_cache']
 
 /** `bucketfs:<data dir>` in /proc/mounts and df, when the path survives option parsing. */
 function fsname (dataDir: string): string {

@@ -1,7 +1,7 @@
 // Mount paths ↔ S3 names. '/' lists buckets, '/b/a/c' is key 'a/c' of bucket b,
 // '/b/.versions/…' is the read-only history tree.
 import { MAX_KEY_BYTES, MAX_NAME_BYTES } from '../store/limits'
-import { NAME_TOO_LONG, KEY_TOO_LONG, NOT_PERMITTED } from '../errors'
+import { NAME_TOO_LONG, KEY_TOO_LONG, NOT_PERMITTED, READ_ONLY } from '../errors'
 
 export const VERSIONS_DIR = '.versions'
 
@@ -29,7 +29,7 @@ export function parsePath (p: string): Location {
 export function keyLocation (p: string): { bucket: string, key: string } {
   const loc = parsePath(p)
   if (loc.kind === 'key') return loc
-  if (loc.kind === 'versions') throw NOT_PERMITTED('.versions is read-only')
+  if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
   throw NOT_PERMITTED('only directories (buckets) can be created at the root')
 }
 

@@ -32,11 +32,11 @@ const O_ACCMODE = 3
 const O_RDONLY = 0
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
-/** utimensat's UTIME_NOW/UTIME_OMIT reach us as ~1073 ms after the epoch (fuse-native converts nanoseconds to ms). */
-const UTIME_SPECIAL_MS = 1073
+/** utimensat's UTIME_OMIT, as patched fuse-native passes it (scripts/patch-fuse-native.js); UTIME_NOW arrives as the time. */
+const UTIME_OMIT_MS = 2 ** 52
 const NO_ID = 0xffffffff
 
-/** libfuse's name for a file unlinked while open (it has no hard_remove here). */
+/** libfuse's name for a file it hides (an open file being unlinked or replaced). */
 function isFuseHidden (key: string): boolean {
   return /(^|\/)\.fuse_hidden[0-9a-f]+$/.test(key)
 }
@@ -47,17 +47,31 @@ class FileNode {
   opens = 0
   unlinked = false
   extents: ReadableExtent[] | null = null
+  /** Set when libfuse hid this file: the shadow its name left (see Vfs.hidden). */
+  shadowToken = 0
   constructor (public bucket: string, public key: string, public version: ObjectVersion | null) {}
 }
 
 type Handle =
-  | { kind: 'file', node: FileNode, flags: number }
+  | FileHandle
   | { kind: 'version', version: ObjectVersion }
+
+/** An open file; `wrote`: changed through this handle since its last close (flush). */
+interface FileHandle { kind: 'file', node: FileNode, flags: number, wrote: boolean }
 
 export class Vfs {
   private readonly nodes = new Map<string, FileNode>()
-  /** Files unlinked while open: libfuse renames them to .fuse_hiddenNNN and unlinks that at release. */
+  /**
+   * libfuse 2 (without hard_remove, which breaks opening an inode that a rename has just
+   * replaced) unlinks an open file, or one a rename is about to replace, by renaming it
+   * to .fuse_hiddenNNN first: `hidden` holds those open files by their hidden id, and
+   * `shadowed` the names they left, with the live version seen then. A shadowed name
+   * is absent until a rename or create replaces it; if nothing does (an unlink), it is
+   * deleted in the store soon after, and at the latest when the hidden file is released.
+   */
   private readonly hidden = new Map<string, FileNode>()
+  private readonly shadowed = new Map<string, { seq: number | null, token: number }>()
+  private shadowTokens = 0
   private readonly handles = new Map<number, Handle>()
   private nextFh = 1
   private readonly budget: MemoryBudget
@@ -124,7 +138,8 @@ export class Vfs {
   /** What a key path is: a file (or symlink), a directory (marker or implied by keys under it), or nothing. */
   private keyAttr (bucket: string, key: string): Attr {
     const gone = this.hidden.get(this.id(bucket, key))
-    if (gone !== undefined) return gone.session !== null ? fileAttr(gone.session.size, gone.session.fields.posix) : versionAttr(gone.version ?? this.missing(bucket, key))
+    if (gone !== undefined) return gone.session !== null ? fileAttr(gone.session.size, gone.session.fields.posix) : versionAttr(this.nodeVersion(gone))
+    if (this.isShadowed(bucket, key)) throw NOT_FOUND(`no such file or directory: ${bucket}/${key}`)
     const node = this.nodes.get(this.id(bucket, key))
     if (node?.session != null) return fileAttr(node.session.size, node.session.fields.posix)
     const dir = this.dirAttrOf(bucket, key)
@@ -135,8 +150,29 @@ export class Vfs {
     throw NOT_FOUND(`no such file or directory: ${bucket}/${key}`)
   }
 
-  private missing (bucket: string, key: string): never {
-    throw NOT_FOUND(`no such file or directory: ${bucket}/${key}`)
+  private nodeVersion (node: FileNode): ObjectVersion {
+    if (node.version === null) throw NOT_FOUND(`no such file: ${node.bucket}/${node.key}`)
+    return node.version
+  }
+
+  /** True while a name left by a .fuse_hidden rename still holds the version it had then. */
+  private isShadowed (bucket: string, key: string): boolean {
+    if (this.shadowed.size === 0) return false
+    const id = this.id(bucket, key)
+    const shadow = this.shadowed.get(id)
+    if (shadow === undefined) return false
+    if (this.nodes.get(id)?.session == null && (this.store.liveVersion(bucket, key)?.seq ?? null) === shadow.seq) return true
+    this.shadowed.delete(id)
+    return false
+  }
+
+  /** A shadowed name nothing replaced: the hidden file was unlinked, so is the name. */
+  private settleShadow (bucket: string, key: string, token: number): void {
+    const id = this.id(bucket, key)
+    const shadow = this.shadowed.get(id)
+    if (shadow === undefined || shadow.token !== token) return
+    if (this.isShadowed(bucket, key) && this.store.liveVersion(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
+    this.shadowed.delete(id)
   }
 
   private dirAttrOf (bucket: string, key: string): Attr | undefined {
@@ -223,6 +259,7 @@ export class Vfs {
     for (const v of files) {
       const name = v.key.slice(prefix.length)
       if (v.key === prefix || !showableName(name) || seen.has(name)) continue // a directory hides a file of its name
+      if (this.isShadowed(bucket, v.key)) continue
       seen.add(name)
       names.push(name)
       attrs.push(versionAttr(v))
@@ -295,6 +332,7 @@ export class Vfs {
 
   async create (path: string, mode: number, _flags = 0): Promise<number> {
     const { bucket, key } = keyLocation(path)
+    this.shadowed.delete(this.id(bucket, key))
     this.requireParentDir(bucket, key)
     const existing = this.tryAttr(bucket, key)
     if (existing !== undefined && isDirMode(existing.mode)) throw IS_DIRECTORY(`${path} is a directory`)
@@ -318,7 +356,7 @@ export class Vfs {
   private openHandle (node: FileNode, flags: number): number {
     node.opens++
     const fh = this.nextFh++
-    this.handles.set(fh, { kind: 'file', node, flags })
+    this.handles.set(fh, { kind: 'file', node, flags, wrote: false })
     return fh
   }
 
@@ -346,7 +384,7 @@ export class Vfs {
       if (this.writable(flags)) throw IS_DIRECTORY(`${path} is a directory`)
       return 0
     }
-    const node = this.nodeFor(loc.bucket, loc.key)
+    const node = this.hidden.get(this.id(loc.bucket, loc.key)) ?? this.nodeFor(loc.bucket, loc.key)
     const trunc = (flags & O_TRUNC) !== 0
     if (this.writable(flags) || trunc) {
       if (node.session === null) {
@@ -363,7 +401,7 @@ export class Vfs {
     return this.openHandle(node, flags)
   }
 
-  private fileHandle (fh: number): { kind: 'file', node: FileNode, flags: number } {
+  private fileHandle (fh: number): FileHandle {
     const h = this.handles.get(fh)
     if (h === undefined || h.kind !== 'file') throw BAD_HANDLE(`bad file handle ${fh}`)
     return h
@@ -393,6 +431,7 @@ export class Vfs {
     if (!this.writable(h.flags)) throw BAD_HANDLE('file not open for writing')
     const s = this.sessionOf(h.node)
     const at = (h.flags & O_APPEND) !== 0 ? s.size : offset
+    h.wrote = true
     await s.write(buf.subarray(0, len), at)
     return len
   }
@@ -423,20 +462,33 @@ export class Vfs {
 
   async ftruncate (fh: number, size: number): Promise<void> {
     const h = this.fileHandle(fh)
+    h.wrote = true
     await this.sessionOf(h.node).truncate(size)
   }
 
+  /** The node's other open handles, for deciding when a save is over. */
+  private otherHandles (node: FileNode, fh: number): FileHandle[] {
+    const out: FileHandle[] = []
+    for (const [n, h] of this.handles) if (n !== fh && h.kind === 'file' && h.node === node) out.push(h)
+    return out
+  }
+
   /**
-   * close(): the data written so far becomes sealed upload parts before close returns,
-   * so a daemon killed right after still has the file (recovery completes it). The
-   * version itself is made at release, once every descriptor is closed: a shell's
-   * open, dup2, close makes one version, not an empty one first.
+   * close(): a save is over when this handle changed the file and no other handle is
+   * in the middle of changing it: the version is made before close returns. Otherwise
+   * (a descriptor closed before any write, as a shell's open/dup2/close does, or other
+   * writers still at work) what was written is uploaded and sealed, so a daemon killed
+   * right after still has it (recovery completes sealed uploads), and the version is
+   * made when the last writer closes.
    */
   async flush (fh: number): Promise<void> {
     const h = this.handles.get(fh)
     if (h === undefined || h.kind !== 'file' || h.node.session === null || !h.node.session.changed) return
     if (h.node.unlinked) return
-    await h.node.session.flush(false, true)
+    const wrote = h.wrote
+    h.wrote = false
+    if (wrote && !this.otherHandles(h.node, fh).some(o => o.wrote)) await this.completeNode(h.node)
+    else await h.node.session.flush(false, true)
   }
 
   async fsync (fh: number, _datasync: boolean): Promise<void> {
@@ -452,6 +504,7 @@ export class Vfs {
     if (h.kind !== 'file') return
     h.node.opens--
     if (h.node.opens === 0) await this.finish(h.node)
+    else if (!this.otherHandles(h.node, fh).some(o => this.writable(o.flags)) && !h.node.unlinked) await this.completeNode(h.node)
   }
 
   private async completeNode (node: FileNode): Promise<void> {
@@ -468,14 +521,20 @@ export class Vfs {
         else await this.completeNode(node)
       }
     } finally {
-      node.session = null
+      // Opened again while completing: the (rebased) session stays for the new handles.
+      if (node.opens === 0) node.session = null
       this.dropIfIdle(node)
     }
   }
 
   async unlink (path: string): Promise<void> {
     const { bucket, key } = keyLocation(path)
-    if (this.hidden.delete(this.id(bucket, key))) return
+    const gone = this.hidden.get(this.id(bucket, key))
+    if (gone !== undefined) {
+      this.hidden.delete(this.id(bucket, key))
+      this.settleShadow(gone.bucket, gone.key, gone.shadowToken)
+      return
+    }
     const a = this.keyAttr(bucket, key)
     if (isDirMode(a.mode)) throw IS_DIRECTORY(`${path} is a directory`)
     const node = this.nodes.get(this.id(bucket, key))
@@ -494,7 +553,7 @@ export class Vfs {
     const s = keyLocation(src)
     const d = keyLocation(dst)
     if (s.bucket === d.bucket && s.key === d.key) return
-    if (isFuseHidden(d.key)) { this.hideOpenFile(s.bucket, s.key, d.bucket, d.key); return }
+    if (isFuseHidden(d.key)) { this.hide(s.bucket, s.key, d.bucket, d.key); return }
     const sa = this.keyAttr(s.bucket, s.key)
     this.requireParentDir(d.bucket, d.key)
     const da = this.tryAttr(d.bucket, d.key)
@@ -514,22 +573,27 @@ export class Vfs {
     const node = this.nodes.get(this.id(s.bucket, s.key))
     const replaced = this.nodes.get(this.id(d.bucket, d.key))
     renameObject(this.store, s.bucket, s.key, d.bucket, d.key, node?.session != null)
+    this.shadowed.delete(this.id(d.bucket, d.key))
     if (replaced !== undefined) this.detach(replaced)
     if (node !== undefined) this.moveNode(node, d.bucket, d.key)
   }
 
-  /**
-   * libfuse's unlink of an open file: the name goes now (as unlink does), the open
-   * handles keep their data under the hidden name, and nothing of it is ever stored.
-   */
-  private hideOpenFile (bucket: string, key: string, hiddenBucket: string, hiddenKey: string): void {
+  /** libfuse hides an open file it unlinks or a rename replaces (see `hidden`). */
+  private hide (bucket: string, key: string, hiddenBucket: string, hiddenKey: string): void {
     const a = this.keyAttr(bucket, key)
     if (isDirMode(a.mode)) throw IS_DIRECTORY(`${bucket}/${key} is a directory`)
-    const node = this.nodes.get(this.id(bucket, key))
-    if (this.store.liveVersion(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
-    if (node === undefined) return
-    this.detach(node)
+    const id = this.id(bucket, key)
+    const node = this.nodes.get(id) ?? new FileNode(bucket, key, this.store.liveVersion(bucket, key) ?? null)
+    this.nodes.delete(id)
+    node.unlinked = true
+    const token = ++this.shadowTokens
+    node.shadowToken = token
+    this.shadowed.set(id, { seq: this.store.liveVersion(bucket, key)?.seq ?? null, token })
     this.hidden.set(this.id(hiddenBucket, hiddenKey), node)
+    // An unlink is not followed by a rename onto the name: make it stick in the store soon.
+    setTimeout(() => {
+      try { this.settleShadow(bucket, key, token) } catch (err) { log('settling %s/%s failed: %s', bucket, key, (err as Error).stack) }
+    }, 200).unref()
   }
 
   private moveNode (node: FileNode, bucket: string, key: string): void {
@@ -617,9 +681,9 @@ export class Vfs {
     })
   }
 
+  /** atime is not stored (it reads as the mtime); an omitted mtime is left as it is. */
   async utimens (path: string, _atimeMs: number, mtimeMs: number): Promise<void> {
-    const m = Math.abs(mtimeMs - UTIME_SPECIAL_MS) < 1 ? Date.now() : mtimeMs
-    await this.changeAttrs(path, p => { p.mtimeMs = m })
+    await this.changeAttrs(path, p => { if (mtimeMs !== UTIME_OMIT_MS) p.mtimeMs = mtimeMs })
   }
 
   // ------------------------------------------------------------ xattrs
