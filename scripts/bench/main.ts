@@ -15,8 +15,8 @@ import { hideBin } from 'yargs/helpers'
 import { Cleanup } from './cleanup'
 import { REPO, startBindfs, startBucketfs, type Daemon } from './daemons'
 import { makeTree, randomFile } from './fixtures'
-import { alive, cmd, cpuDelta, have, isRoot, loadAvg, monoMicros, nowMs, sleep, statusKiB, threadCpu, waitFor } from './proc'
-import type { ProbeSnapshot } from './probe'
+import { alive, cmd, cpuDelta, have, isRoot, loadAvg, monoMicros, mountsUnder, nowMs, statusKiB, threadCpu } from './proc'
+import { diffProbe, formatProbe, probeSnapshot } from './probe-client'
 import { formatSummary, readProfile, summarize, type ProfileSummary } from './profile'
 import { details, fmt, table, verdict } from './report'
 import { Strace } from './strace'
@@ -94,53 +94,6 @@ function version (file: string, args: string[]): string {
     return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0].trim()
   } catch {
     return 'unknown'
-  }
-}
-
-// ---- the daemon's counters (--probe)
-
-async function probeSnapshot (pid: number, file: string, last: number): Promise<ProbeSnapshot | undefined> {
-  process.kill(pid, 'SIGUSR2')
-  let snap: ProbeSnapshot | undefined
-  await waitFor(() => {
-    try {
-      const s = JSON.parse(fs.readFileSync(file, 'utf8')) as ProbeSnapshot
-      if (s.seq > last) snap = s
-    } catch {}
-    return snap !== undefined
-  }, 10_000, 5)
-  return snap
-}
-
-type Counters = Record<string, { n: number, ms: number, errors?: number, bytes?: number }>
-
-function diffCounters (a: Counters, b: Counters, topN: number): Record<string, { n: number, ms: number, errors?: number, bytes?: number }> {
-  const rows = Object.entries(b).map(([k, v]) => {
-    const before = a[k]
-    const d: { n: number, ms: number, errors?: number, bytes?: number } = { n: v.n - (before?.n ?? 0), ms: Math.round((v.ms - (before?.ms ?? 0)) * 10) / 10 }
-    if (v.errors !== undefined) d.errors = v.errors - (before?.errors ?? 0)
-    if (v.bytes !== undefined) d.bytes = v.bytes - (before?.bytes ?? 0)
-    return [k, d] as const
-  }).filter(([, d]) => d.n > 0).sort((x, y) => y[1].n - x[1].n).slice(0, topN)
-  return Object.fromEntries(rows)
-}
-
-function diffProbe (a: ProbeSnapshot, b: ProbeSnapshot): Record<string, unknown> {
-  const fuseOps = diffCounters(a.fuse, b.fuse, 100)
-  const sql = diffCounters(a.sql, b.sql, 25)
-  const statements = Object.entries(b.sql).reduce((n, [k, v]) => n + v.n - (a.sql[k]?.n ?? 0), 0)
-  const active = b.loop.activeMs - a.loop.activeMs
-  const idle = b.loop.idleMs - a.loop.idleMs
-  return {
-    fuseOps,
-    fuseOpsTotal: Object.values(fuseOps).reduce((n, v) => n + v.n, 0),
-    sqlStatements: statements,
-    transactions: b.transactions - a.transactions,
-    sqlTop: sql,
-    hash: diffCounters(a.hash, b.hash, 10),
-    fs: diffCounters(a.fs, b.fs, 20),
-    eventLoopUtilization: active + idle > 0 ? Math.round(active / (active + idle) * 1000) / 1000 : 0,
-    gcMs: Math.round(b.gcMs - a.gcMs)
   }
 }
 
@@ -224,8 +177,16 @@ async function main (): Promise<number> {
   const logs = path.join(runDir, 'logs')
   fs.mkdirSync(logs, { recursive: true })
   if (!args.keep) {
-    cleanup.add('work directory', async () => { fs.rmSync(fresh ? work : runDir, { recursive: true, force: true }) },
-      () => { fs.rmSync(fresh ? work : runDir, { recursive: true, force: true }) })
+    const remove = (): void => {
+      const dir = fresh ? work : runDir
+      // Never recurse into a mount that failed to go away.
+      if (mountsUnder(dir).length > 0) {
+        process.stderr.write(`bench: still mounted under ${dir}: ${mountsUnder(dir).join(', ')}; leaving it\n`)
+        return
+      }
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+    cleanup.add('work directory', async () => { remove() }, remove)
   }
   const loadStart = loadAvg()
   const startedAt = new Date()
@@ -353,7 +314,7 @@ async function main (): Promise<number> {
   process.stdout.write('\n' + table(rows) + '\n\n' + details(rows) + '\n')
   for (const [name, s] of Object.entries(profiles)) process.stdout.write(`\nbucketfs daemon profile during ${name}:\n${formatSummary(s)}\n`)
   for (const row of rows) {
-    if (row.probe !== undefined) process.stdout.write(`\nbucketfs daemon counters during ${row.workload}: ${JSON.stringify(row.probe)}\n`)
+    if (row.probe !== undefined) process.stdout.write(`\nbucketfs daemon counters during ${row.workload}:\n${formatProbe(row.probe)}\n`)
     if (row.strace !== undefined) process.stdout.write(`\nbucketfs daemon system calls during ${row.workload}: ${JSON.stringify(row.strace)}\n`)
   }
   process.stdout.write(`\nload average at start ${loadStart.join(' ')}, at end ${loadEnd.join(' ')} (${os.cpus().length} CPUs)\n`)
@@ -409,8 +370,7 @@ function newestProfile (dir: string): string | undefined {
 
 main().then(code => {
   process.exitCode = code
-}, async (err: unknown) => {
+}, (err: unknown) => {
   process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-  await sleep(0)
   process.exitCode = 1
 })

@@ -12,6 +12,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { performance, PerformanceObserver } from 'node:perf_hooks'
+import { format } from 'node:util'
 import Database from 'better-sqlite3'
 import createDebug from 'debug'
 
@@ -83,12 +84,13 @@ function timeAsync (table: Record<string, Counter>, label: string, after?: (valu
   }
 }
 
-// ---- FUSE ops, from the adapter's trace: "op(args) → result, 0.123 ms"
+// ---- FUSE ops, from the adapter's trace: "op(args) → result, 0.123 ms" (debug leaves
+// %s to the final util.format, so the message is formatted here)
 const TRACE = /bucketfs:fuse (\w+)\(/
 const TOOK = /, ([\d.e+-]+) ms\s*$/
 const FAILED = /\) → -\d+ \(/
 createDebug.log = (...args: unknown[]): void => {
-  const text = typeof args[0] === 'string' ? args[0] : ''
+  const text = format(...args)
   const op = TRACE.exec(text)
   if (op === null) return
   const c = fuse[op[1]] ?? (fuse[op[1]] = { n: 0, ms: 0, errors: 0 })

@@ -90,6 +90,14 @@ export function isMounted (mountpoint: string): boolean {
   return fs.readFileSync('/proc/mounts', 'utf8').split('\n').some(line => line.split(' ')[1] === escaped)
 }
 
+/** Mountpoints in /proc/mounts at or below `dir`. */
+export function mountsUnder (dir: string): string[] {
+  const unescape = (p: string): string => p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
+  return fs.readFileSync('/proc/mounts', 'utf8').split('\n')
+    .map(line => unescape(line.split(' ')[1] ?? ''))
+    .filter(mp => mp === dir || mp.startsWith(dir + '/'))
+}
+
 export function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)

@@ -1,5 +1,6 @@
 // What a workload is, what it measures and the figure issue 5 sets for it.
 import type { Tree } from './fixtures'
+import type { ProbeDelta } from './probe-client'
 
 export type TargetName = 'raw' | 'bindfs' | 'bucketfs'
 export const TARGET_NAMES: readonly TargetName[] = ['raw', 'bindfs', 'bucketfs']
@@ -104,7 +105,7 @@ export interface Row {
   /** CLOCK_MONOTONIC µs of the bucketfs run (to cut a daemon CPU profile). */
   window?: { from: number, to: number }
   /** The daemon's own counters (--probe): FUSE ops, SQL statements, hashing. */
-  probe?: unknown
+  probe?: ProbeDelta
   /** The daemon's system calls (--strace): name → calls, errors, seconds. */
   strace?: unknown
   error?: string

@@ -1,0 +1,42 @@
+// `npm run bench` in its smoke size: two workloads on all three targets (raw disk,
+// bindfs, bucketfs) produce a number each in the JSON. Speed is never asserted here.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import fs from 'node:fs'
+import path from 'node:path'
+
+const ROOT = path.resolve(__dirname, '..')
+const BENCH = path.join(ROOT, 'dist', 'scripts', 'bench', 'main.js')
+
+interface JsonRow { workload: string, values: Record<string, unknown>, error?: string }
+
+const why = !fs.existsSync('/dev/fuse')
+  ? 'no /dev/fuse'
+  : !fs.existsSync(BENCH) ? 'the bench is not built (npm run build)' : undefined
+
+t.test('bench --quick runs seqwrite and untar on raw, bindfs and bucketfs', { skip: why }, async t => {
+  const dir = t.testdir()
+  const json = path.join(dir, 'bench.json')
+  const env = { ...process.env }
+  delete env.DEBUG
+  const child = spawn(process.execPath, [BENCH, '--quick', '--only', 'seqwrite,untar', '--skip-million', '--json', json, '--work', path.join(dir, 'work')],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (b: Buffer) => { output += b.toString() })
+  child.stderr.on('data', (b: Buffer) => { output += b.toString() })
+  const [code] = await once(child, 'close') as [number | null]
+  t.equal(code, 0, 'the bench exits 0', { output: output.slice(-4000) })
+  const result = JSON.parse(fs.readFileSync(json, 'utf8')) as { rows: JsonRow[], host: { loadAverageStart: number[] } }
+  t.same(result.rows.map(r => r.workload), ['seqwrite', 'untar'], 'one row per chosen workload, in order')
+  for (const row of result.rows) {
+    t.equal(row.error, undefined, `${row.workload}: no error`)
+    for (const target of ['raw', 'bindfs', 'bucketfs']) {
+      const v = row.values[target]
+      t.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${row.workload} on ${target}: a positive number (${String(v)})`)
+    }
+  }
+  t.ok(Array.isArray(result.host.loadAverageStart), 'the load average is recorded')
+  const mounts = fs.readFileSync('/proc/mounts', 'utf8')
+  t.notOk(mounts.includes(dir), 'nothing left mounted under the test directory')
+})
