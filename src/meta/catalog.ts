@@ -30,13 +30,23 @@ export class Catalog {
   writeDurably<T> (fn: () => T): T { return durableWriteTransaction(this.db, fn) }
   read<T> (fn: () => T): T { return this.db.transaction(fn).deferred() }
 
-  /** True when another connection committed since the last call (PRAGMA data_version). */
-  changedElsewhere (): boolean {
-    const v = this.db.pragma('data_version', { simple: true }) as number
-    const changed = this.lastDataVersion !== -1 && v !== this.lastDataVersion
-    this.lastDataVersion = v
-    return changed
+  private externalGen = 0
+
+  /**
+   * A number that grows whenever another connection (the CLI, another process) has
+   * committed since the last call (PRAGMA data_version): caches keyed on it notice
+   * changes made elsewhere. Our own commits do not change it.
+   */
+  externalGeneration (): number {
+    const v = this.s('PRAGMA data_version').pluck().get() as number
+    if (v !== this.lastDataVersion) {
+      if (this.lastDataVersion !== -1) this.externalGen++
+      this.lastDataVersion = v
+    }
+    return this.externalGen
   }
+
+  get inTransaction (): boolean { return this.db.inTransaction }
 
   // ---- buckets
   bucketByName (name: string): BucketRow | undefined {

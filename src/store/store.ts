@@ -71,6 +71,7 @@ export class Store {
       if (this.catalog.bucketByName(name) !== undefined) throw BUCKET_ALREADY_EXISTS(`bucket ${name} already exists`)
       const row = { name, region, created_ms: now, versioning: 'Unversioned', mode: 0o40755, uid: uid(), gid: gid(), mtime_ms: now }
       const id = this.catalog.insertBucket(row)
+      this.bucketsChanged()
       log('created bucket %s', name)
       return toBucket({ id, ...row })
     })
@@ -81,6 +82,7 @@ export class Store {
       const b = this.bucketRow(name)
       if (this.catalog.bucketHasContent(b.id)) throw BUCKET_NOT_EMPTY(`bucket ${name} is not empty: it still holds object versions or uploads`)
       this.catalog.deleteBucket(b.id)
+      this.bucketsChanged()
     })
   }
 
@@ -93,17 +95,41 @@ export class Store {
       throw ILLEGAL_VERSIONING(`versioning can be set to Enabled or Suspended, not ${JSON.stringify(state)}`)
     }
     this.catalog.write(() => this.catalog.setVersioning(this.bucketRow(name).id, state))
+    this.bucketsChanged()
   }
 
   setBucketAttrs (name: string, a: { mode: number, uid: number, gid: number, mtimeMs: number }): void {
     this.catalog.write(() => this.catalog.setBucketAttrs(this.bucketRow(name).id, { mode: a.mode, uid: a.uid, gid: a.gid, mtime_ms: a.mtimeMs }))
+    this.bucketsChanged()
   }
 
+  /**
+   * A bucket's row. Outside transactions it comes from a cache that is dropped when
+   * this store changes a bucket or another process commits anything; inside a write
+   * transaction it is always read fresh, so writes never act on a stale row.
+   */
   bucketRow (name: string): BucketRow {
-    const b = this.catalog.bucketByName(name)
+    const b = this.findBucket(name)
     if (b === undefined) throw NO_SUCH_BUCKET(`bucket ${JSON.stringify(name)} does not exist`)
     return b
   }
+
+  private readonly bucketCache = new Map<string, BucketRow>()
+  private bucketCacheGen = -1
+
+  private findBucket (name: string): BucketRow | undefined {
+    if (this.catalog.inTransaction) return this.catalog.bucketByName(name)
+    const gen = this.catalog.externalGeneration()
+    if (gen !== this.bucketCacheGen) { this.bucketCache.clear(); this.bucketCacheGen = gen }
+    let b = this.bucketCache.get(name)
+    if (b === undefined) {
+      b = this.catalog.bucketByName(name)
+      if (b !== undefined) this.bucketCache.set(name, b)
+    }
+    return b
+  }
+
+  private bucketsChanged (): void { this.bucketCache.clear() }
 
   // ---------------------------------------------------------------- objects
 
@@ -208,7 +234,7 @@ export class Store {
 
   /** The latest live version of a key, or undefined (no error): for the mount's lookups. */
   liveVersion (bucket: string, key: string): ObjectVersion | undefined {
-    const b = this.catalog.bucketByName(bucket)
+    const b = this.findBucket(bucket)
     if (b === undefined) return undefined
     const v = this.catalog.liveVersion(b.id, key)
     return v === undefined ? undefined : toVersion(bucket, v, true)
@@ -350,7 +376,7 @@ export class Store {
 
   /** True when any live key starts with prefix (a directory on the mount). */
   hasKeysUnder (bucket: string, prefix: string): boolean {
-    const b = this.catalog.bucketByName(bucket)
+    const b = this.findBucket(bucket)
     if (b === undefined) return false
     return walkKeys(this.catalog, b.id, 'live', prefix, '', null, 1).keys.length > 0
   }

@@ -39,6 +39,7 @@ export class WriteSession {
   private readonly chunkGen = new Map<number, number>()
   private readonly inflight = new Set<Promise<void>>()
   private storeError: unknown = null
+  private detached = false
   /** Pins of chunks stored but not yet named by a committed part or version. */
   private owner: number | null = null
 
@@ -207,8 +208,9 @@ export class WriteSession {
   }
 
   private async flushLocked (durable: boolean, seal = false): Promise<void> {
-    if (!this.changed) return
+    if (!this.changed || this.detached) return
     const owner = await this.storeDirtyChunks()
+    if (this.detached) return // unlinked meanwhile: nothing of it may be persisted
     this.uploadRowId = persistSession(this.store, this.uploadRowId, this.meta(), this.partsToPersist(), owner, durable, seal)
     this.owner = null
     this.pendingParts.clear()
@@ -325,8 +327,9 @@ export class WriteSession {
   /** Completes the session into one version, or none when nothing changed. The session stays usable. */
   async complete (): Promise<ObjectVersion | null> {
     return await this.lock.run(async () => {
-      if (!this.changed) return null
+      if (!this.changed || this.detached) return null
       const owner = await this.storeDirtyChunks()
+      if (this.detached) return null
       const extents = clip(this.committed, this.size)
       const parts = await partMd5s(this.store, extents, this.size, this.knownMd5s())
       const v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner)
@@ -334,6 +337,19 @@ export class WriteSession {
       this.rebase(v)
       return v
     })
+  }
+
+  /**
+   * The file lost its name (unlinked, or replaced by a rename): its persisted upload is
+   * dropped at once so recovery cannot bring it back, and nothing is persisted again;
+   * reads and writes go on in memory until the last handle closes.
+   */
+  detach (): void {
+    if (this.detached) return
+    this.detached = true
+    const id = this.uploadRowId
+    this.uploadRowId = null
+    if (id !== null) this.store.catalog.write(() => this.store.catalog.deleteUpload(id))
   }
 
   /** Drops everything written (the file was unlinked while open). */

@@ -21,6 +21,15 @@ function versionIdOfName (name: string): string | undefined {
   return m?.[1]
 }
 
+/**
+ * A version file has the mode the version had (as snapshot folders of ZFS or btrfs
+ * do), so a file restored by `cp` is not read-only; every write under .versions
+ * fails with EROFS anyway. Its mtime is the version's Last-Modified.
+ */
+function versionFileAttr (v: ObjectVersion): Attr {
+  return fileAttr(v.size, { ...v.posix, mtimeMs: v.lastModifiedMs })
+}
+
 export class VersionsTree {
   constructor (private readonly store: Store) {}
 
@@ -44,7 +53,7 @@ export class VersionsTree {
   getattr (bucket: string, rest: string): Attr {
     const b = this.store.headBucket(bucket)
     const v = this.versionAt(bucket, rest)
-    if (v !== undefined) return readOnly(fileAttr(v.size, { ...v.posix, mtimeMs: v.lastModifiedMs }))
+    if (v !== undefined) return versionFileAttr(v)
     if (this.isDir(bucket, rest)) return readOnly(rest === '' ? bucketAttr(b) : dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs }))
     throw NOT_FOUND(`no such path under .versions: ${rest}`)
   }
@@ -69,7 +78,7 @@ export class VersionsTree {
     if (rest !== '') {
       for (const v of this.store.versionsOf(bucket, rest).reverse()) {
         names.push(versionFileName(v))
-        attrs.push(readOnly(fileAttr(v.size, { ...v.posix, mtimeMs: v.lastModifiedMs })))
+        attrs.push(versionFileAttr(v))
       }
     }
     return { names, attrs }

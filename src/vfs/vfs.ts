@@ -36,6 +36,9 @@ const O_APPEND = 0o2000
 const UTIME_OMIT_MS = 2 ** 52
 const NO_ID = 0xffffffff
 
+/** How soon after a hide a rename onto the name counts as the replace that caused it. */
+const MARKER_TAKEBACK_MS = 1000
+
 /** libfuse's name for a file it hides (an open file being unlinked or replaced). */
 function isFuseHidden (key: string): boolean {
   return /(^|\/)\.fuse_hidden[0-9a-f]+$/.test(key)
@@ -47,8 +50,6 @@ class FileNode {
   opens = 0
   unlinked = false
   extents: ReadableExtent[] | null = null
-  /** Set when libfuse hid this file: the shadow its name left (see Vfs.hidden). */
-  shadowToken = 0
   constructor (public bucket: string, public key: string, public version: ObjectVersion | null) {}
 }
 
@@ -64,14 +65,13 @@ export class Vfs {
   /**
    * libfuse 2 (without hard_remove, which breaks opening an inode that a rename has just
    * replaced) unlinks an open file, or one a rename is about to replace, by renaming it
-   * to .fuse_hiddenNNN first: `hidden` holds those open files by their hidden id, and
-   * `shadowed` the names they left, with the live version seen then. A shadowed name
-   * is absent until a rename or create replaces it; if nothing does (an unlink), it is
-   * deleted in the store soon after, and at the latest when the hidden file is released.
+   * to .fuse_hiddenNNN first. That rename is the unlink: the key is deleted at once (so
+   * it holds after a crash), `hidden` keeps the open file by its hidden id, and
+   * `markers` the delete marker it made, which a rename onto the name soon after (the
+   * replace case) takes back so the history reads v1, v2 and not v1, deleted, v2.
    */
   private readonly hidden = new Map<string, FileNode>()
-  private readonly shadowed = new Map<string, { seq: number | null, token: number }>()
-  private shadowTokens = 0
+  private readonly markers = new Map<string, { versionId: string, atMs: number }>()
   private readonly handles = new Map<number, Handle>()
   private nextFh = 1
   private readonly budget: MemoryBudget
@@ -135,17 +135,28 @@ export class Vfs {
     return bucketAttr(this.store.headBucket(bucket))
   }
 
-  /** What a key path is: a file (or symlink), a directory (marker or implied by keys under it), or nothing. */
-  private keyAttr (bucket: string, key: string): Attr {
-    const gone = this.hidden.get(this.id(bucket, key))
-    if (gone !== undefined) return gone.session !== null ? fileAttr(gone.session.size, gone.session.fields.posix) : versionAttr(this.nodeVersion(gone))
-    if (this.isShadowed(bucket, key)) throw NOT_FOUND(`no such file or directory: ${bucket}/${key}`)
-    const node = this.nodes.get(this.id(bucket, key))
+  /**
+   * What a key path is, without throwing: an open or stored file (or symlink), a
+   * directory (its marker, or implied by keys under it), or undefined. A file hides
+   * a directory of the same name (only the CLI can make both).
+   */
+  private lookupAttr (bucket: string, key: string): Attr | undefined {
+    const id = this.id(bucket, key)
+    const gone = this.hidden.get(id)
+    if (gone !== undefined) {
+      if (gone.session !== null) return fileAttr(gone.session.size, gone.session.fields.posix)
+      return gone.version === null ? undefined : versionAttr(gone.version)
+    }
+    const node = this.nodes.get(id)
     if (node?.session != null) return fileAttr(node.session.size, node.session.fields.posix)
-    const dir = this.dirAttrOf(bucket, key)
-    if (dir !== undefined) return dir
     const v = this.store.liveVersion(bucket, key)
     if (v !== undefined) return versionAttr(v)
+    return this.dirAttrOf(bucket, key)
+  }
+
+  private keyAttr (bucket: string, key: string): Attr {
+    const a = this.lookupAttr(bucket, key)
+    if (a !== undefined) return a
     this.store.headBucket(bucket) // NoSuchBucket when the bucket is gone
     throw NOT_FOUND(`no such file or directory: ${bucket}/${key}`)
   }
@@ -153,26 +164,6 @@ export class Vfs {
   private nodeVersion (node: FileNode): ObjectVersion {
     if (node.version === null) throw NOT_FOUND(`no such file: ${node.bucket}/${node.key}`)
     return node.version
-  }
-
-  /** True while a name left by a .fuse_hidden rename still holds the version it had then. */
-  private isShadowed (bucket: string, key: string): boolean {
-    if (this.shadowed.size === 0) return false
-    const id = this.id(bucket, key)
-    const shadow = this.shadowed.get(id)
-    if (shadow === undefined) return false
-    if (this.nodes.get(id)?.session == null && (this.store.liveVersion(bucket, key)?.seq ?? null) === shadow.seq) return true
-    this.shadowed.delete(id)
-    return false
-  }
-
-  /** A shadowed name nothing replaced: the hidden file was unlinked, so is the name. */
-  private settleShadow (bucket: string, key: string, token: number): void {
-    const id = this.id(bucket, key)
-    const shadow = this.shadowed.get(id)
-    if (shadow === undefined || shadow.token !== token) return
-    if (this.isShadowed(bucket, key) && this.store.liveVersion(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
-    this.shadowed.delete(id)
   }
 
   private dirAttrOf (bucket: string, key: string): Attr | undefined {
@@ -216,10 +207,9 @@ export class Vfs {
   }
 
   private tryAttr (bucket: string, key: string): Attr | undefined {
-    try { return this.keyAttr(bucket, key) } catch (err) {
-      if (isBucketfsError(err, 'NotFound')) return undefined
-      throw err
-    }
+    const a = this.lookupAttr(bucket, key)
+    if (a === undefined) this.store.headBucket(bucket)
+    return a
   }
 
   // ------------------------------------------------------------ directories
@@ -247,19 +237,22 @@ export class Vfs {
     const implied = dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs })
     let token: string | undefined
     const files: ObjectVersion[] = []
+    const dirs = new Map<string, number>()
     do {
       const page = this.store.listObjects(bucket, { prefix, delimiter: '/', maxKeys: 1000, continuationToken: token })
       for (const cp of page.commonPrefixes) {
         const name = cp.slice(prefix.length, -1)
-        if (showableName(name) && !seen.has(name)) { seen.add(name); names.push(name); attrs.push(implied) }
+        if (showableName(name) && !seen.has(name)) { seen.add(name); dirs.set(name, names.length); names.push(name); attrs.push(implied) }
       }
       files.push(...page.contents)
       token = page.nextContinuationToken
     } while (token !== undefined)
     for (const v of files) {
       const name = v.key.slice(prefix.length)
-      if (v.key === prefix || !showableName(name) || seen.has(name)) continue // a directory hides a file of its name
-      if (this.isShadowed(bucket, v.key)) continue
+      if (v.key === prefix || !showableName(name) || seen.has(name)) continue
+      // A file hides a directory of its name (lookupAttr does the same).
+      const d = dirs.get(name)
+      if (d !== undefined) { names[d] = name; attrs[d] = versionAttr(v); dirs.delete(name); continue }
       seen.add(name)
       names.push(name)
       attrs.push(versionAttr(v))
@@ -332,7 +325,7 @@ export class Vfs {
 
   async create (path: string, mode: number, _flags = 0): Promise<number> {
     const { bucket, key } = keyLocation(path)
-    this.shadowed.delete(this.id(bucket, key))
+    this.markers.delete(this.id(bucket, key))
     this.requireParentDir(bucket, key)
     const existing = this.tryAttr(bucket, key)
     if (existing !== undefined && isDirMode(existing.mode)) throw IS_DIRECTORY(`${path} is a directory`)
@@ -348,6 +341,7 @@ export class Vfs {
   }
 
   async mknod (path: string, mode: number, _dev: number): Promise<void> {
+    keyLocation(path) // EROFS under .versions, EPERM at the root, before the type is looked at
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw NOT_PERMITTED('device nodes, FIFOs and sockets cannot be stored')
     const fh = await this.create(path, mode)
     await this.release(path, fh)
@@ -385,6 +379,9 @@ export class Vfs {
       return 0
     }
     const node = this.hidden.get(this.id(loc.bucket, loc.key)) ?? this.nodeFor(loc.bucket, loc.key)
+    // The extents are taken now, so the handle keeps reading these bytes if the key is
+    // then deleted or replaced (POSIX: an open file outlives its name).
+    if (node.session === null && node.version !== null) node.extents ??= this.store.extentsOf(node.version.seq)
     const trunc = (flags & O_TRUNC) !== 0
     if (this.writable(flags) || trunc) {
       if (node.session === null) {
@@ -532,7 +529,6 @@ export class Vfs {
     const gone = this.hidden.get(this.id(bucket, key))
     if (gone !== undefined) {
       this.hidden.delete(this.id(bucket, key))
-      this.settleShadow(gone.bucket, gone.key, gone.shadowToken)
       return
     }
     const a = this.keyAttr(bucket, key)
@@ -545,7 +541,10 @@ export class Vfs {
   /** The node's name is gone (unlink, or replaced by a rename): open handles keep their data. */
   private detach (node: FileNode): void {
     node.unlinked = true
-    this.nodes.delete(this.id(node.bucket, node.key))
+    if (this.nodes.get(this.id(node.bucket, node.key)) === node) this.nodes.delete(this.id(node.bucket, node.key))
+    // Its uploaded parts must not come back at the next mount: drop them now; the open
+    // handles keep what they wrote in memory.
+    node.session?.detach()
     if (node.opens === 0 && node.session !== null) void node.session.abort().catch(err => log('abort failed: %s', (err as Error).stack))
   }
 
@@ -573,7 +572,7 @@ export class Vfs {
     const node = this.nodes.get(this.id(s.bucket, s.key))
     const replaced = this.nodes.get(this.id(d.bucket, d.key))
     renameObject(this.store, s.bucket, s.key, d.bucket, d.key, node?.session != null)
-    this.shadowed.delete(this.id(d.bucket, d.key))
+    this.takeBackMarker(d.bucket, d.key)
     if (replaced !== undefined) this.detach(replaced)
     if (node !== undefined) this.moveNode(node, d.bucket, d.key)
   }
@@ -584,16 +583,21 @@ export class Vfs {
     if (isDirMode(a.mode)) throw IS_DIRECTORY(`${bucket}/${key} is a directory`)
     const id = this.id(bucket, key)
     const node = this.nodes.get(id) ?? new FileNode(bucket, key, this.store.liveVersion(bucket, key) ?? null)
-    this.nodes.delete(id)
-    node.unlinked = true
-    const token = ++this.shadowTokens
-    node.shadowToken = token
-    this.shadowed.set(id, { seq: this.store.liveVersion(bucket, key)?.seq ?? null, token })
+    this.detach(node)
     this.hidden.set(this.id(hiddenBucket, hiddenKey), node)
-    // An unlink is not followed by a rename onto the name: make it stick in the store soon.
-    setTimeout(() => {
-      try { this.settleShadow(bucket, key, token) } catch (err) { log('settling %s/%s failed: %s', bucket, key, (err as Error).stack) }
-    }, 200).unref()
+    if (this.store.liveVersion(bucket, key) !== undefined) {
+      const r = this.store.deleteObject(bucket, key)
+      if (r.deleteMarker) this.markers.set(id, { versionId: r.versionId, atMs: Date.now() })
+    }
+  }
+
+  /** A rename right after libfuse hid the file it replaces: drop the marker the hide made. */
+  private takeBackMarker (bucket: string, key: string): void {
+    const id = this.id(bucket, key)
+    const m = this.markers.get(id)
+    if (m === undefined) return
+    this.markers.delete(id)
+    if (Date.now() - m.atMs < MARKER_TAKEBACK_MS) this.store.deleteObject(bucket, key, { versionId: m.versionId })
   }
 
   private moveNode (node: FileNode, bucket: string, key: string): void {
@@ -626,8 +630,8 @@ export class Vfs {
 
   async readlink (path: string): Promise<string> {
     const loc = parsePath(path)
-    if (loc.kind !== 'key') throw INVALID_ARGUMENT(`${path} is not a symbolic link`)
-    const v = this.store.liveVersion(loc.bucket, loc.key)
+    if (loc.kind !== 'key' && loc.kind !== 'versions') throw INVALID_ARGUMENT(`${path} is not a symbolic link`)
+    const v = loc.kind === 'key' ? this.store.liveVersion(loc.bucket, loc.key) : this.versions.versionAt(loc.bucket, loc.rest)
     if (v === undefined) throw NOT_FOUND(`no such file: ${path}`)
     if (!isLinkMode(v.posix.mode)) throw INVALID_ARGUMENT(`${path} is not a symbolic link`)
     return (await this.store.readVersion(v.seq, v.size, 0, v.size)).toString('utf8')
@@ -711,6 +715,7 @@ export class Vfs {
   }
 
   async getxattr (path: string, name: string): Promise<Buffer> {
+    xattr.classify(name) // security.* (asked by the kernel before every write) fails here, before any lookup
     const t = this.xattrTarget(path)
     return xattr.lookup(name, t.system, t.meta)
   }
