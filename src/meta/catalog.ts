@@ -111,13 +111,16 @@ export class Catalog {
       this.s('INSERT INTO live (bucket_id, key, seq) VALUES (?, ?, ?) ON CONFLICT (bucket_id, key) DO UPDATE SET seq = excluded.seq').run(bucketId, key, latest.seq)
     }
   }
-  /** Live keys from `after` (exclusive) or `from` (inclusive) in key order, below `until` (exclusive) if given. */
-  liveKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<{ key: string, seq: number }> {
+  /**
+   * Live keys from `from` (exclusive unless `inclusive`), below `until` if given, in key
+   * order, each with its version row (one range scan joined to versions: a listing does
+   * not look every version up on its own).
+   */
+  liveKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<VersionRow> {
     const op = inclusive ? '>=' : '>'
-    if (until === null) {
-      return this.s(`SELECT key, seq FROM live WHERE bucket_id = ? AND key ${op} ? ORDER BY key`).iterate(bucketId, from) as IterableIterator<{ key: string, seq: number }>
-    }
-    return this.s(`SELECT key, seq FROM live WHERE bucket_id = ? AND key ${op} ? AND key < ? ORDER BY key`).iterate(bucketId, from, until) as IterableIterator<{ key: string, seq: number }>
+    const base = `SELECT v.* FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key ${op} ?`
+    if (until === null) return this.s(`${base} ORDER BY l.key`).iterate(bucketId, from) as IterableIterator<VersionRow>
+    return this.s(`${base} AND l.key < ? ORDER BY l.key`).iterate(bucketId, from, until) as IterableIterator<VersionRow>
   }
   /** Distinct keys having any version, in key order (for version listings). */
   versionKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<{ key: string }> {

@@ -32,7 +32,8 @@ export function compareUtf8 (a: string, b: string): number {
 }
 
 export interface KeyListing {
-  keys: Array<{ key: string, seq: number }>
+  /** For live listings, `row` is the key's current version. */
+  keys: Array<{ key: string, seq: number, row?: VersionRow }>
   prefixes: string[]
   /** Keys and common prefixes together, in key order. */
   entries: Array<{ kind: 'key' | 'prefix', name: string }>
@@ -69,7 +70,7 @@ export function walkKeys (
     let seekTo: string | null = null
     const iter = source === 'live'
       ? catalog.liveKeysFrom(bucketId, from, inclusive, until)
-      : catalog.versionKeysFrom(bucketId, from, inclusive, until) as IterableIterator<{ key: string, seq?: number }>
+      : catalog.versionKeysFrom(bucketId, from, inclusive, until) as IterableIterator<{ key: string, seq?: number, bucket_id?: number }>
     let exhausted = true
     for (const row of iter) {
       if (!row.key.startsWith(prefix)) continue
@@ -85,7 +86,7 @@ export function walkKeys (
         if (seekTo !== null) { exhausted = false; break }
         continue
       }
-      out.keys.push({ key: row.key, seq: row.seq ?? 0 })
+      out.keys.push(source === 'live' ? { key: row.key, seq: row.seq ?? 0, row: row as VersionRow } : { key: row.key, seq: 0 })
       out.entries.push({ kind: 'key', name: row.key })
       out.last = row.key
     }

@@ -361,7 +361,7 @@ export class Store {
       const walk = walkKeys(this.catalog, b.id, 'live', prefix, delimiter, after, max)
       const contents: ObjectVersion[] = []
       for (const k of walk.keys) {
-        const v = this.catalog.versionBySeq(k.seq)
+        const v = k.row ?? this.catalog.versionBySeq(k.seq)
         if (v !== undefined) contents.push(toVersion(bucket, v, true))
       }
       return {
