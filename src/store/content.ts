@@ -52,6 +52,23 @@ export class Content {
     return { id, hash, inline: inline ? 1 : 0, size: data.length }
   }
 
+  /**
+   * Pins the chunks of extents that something in memory still reads (an open file whose
+   * version may be deleted meanwhile), so gc keeps them; returns the owner to unpin.
+   */
+  pinExtents (extents: Array<{ chunk: number | null }>): number {
+    const owner = this.newOwner()
+    const ids = new Set<number>()
+    for (const e of extents) if (e.chunk !== null) ids.add(e.chunk)
+    if (ids.size > 0) this.catalog.write(() => { for (const id of ids) this.catalog.pin(id, owner, process.pid) })
+    return owner
+  }
+
+  /** Drops pins taken with pinExtents. */
+  unpin (owner: number): void {
+    this.catalog.write(() => this.catalog.unpin(owner))
+  }
+
   /** Drops an owner's pins (inside the transaction that committed its extents, or after a failure). */
   release (owner: number): void {
     this.catalog.unpin(owner)

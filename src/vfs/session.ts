@@ -40,6 +40,7 @@ export class WriteSession {
   private readonly inflight = new Set<Promise<void>>()
   private storeError: unknown = null
   private detached = false
+  private basePin: number | null = null
   /** Pins of chunks stored but not yet named by a committed part or version. */
   private owner: number | null = null
 
@@ -50,6 +51,8 @@ export class WriteSession {
     this.base = base
     this.fields = fields
     this.committed = base === null || truncate ? [] : store.extentsOf(base.seq)
+    // The base's chunks stay readable even if its version is deleted meanwhile (gc skips pins).
+    this.basePin = this.committed.length > 0 ? store.content.pinExtents(this.committed) : null
     this.size = base === null || truncate ? 0 : base.size
     this.baseLimit = this.size
     this.changed = base === null || (truncate && base.size > 0)
@@ -352,6 +355,11 @@ export class WriteSession {
     if (id !== null) this.store.catalog.write(() => this.store.catalog.deleteUpload(id))
   }
 
+  /** The session is over (its last handle closed): its base chunks need no pin any more. */
+  releasePins (): void {
+    if (this.basePin !== null) { this.store.content.unpin(this.basePin); this.basePin = null }
+  }
+
   /** Drops everything written (the file was unlinked while open). */
   async abort (): Promise<void> {
     await this.lock.run(async () => {
@@ -368,6 +376,8 @@ export class WriteSession {
   private rebase (v: ObjectVersion): void {
     this.base = v
     this.committed = this.store.extentsOf(v.seq)
+    this.releasePins()
+    this.basePin = this.committed.length > 0 ? this.store.content.pinExtents(this.committed) : null
     this.size = v.size
     this.baseLimit = v.size
     this.uploadRowId = null

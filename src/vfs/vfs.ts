@@ -50,6 +50,8 @@ class FileNode {
   opens = 0
   unlinked = false
   extents: ReadableExtent[] | null = null
+  /** Pins on `extents` once the node lost its name (its version may be deleted and collected). */
+  pin: number | null = null
   constructor (public bucket: string, public key: string, public version: ObjectVersion | null) {}
 }
 
@@ -519,7 +521,11 @@ export class Vfs {
       }
     } finally {
       // Opened again while completing: the (rebased) session stays for the new handles.
-      if (node.opens === 0) node.session = null
+      if (node.opens === 0) {
+        node.session?.releasePins()
+        node.session = null
+        if (node.pin !== null) { this.store.content.unpin(node.pin); node.pin = null }
+      }
       this.dropIfIdle(node)
     }
   }
@@ -541,6 +547,11 @@ export class Vfs {
   /** The node's name is gone (unlink, or replaced by a rename): open handles keep their data. */
   private detach (node: FileNode): void {
     node.unlinked = true
+    // Its version is about to be deleted: open readers keep its chunks from gc.
+    if (node.opens > 0 && node.pin === null && node.version !== null) {
+      node.extents ??= this.store.extentsOf(node.version.seq)
+      node.pin = this.store.content.pinExtents(node.extents)
+    }
     if (this.nodes.get(this.id(node.bucket, node.key)) === node) this.nodes.delete(this.id(node.bucket, node.key))
     // Its uploaded parts must not come back at the next mount: drop them now; the open
     // handles keep what they wrote in memory.

@@ -21,7 +21,13 @@ import os from 'node:os'
 import path from 'node:path'
 import type {} from 'tap' // the global tap.Test type
 
-export const ROOT = path.resolve(__dirname, '..', '..')
+/** The checkout: the first directory above this file with bin/bucketfs (also when run compiled, from dist/). */
+export const ROOT = ((): string => {
+  for (let d = __dirname; path.dirname(d) !== d; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, 'package.json')) && fs.existsSync(path.join(d, 'bin', 'bucketfs'))) return d
+  }
+  return path.resolve(__dirname, '..', '..')
+})()
 export const BIN = path.join(ROOT, 'bin', 'bucketfs')
 
 export interface MountOptions {
@@ -48,6 +54,21 @@ export function mountEntry (mountpoint: string): MountEntry | undefined {
 }
 
 export const isMounted = (mountpoint: string): boolean => mountEntry(mountpoint) !== undefined
+
+const FUSE_SUPER_MAGIC = 0x65735546
+
+/**
+ * A FUSE filesystem answers at `mountpoint`, in one statfs: reading /proc/self/mounts and
+ * then calling statfs races a dead mount's lazy detach (the entry read is the dead mount,
+ * the statfs reaches the empty directory under it and succeeds).
+ */
+export function fuseAnswers (mountpoint: string): boolean {
+  try {
+    return fs.statfsSync(mountpoint).type === FUSE_SUPER_MAGIC
+  } catch {
+    return false
+  }
+}
 
 /** A FUSE mount whose daemon is gone answers ENOTCONN to everything. */
 export function isStale (mountpoint: string): boolean {
@@ -163,7 +184,7 @@ export class Mount {
     const ready = await waitFor(() => {
       if (this.pid === undefined) return true
       const m = mountEntry(this.mountpoint)
-      return m?.type === 'fuse.bucketfs' && !isStale(this.mountpoint)
+      return m?.type === 'fuse.bucketfs' && fuseAnswers(this.mountpoint)
     }, this.opts.startTimeoutMs ?? 30_000)
     if (this.pid === undefined) throw new Error(`bucketfs mount exited with ${child.exitCode ?? child.signalCode} before mounting:\n${this.log()}`)
     if (!ready) throw new Error(`${this.mountpoint} was not mounted within ${this.opts.startTimeoutMs ?? 30_000} ms:\n${this.log()}`)
