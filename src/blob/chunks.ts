@@ -34,10 +34,14 @@ export class ChunkFiles {
     return fs.existsSync(this.pathOf(hash))
   }
 
-  /** Writes the chunk unless a file of that name is already in place. */
+  /**
+   * Writes the chunk unless a file of that name already holds exactly these bytes. A
+   * damaged file of that name (wrong size or content) is replaced, which also heals
+   * every object that shares the chunk.
+   */
   async write (hash: Buffer, data: Buffer): Promise<void> {
     const dest = this.pathOf(hash)
-    if (fs.existsSync(dest)) return
+    if (await this.holds(dest, data)) return
     const dir = path.dirname(dest)
     const tmp = path.join(this.tmp, `${path.basename(dest)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`)
     try {
@@ -54,6 +58,16 @@ export class ChunkFiles {
     } catch (err) {
       await fsp.rm(tmp, { force: true }).catch(() => {})
       throw fromSystemError(err)
+    }
+  }
+
+  private async holds (file: string, data: Buffer): Promise<boolean> {
+    try {
+      const st = await fsp.stat(file)
+      if (st.size !== data.length) return false
+      return (await fsp.readFile(file)).equals(data)
+    } catch {
+      return false
     }
   }
 

@@ -47,18 +47,27 @@ export function partsOf (size: number): PartRange[] {
   return out
 }
 
-const zeroMd5 = new Map<number, string>()
-/** MD5 of `len` zero bytes (holes), computed once per length. */
-export function md5OfZeros (len: number): string {
+const zeroMd5 = new Map<number, Promise<string>>()
+const ZERO_BLOCK = Buffer.alloc(8 * 1024 * 1024)
+/**
+ * MD5 of `len` zero bytes (holes), computed once per length, in 8 MiB steps that
+ * yield to the event loop: a 1 TiB sparse file's parts hash about 1 GiB of zeros,
+ * which must not stall every other operation of the daemon.
+ */
+export async function md5OfZeros (len: number): Promise<string> {
   let hex = zeroMd5.get(len)
   if (hex === undefined) {
-    const h = crypto.createHash('md5')
-    const block = Buffer.alloc(Math.min(len, 8 * 1024 * 1024))
-    for (let left = len; left > 0; left -= block.length) h.update(left >= block.length ? block : block.subarray(0, left))
-    hex = h.digest('hex')
+    hex = (async () => {
+      const h = crypto.createHash('md5')
+      for (let left = len; left > 0; left -= ZERO_BLOCK.length) {
+        h.update(left >= ZERO_BLOCK.length ? ZERO_BLOCK : ZERO_BLOCK.subarray(0, left))
+        if (left > ZERO_BLOCK.length) await new Promise(resolve => setImmediate(resolve))
+      }
+      return h.digest('hex')
+    })()
     zeroMd5.set(len, hex)
   }
-  return hex
+  return await hex
 }
 
 /** S3's ETag: the MD5 for one part, md5(binary part MD5s)-N for N parts. */

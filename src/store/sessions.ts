@@ -130,7 +130,7 @@ export async function partMd5s (store: Store, extents: ReadableExtent[], size: n
     if (md5 === undefined) {
       const inside = clip(extents.slice(firstExtentAt(extents, r.start)), r.end).filter(e => e.off < r.end)
       if (inside.every(e => e.chunk === null)) {
-        md5 = md5OfZeros(r.end - r.start)
+        md5 = await md5OfZeros(r.end - r.start)
       } else {
         const h = crypto.createHash('md5')
         const step = 4 * 1024 * 1024

@@ -747,7 +747,7 @@ export class Vfs {
     if (loc.kind === 'root') throw NOT_PERMITTED('the root has no attributes')
     if (c.kind === 'system' && c.attr !== 'content_type') throw NOT_PERMITTED(`${name} is read-only`)
     await this.changeMeta(loc.bucket, loc.key, (meta, contentType) => c.kind === 'system'
-      ? { meta, contentType: value.toString('utf8') }
+      ? { meta, contentType: xattr.utf8Value(name, value) }
       : { meta: xattr.withUserMeta(meta, name, value, flags), contentType })
   }
 

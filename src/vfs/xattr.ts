@@ -1,7 +1,7 @@
 // Extended attributes: user.* are the object's S3 user metadata; user.s3.* are
 // system attributes (read-only but for content_type, and versioning on a bucket).
 import type { ObjectVersion, Bucket, VersioningState } from '../store/types'
-import { NO_ATTRIBUTE, NOT_SUPPORTED, NOT_PERMITTED, EXISTS } from '../errors'
+import { NO_ATTRIBUTE, NOT_SUPPORTED, NOT_PERMITTED, EXISTS, INVALID_ARGUMENT } from '../errors'
 
 export const S3_PREFIX = 'user.s3.'
 const USER = 'user.'
@@ -48,7 +48,16 @@ export function withUserMeta (meta: Record<string, string>, name: string, value:
   const exists = c.meta in meta
   if ((flags & XATTR_CREATE) !== 0 && exists) throw EXISTS(`attribute ${name} exists`)
   if ((flags & XATTR_REPLACE) !== 0 && !exists) throw NO_ATTRIBUTE(`no attribute ${name}`)
-  return { ...meta, [c.meta]: value.toString('utf8') }
+  return { ...meta, [c.meta]: utf8Value(name, value) }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** S3 metadata values are text: a value that is not UTF-8 is refused (EINVAL), never altered. */
+export function utf8Value (name: string, value: Buffer): string {
+  try { return strictUtf8.decode(value) } catch {
+    throw INVALID_ARGUMENT(`the value of ${name} is not UTF-8 text (S3 metadata is text)`)
+  }
 }
 
 export function withoutUserMeta (meta: Record<string, string>, name: string): Record<string, string> {

@@ -10,8 +10,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import Database from 'better-sqlite3'
-import { withMount, BIN } from '../helpers/mount'
-import { errnoOf, sha256, Prng, KiB, MiB } from '../helpers/e2e'
+import { withMount, BIN } from './helpers/mount'
+import { errnoOf, sha256, Prng, KiB, MiB } from './helpers/e2e'
 
 process.umask(0o022)
 
