@@ -388,11 +388,7 @@ export class Vfs {
     if (this.writable(flags) || trunc) {
       if (node.session === null) {
         node.version = this.store.liveVersion(loc.bucket, loc.key) ?? node.version
-        const base = node.version
-        const fields = base === null
-          ? this.store.fieldsFor(loc.key, { posix: { uid: this.uid, gid: this.gid } })
-          : { contentType: base.contentType, headers: JSON.stringify(base.headers), userMeta: JSON.stringify(base.userMeta), posix: { ...base.posix } }
-        node.session = new WriteSession(this.store, this.budget, loc.bucket, loc.key, base, fields, trunc)
+        this.sessionOf(node, trunc)
       } else if (trunc) {
         await node.session.truncate(0)
       }
@@ -435,13 +431,14 @@ export class Vfs {
     return len
   }
 
-  private sessionOf (node: FileNode): WriteSession {
+  /** The node's write session, started from its current version when there is none. */
+  private sessionOf (node: FileNode, truncate = false): WriteSession {
     if (node.session === null) {
       const base = node.version
       const fields = base === null
         ? this.store.fieldsFor(node.key, { posix: { uid: this.uid, gid: this.gid } })
         : { contentType: base.contentType, headers: JSON.stringify(base.headers), userMeta: JSON.stringify(base.userMeta), posix: { ...base.posix } }
-      node.session = new WriteSession(this.store, this.budget, node.bucket, node.key, base, fields, false)
+      node.session = new WriteSession(this.store, this.budget, node.bucket, node.key, base, fields, truncate)
     }
     return node.session
   }
