@@ -1,7 +1,7 @@
 // Extent arithmetic and the session part layout, checked against a byte-array model.
 import t from 'tap'
 import { overlay, overlayMany, clip } from '../src/store/sessions'
-import { partAt, partRange, partsOf, etagOf, md5OfZeros } from '../src/store/layout'
+import { partAt, partRange, partsOf, etagOf, md5OfZeros, ZERO_PART_MD5 } from '../src/store/layout'
 import type { Extent } from '../src/meta/catalog'
 import crypto from 'node:crypto'
 
@@ -70,4 +70,19 @@ t.test('ETags: one part is its MD5, several are md5 of MD5s with -N, zeros are c
   t.equal(etagOf([a, b]), crypto.createHash('md5').update(Buffer.concat([Buffer.from(a, 'hex'), Buffer.from(b, 'hex')])).digest('hex') + '-2')
   t.equal(etagOf([]), crypto.createHash('md5').digest('hex'))
   t.equal(await md5OfZeros(1000), crypto.createHash('md5').update(Buffer.alloc(1000)).digest('hex'))
+})
+
+t.test('the table of MD5s of whole zero parts holds every tier size, each recomputed here', async t => {
+  const sizes = new Set<number>()
+  for (let part = 1; part <= 10000; part += 1000) sizes.add(partRange(part).end - partRange(part).start)
+  t.same([...ZERO_PART_MD5.keys()].sort((a, b) => a - b), [...sizes].sort((a, b) => a - b), 'one entry per part size of the layout')
+  // One pass over 4 GiB of zeros, taking the digest at each size (about 8 s of CPU).
+  const zeros = Buffer.alloc(8 * 1024 * 1024)
+  const h = crypto.createHash('md5')
+  let hashed = 0
+  for (const size of [...sizes].sort((a, b) => a - b)) {
+    for (; hashed < size; hashed += zeros.length) h.update(zeros)
+    t.equal(ZERO_PART_MD5.get(size), h.copy().digest('hex'), `MD5 of ${size / 2 ** 20} MiB of zeros`)
+    t.equal(await md5OfZeros(size), ZERO_PART_MD5.get(size), 'md5OfZeros answers from the table')
+  }
 })

@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { withMount, remount } from './helpers/mount'
 import { failsWith, run, runOk, md5, sha256, manifest, Prng, MiB } from './helpers/e2e'
+import { reserveFor } from '../src/blob/space'
 
 const { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, O_APPEND } = fs.constants
 
@@ -570,14 +571,15 @@ t.test('posix operations on a mounted store', async t => {
       failsWith(t, () => fs.mkdirSync(path.join(mnt, 'b'.repeat(256))), 'ENAMETOOLONG', 'mkdir of a 256-byte bucket name')
     })
 
-    await t.test('statfs reports the free space of the store\'s disk', async t => {
+    await t.test('statfs reports the free space of the store\'s disk, less the reserve kept for metadata', async t => {
       const onMount = fs.statfsSync(mnt)
       const onDisk = fs.statfsSync(dataDir)
       const free = (s: fs.StatsFs): number => s.bavail * s.bsize
       const total = (s: fs.StatsFs): number => s.blocks * s.bsize
       const slack = Math.max(256 * MiB, free(onDisk) * 0.01)
-      t.ok(Math.abs(free(onMount) - free(onDisk)) <= slack, 'free space is that of the data dir\'s disk',
-        { mount: free(onMount), disk: free(onDisk) })
+      const expected = free(onDisk) - reserveFor(total(onDisk))
+      t.ok(Math.abs(free(onMount) - expected) <= slack, 'free space is that of the data dir\'s disk less the reserve',
+        { mount: free(onMount), disk: free(onDisk), reserve: reserveFor(total(onDisk)) })
       t.ok(Math.abs(total(onMount) - total(onDisk)) <= total(onDisk) * 0.01, 'and so is the total size',
         { mount: total(onMount), disk: total(onDisk) })
       const df = runOk(t, 'stat', ['-f', '-c', '%l', mnt])

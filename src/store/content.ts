@@ -5,6 +5,7 @@ import createDebug from 'debug'
 import { LRUCache } from 'lru-cache'
 import type { Catalog, Extent, ReadableExtent } from '../meta/catalog'
 import { ChunkFiles, sha256 } from '../blob/chunks'
+import { SpaceReserve } from '../blob/space'
 import { CHUNK_SIZE, INLINE_MAX } from './limits'
 import { CORRUPT_CHUNK, ENTITY_TOO_LARGE } from '../errors'
 
@@ -27,8 +28,10 @@ export type Source = Buffer | string | AsyncIterable<Buffer | Uint8Array | strin
 
 export class Content {
   private readonly verified: LRUCache<string, Buffer>
+  readonly space: SpaceReserve
 
   constructor (readonly catalog: Catalog, readonly files: ChunkFiles, cacheBytes = 64 * 1024 * 1024) {
+    this.space = new SpaceReserve(files.root)
     this.verified = new LRUCache<string, Buffer>({ maxSize: cacheBytes, sizeCalculation: b => Math.max(1, b.length) })
   }
 
@@ -39,10 +42,12 @@ export class Content {
   /**
    * Stores one chunk: its row is created and pinned by `owner` before its file is
    * written, so garbage collection cannot remove it before the metadata naming it commits.
+   * New bytes must leave the disk's free-space reserve (src/blob/space.ts) untouched.
    */
   async putChunk (data: Buffer, owner: number): Promise<ChunkRef> {
     const hash = sha256(data)
     const inline = data.length <= INLINE_MAX
+    if (this.catalog.chunkIdByHash(hash) === undefined) await this.space.claim(data.length)
     const id = this.catalog.write(() => {
       const id = this.catalog.ensureChunk(hash, data.length, inline ? Buffer.from(data) : null)
       this.catalog.pin(id, owner, process.pid)

@@ -5,7 +5,7 @@
 import type { Store, VersionFields } from './store'
 import type { Extent, ReadableExtent, UploadRow, VersionPartRow } from '../meta/catalog'
 import { newUploadId } from './versionid'
-import { partsOf, partRange, etagOf, md5OfZeros } from './layout'
+import { partsOf, partRange, etagOf, md5OfZeros, ZERO_BLOCK, yieldToLoop } from './layout'
 import { toVersion } from './convert'
 import { firstExtentAt } from './content'
 import type { ObjectVersion } from './types'
@@ -61,13 +61,6 @@ export function completeSession (store: Store, uploadRowId: number | null, meta:
   })
   log('completed %s/%s (%d bytes)', meta.bucket, meta.key, meta.size)
   return toVersion(meta.bucket, row, true)
-}
-
-export function abortSession (store: Store, uploadRowId: number | null, owner: number): void {
-  store.catalog.write(() => {
-    if (uploadRowId !== null) store.catalog.deleteUpload(uploadRowId)
-    store.content.release(owner)
-  })
 }
 
 /** Overlays extents of [from, to) onto a sorted extent list, cutting what they cover (no data is copied). */
@@ -129,18 +122,33 @@ export async function partMd5s (store: Store, extents: ReadableExtent[], size: n
     let md5 = known.get(r.part)
     if (md5 === undefined) {
       const inside = clip(extents.slice(firstExtentAt(extents, r.start)), r.end).filter(e => e.off < r.end)
-      if (inside.every(e => e.chunk === null)) {
-        md5 = await md5OfZeros(r.end - r.start)
-      } else {
-        const h = crypto.createHash('md5')
-        const step = 4 * 1024 * 1024
-        for (let off = r.start; off < r.end; off += step) h.update(await store.content.read(extents, size, off, Math.min(step, r.end - off)))
-        md5 = h.digest('hex')
-      }
+      md5 = inside.every(e => e.chunk === null) ? await md5OfZeros(r.end - r.start) : await md5OfRange(store, inside, r.start, r.end)
     }
     out.push({ part: r.part, off: r.start, size: r.end - r.start, md5 })
   }
   return out
+}
+
+/** MD5 of [start, end) of content whose extents are `inside` (holes hashed from a shared zero block, yielding between steps). */
+async function md5OfRange (store: Store, inside: ReadableExtent[], start: number, end: number): Promise<string> {
+  const h = crypto.createHash('md5')
+  let pos = start
+  for (const e of inside) {
+    const from = Math.max(start, e.off)
+    const to = Math.min(end, e.off + e.len)
+    if (to <= from) continue
+    for (; pos < from; pos = Math.min(from, pos + ZERO_BLOCK.length)) {
+      h.update(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK.length, from - pos)))
+      await yieldToLoop()
+    }
+    h.update(await store.content.read([e], to, from, to - from))
+    pos = to
+  }
+  for (; pos < end; pos = Math.min(end, pos + ZERO_BLOCK.length)) {
+    h.update(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK.length, end - pos)))
+    await yieldToLoop()
+  }
+  return h.digest('hex')
 }
 
 /**

@@ -9,7 +9,7 @@ import type { ObjectVersion } from '../store/types'
 import type { ReadableExtent } from '../meta/catalog'
 import { CHUNK_SIZE, MAX_OBJECT_SIZE } from '../store/limits'
 import { partAt, partRange } from '../store/layout'
-import { persistSession, completeSession, abortSession, overlay, overlayMany, clip, partMd5s } from '../store/sessions'
+import { persistSession, completeSession, overlay, overlayMany, clip, partMd5s } from '../store/sessions'
 import type { SessionMeta } from '../store/sessions'
 import { MemoryBudget, Mutex } from './budget'
 import { ENTITY_TOO_LARGE, INVALID_ARGUMENT } from '../errors'
@@ -360,16 +360,34 @@ export class WriteSession {
     if (this.basePin !== null) { this.store.content.unpin(this.basePin); this.basePin = null }
   }
 
-  /** Drops everything written (the file was unlinked while open). */
-  async abort (): Promise<void> {
-    await this.lock.run(async () => {
+  /**
+   * Drops everything written and ends the session (the file was unlinked while open, or
+   * its save failed). Never throws: memory goes back to the write budget first; the
+   * store's part (the upload row, the pins) is done at once if the database can take it,
+   * else returned to be retried.
+   */
+  async abort (): Promise<(() => void) | null> {
+    return await this.lock.run(async () => {
       await this.settleStores().catch(() => {})
       for (const buf of this.dirty.values()) this.budget.give(buf.length)
       this.dirty.clear()
-      abortSession(this.store, this.uploadRowId, this.owner ?? this.store.content.newOwner())
-      this.owner = null
-      this.uploadRowId = null
+      this.seqFill.clear()
+      this.detached = true
       this.changed = false
+      const upload = this.uploadRowId
+      const owner = this.owner
+      const basePin = this.basePin
+      this.uploadRowId = null
+      this.owner = null
+      this.basePin = null
+      const cleanup = (): void => {
+        this.store.catalog.write(() => {
+          if (upload !== null) this.store.catalog.deleteUpload(upload)
+          if (owner !== null) this.store.content.release(owner)
+          if (basePin !== null) this.store.content.release(basePin)
+        })
+      }
+      try { cleanup(); return null } catch { return cleanup }
     })
   }
 
