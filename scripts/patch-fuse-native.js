@@ -12,6 +12,15 @@
 //  3. flag_nullpath_ok + NULL-safe paths, so the mount can use hard_remove: an
 //     unlinked open file is really unlinked, not renamed to .fuse_hiddenNNN (which
 //     made a rename over an open file non-atomic).
+//  4. Names that are not UTF-8 reached JavaScript with U+FFFD in place of the bad
+//     bytes, so different names became one key: such a path or xattr name is now
+//     refused with EILSEQ before it reaches JavaScript.
+//  5. The caller of each op (fuse_get_context: pid, uid, gid) was not passed on:
+//     `binding.fuse_native_caller()` answers [pid, uid, gid] of the op JavaScript
+//     is being called for (the FUSE pid is the calling thread's id).
+//  6. open could not choose whether the kernel keeps the file's cached pages: bit 30
+//     of the handle it answers now clears keep_cache (which is set otherwise) and is
+//     not kept in the handle.
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
@@ -36,7 +45,65 @@ const edits = [
   ['includes', '#include <assert.h>\n', '#include <assert.h>\n#include <time.h>\n#include <sys/stat.h>\n'],
   ['ops flags', '  struct fuse_operations ops = { };\n',
     '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n  ops.flag_nullpath_ok = 1;\n'],
-  ['null paths', /napi_create_string_utf8\(env, l->path, /g, 'napi_create_string_utf8(env, l->path ? l->path : "", ']
+  ['null paths', /napi_create_string_utf8\(env, l->path, /g, 'napi_create_string_utf8(env, l->path ? l->path : "", '],
+  ['errno include', '#include <pthread.h>\n', '#include <pthread.h>\n#include <errno.h>\n'],
+  ['caller fields', '  size_t mtime;\n  int32_t res;\n', '  size_t mtime;\n  int32_t res;\n  pid_t bucketfs_pid;\n  uid_t bucketfs_uid;\n  gid_t bucketfs_gid;\n'],
+  ['utf-8 check and caller', 'static pthread_key_t thread_locals_key;\n',
+    'static pthread_key_t thread_locals_key;\n\n' +
+    '// bucketfs: strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).\n' +
+    'static int bucketfs_valid_utf8 (const char *s) {\n' +
+    '  const unsigned char *p = (const unsigned char *) s;\n' +
+    '  if (p == NULL) return 1;\n' +
+    '  while (*p) {\n' +
+    '    unsigned char c = *p;\n' +
+    '    int n; unsigned int cp;\n' +
+    '    if (c < 0x80) { p++; continue; }\n' +
+    '    else if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }\n' +
+    '    else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }\n' +
+    '    else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }\n' +
+    '    else return 0;\n' +
+    '    for (int i = 1; i <= n; i++) { if ((p[i] & 0xc0) != 0x80) return 0; cp = (cp << 6) | (p[i] & 0x3f); }\n' +
+    '    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;\n' +
+    '    p += n + 1;\n' +
+    '  }\n' +
+    '  return 1;\n' +
+    '}\n\n' +
+    '// bucketfs: the caller of the op JavaScript is being called for (set on the JS thread).\n' +
+    'static pid_t bucketfs_caller_pid = 0;\n' +
+    'static uid_t bucketfs_caller_uid = 0;\n' +
+    'static gid_t bucketfs_caller_gid = 0;\n\n' +
+    'NAPI_METHOD(fuse_native_caller) {\n' +
+    '  napi_value out, v;\n' +
+    '  napi_create_array_with_length(env, 3, &out);\n' +
+    '  napi_create_int32(env, (int32_t) bucketfs_caller_pid, &v); napi_set_element(env, out, 0, v);\n' +
+    '  napi_create_uint32(env, (uint32_t) bucketfs_caller_uid, &v); napi_set_element(env, out, 1, v);\n' +
+    '  napi_create_uint32(env, (uint32_t) bucketfs_caller_gid, &v); napi_set_element(env, out, 2, v);\n' +
+    '  return out;\n' +
+    '}\n\n' +
+    '// bucketfs: (in the handler macro, whose parameter `name` hides l->name)\n' +
+    'static void bucketfs_clear (fuse_thread_locals_t *l) { l->path = NULL; l->dest = NULL; l->name = NULL; }\n' +
+    'static int bucketfs_check (fuse_thread_locals_t *l) {\n' +
+    '  if (!bucketfs_valid_utf8(l->path) || !bucketfs_valid_utf8(l->dest) || !bucketfs_valid_utf8(l->name)) return 0;\n' +
+    '  struct fuse_context *ctx = fuse_get_context();\n' +
+    '  l->bucketfs_pid = ctx->pid; l->bucketfs_uid = ctx->uid; l->bucketfs_gid = ctx->gid;\n' +
+    '  return 1;\n' +
+    '}\n'],
+  ['handler checks',
+    '  l->op_fn = fuse_native_dispatch_##name;\\\n  blk\\\n  uv_async_send(&(l->async));\\\n',
+    '  l->op_fn = fuse_native_dispatch_##name;\\\n  bucketfs_clear(l);\\\n  blk\\\n' +
+    '  if (!bucketfs_check(l)) return -EILSEQ;\\\n' +
+    '  uv_async_send(&(l->async));\\\n'],
+  ['dispatch caller',
+    '      callbackBlk\\\n      NAPI_MAKE_CALLBACK(env, NULL, ctx, callback, callbackArgs + 2, argv, NULL)\\\n',
+    '      callbackBlk\\\n      bucketfs_caller_pid = l->bucketfs_pid; bucketfs_caller_uid = l->bucketfs_uid; bucketfs_caller_gid = l->bucketfs_gid;\\\n' +
+    '      NAPI_MAKE_CALLBACK(env, NULL, ctx, callback, callbackArgs + 2, argv, NULL)\\\n'],
+  ['open keep_cache',
+    '    napi_create_uint32(env, 0, &(argv[3]));\n  }\n}, {\n  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})',
+    '    napi_create_uint32(env, 0, &(argv[3]));\n  }\n}, {\n  NAPI_ARGV_INT32(fd, 2)\n' +
+    '  // bucketfs: bit 30 of the handle asks the kernel to drop the cached pages of the file\n' +
+    '  l->info->keep_cache = (fd & 0x40000000) ? 0 : 1;\n  fd &= ~0x40000000;\n' +
+    '  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})'],
+  ['export caller', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n']
 ]
 
 let source = fs.readFileSync(file, 'utf8')

@@ -8,8 +8,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import readline from 'node:readline'
-import { withMount, remount } from './helpers/mount'
-import { runAsync, sha256, sha256File, Prng, KiB, MiB, scratchDir } from './helpers/e2e'
+import { withMount, remount, BIN } from './helpers/mount'
+import { run, runAsync, sha256, sha256File, Prng, KiB, MiB, scratchDir, sleep } from './helpers/e2e'
 
 process.umask(0o022)
 
@@ -89,7 +89,7 @@ class Agent {
 }
 
 t.test('concurrent access on a mounted store', async t => {
-  await withMount(t, async (mnt) => {
+  await withMount(t, async (mnt, dataDir) => {
     const b = path.join(mnt, 'concurrency-63')
     fs.mkdirSync(b)
     const p = (...parts: string[]): string => path.join(b, ...parts)
@@ -310,6 +310,18 @@ t.test('concurrent access on a mounted store', async t => {
       pattern(2, 64 * KiB).copy(want, MiB)
       pattern(3, 64 * KiB).copy(want, 2 * MiB)
       t.equal(sha256File(f), sha256(want), 'A\'s and B\'s writes are both there')
+    })
+
+    await t.test('a file the CLI replaces while mounted shows its new bytes at the next open, not cached pages', async t => {
+      const f = p('cli-replaced.txt')
+      fs.writeFileSync(f, 'A'.repeat(10000))
+      t.equal(fs.readFileSync(f, 'utf8'), 'A'.repeat(10000), 'read once through the mount: the kernel caches its pages')
+      const src = path.join(scratchDir(t, 'cli'), 'b.txt')
+      fs.writeFileSync(src, 'B'.repeat(10000))
+      const put = run(process.execPath, [BIN, 'put', src, 'concurrency-63/cli-replaced.txt', '--data', dataDir])
+      t.equal(put.status, 0, 'bucketfs put of the same key, same size', { stderr: put.stderr })
+      await sleep(1100) // the kernel's 1 s attribute cache
+      t.equal(fs.readFileSync(f, 'utf8'), 'B'.repeat(10000), 'the next open reads the CLI\'s bytes')
     })
   })
 })

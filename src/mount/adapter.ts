@@ -4,7 +4,8 @@
 import debug from 'debug'
 import type { Vfs, Attr, StatFs } from '../vfs'
 import { errnoOf } from './errno'
-import type { FuseOps, FuseStat, FuseStatfs } from './fuse'
+import type { FuseOps, FuseStat, FuseStatfs, Caller } from './fuse'
+import { processOf } from './caller'
 
 /** Every op with its arguments, result and duration: DEBUG=bucketfs:fuse. */
 const trace = debug('bucketfs:fuse')
@@ -59,11 +60,17 @@ export function toStatfs (s: StatFs): FuseStatfs {
   }
 }
 
-/** fuse-native hands file handles back and forth as int32 (0 = none). */
+/** fuse-native hands file handles back and forth as int32 (0 = none); bit 30 is DROP_CACHE. */
 function checkHandle (fh: number): number {
-  if (!Number.isInteger(fh) || fh < 0 || fh > 0x7fffffff) throw new RangeError(`file handle ${fh} does not fit fuse-native's int32`)
+  if (!Number.isInteger(fh) || fh < 0 || fh >= DROP_CACHE) throw new RangeError(`file handle ${fh} does not fit fuse-native's int32 below bit 30`)
   return fh
 }
+
+/**
+ * Set in the handle open answers: the kernel drops the pages it cached of the file
+ * (patched fuse-native clears keep_cache for it and keeps the handle without the bit).
+ */
+const DROP_CACHE = 0x40000000
 
 /**
  * Runs one vfs call and answers: done(0, value) or done(-errno).
@@ -96,7 +103,16 @@ function show (v: unknown): string {
   return String(v)
 }
 
-export function fuseOps (vfs: Vfs): FuseOps {
+/**
+ * `caller`: who made the op being run (fuse-native's patched binding); read
+ * synchronously at the op's start, before anything else runs.
+ */
+export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => undefined): FuseOps {
+  const pid = (): number | undefined => {
+    const c = caller()
+    return c === undefined || c.tid <= 0 ? undefined : processOf(c.tid)
+  }
+
   /** For ops answering only a code. */
   const op = (name: string, args: () => string, call: () => Promise<unknown>, cb: (code: number) => void): void => {
     run(name, args, call, code => { cb(code) })
@@ -127,12 +143,17 @@ export function fuseOps (vfs: Vfs): FuseOps {
     fsyncdir: (_path, _datasync, _fh, cb) => { cb(0) },
 
     open: (path, flags, cb) => {
-      run('open', () => `${path}, 0${flags.toString(8)}`, async () => checkHandle(await vfs.open(path, flags)), cb)
+      const by = pid()
+      run('open', () => `${path}, 0${flags.toString(8)}`, async () => {
+        const fh = checkHandle(await vfs.open(path, flags, by))
+        return vfs.keepsCache(fh) ? fh : fh | DROP_CACHE
+      }, cb)
     },
     // fuse-native does not pass create's open flags on; the kernel has already
     // applied O_EXCL (by looking the name up first), and O_APPEND offsets come from it.
     create: (path, mode, cb) => {
-      run('create', () => `${path}, 0${mode.toString(8)}`, async () => checkHandle(await vfs.create(path, mode)), cb)
+      const by = pid()
+      run('create', () => `${path}, 0${mode.toString(8)}`, async () => checkHandle(await vfs.create(path, mode, 0, by)), cb)
     },
     read: (path, fh, buf, len, offset, cb) => {
       run('read', () => `${path}, ${fh}, ${len}, ${offset}`, async () => await vfs.read(fh, buf, len, offset),
@@ -143,7 +164,10 @@ export function fuseOps (vfs: Vfs): FuseOps {
       run('write', () => `${path}, ${fh}, ${len}, ${offset}`, async () => await vfs.write(fh, buf, len, offset),
         (code, n) => { cb(code !== 0 ? code : (n ?? 0)) })
     },
-    flush: (path, fh, cb) => { op('flush', () => `${path}, ${fh}`, async () => await vfs.flush(fh), cb) },
+    flush: (path, fh, cb) => {
+      const by = pid()
+      op('flush', () => `${path}, ${fh}, pid ${by}`, async () => await vfs.flush(fh, by), cb)
+    },
     fsync: (path, datasync, fh, cb) => {
       op('fsync', () => `${path}, ${datasync}, ${fh}`, async () => await vfs.fsync(fh, datasync !== 0), cb)
     },

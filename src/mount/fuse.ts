@@ -109,6 +109,19 @@ interface FuseClass {
 
 const NativeFuse = require('fuse-native') as FuseClass
 
+/** The addon fuse-native loaded (node-gyp-build caches it); its patched `fuse_native_caller` (scripts/patch-fuse-native.js). */
+const fuseDir = path.dirname(require.resolve('fuse-native/package.json'))
+const binding = (require(require.resolve('node-gyp-build', { paths: [fuseDir] })) as (dir: string) => Record<string, unknown>)(fuseDir)
+const nativeCaller = binding.fuse_native_caller as (() => [number, number, number]) | undefined
+
+/** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */
+export interface Caller { tid: number, uid: number, gid: number }
+export function fuseCaller (): Caller | undefined {
+  if (nativeCaller === undefined) return undefined
+  const [tid, uid, gid] = nativeCaller()
+  return { tid, uid, gid }
+}
+
 /**
  * fuse-native with its JavaScript layer corrected where it loses information:
  * - fgetattr: it calls ops.getattr(path) and drops the file handle, so fstat of an

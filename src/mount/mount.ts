@@ -7,7 +7,7 @@ import { EXISTS, INVALID_ARGUMENT } from '../errors'
 import { Store } from '../store'
 import { Vfs } from '../vfs'
 import { fuseOps } from './adapter'
-import { createFuse, type Fuse, type FuseOptions } from './fuse'
+import { createFuse, fuseCaller, type Fuse, type FuseOptions } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
 import { bucketfsMountedAt, canonicalMountpoint, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
 
@@ -73,13 +73,13 @@ const TIMEOUTS: FuseOptions['timeout'] = {
  *   so a reader that had just looked the name up gets ENOENT from open (measured: 96 of
  *   300 `cat`s during renames over a held-open file). Without it libfuse renames such a
  *   file to .fuse_hiddenNNN, which the vfs treats as the unlink it is (src/vfs/vfs.ts).
- * - kernel_cache: an open keeps the kernel's page cache. Without it every open drops the
- *   cache, and a reader racing an appender could keep a page the kernel zero-filled past a
- *   short read (NUL bytes seen by `cat` while others append). Every write goes through this
- *   mount's page cache, so it stays true; see docs/SEMANTICS.md for CLI changes.
+ * - no kernel_cache: each open tells the kernel whether to keep the file's cached pages
+ *   (Vfs.keepsCache: kept unless the file changed other than through this mount's saves).
+ *   Dropping them at every open (libfuse's default) lets a reader racing an appender keep
+ *   a page the kernel zero-filled past a short read (NUL bytes seen by `cat`).
  * No use_ino (the vfs has no inode numbers; libfuse's node ids are unique per mount).
  */
-const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc', 'kernel_cache']
+const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc']
 
 /** `bucketfs:<data dir>` in /proc/mounts and df, when the path survives option parsing. */
 function fsname (dataDir: string): string {
@@ -112,7 +112,7 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     log('recovering uploads that were fsynced but never closed')
     await vfs.recover()
 
-    fuse = createFuse(mountpoint, fuseOps(vfs), {
+    fuse = createFuse(mountpoint, fuseOps(vfs, fuseCaller), {
       fsname: fsname(dataDir),
       subtype: 'bucketfs',
       // Seconds the kernel may trust a name or attributes before asking again: long enough to

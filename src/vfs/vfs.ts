@@ -1,8 +1,8 @@
 // Filesystem semantics over the S3 store, with no FUSE in it: the namespace
 // (buckets, keys, implied directories), open files and their shared write
 // sessions, renames, attributes and the .versions tree.
-import fs from 'node:fs'
 import createDebug from 'debug'
+import { LRUCache } from 'lru-cache'
 import type { Store } from '../store/store'
 import type { ObjectVersion } from '../store/types'
 import type { ReadableExtent } from '../meta/catalog'
@@ -59,8 +59,13 @@ type Handle =
   | FileHandle
   | { kind: 'version', version: ObjectVersion }
 
-/** An open file; `wrote`: changed through this handle since its last close (flush). */
-interface FileHandle { kind: 'file', node: FileNode, flags: number, wrote: boolean }
+/**
+ * An open file; `wrote`: changed through this handle since its last close (flush);
+ * `lost`: the save this handle took part in failed (another handle's close found the
+ * disk full), reported at this handle's next close or fsync; `opener`: the process
+ * that opened it, when known (see flush).
+ */
+interface FileHandle { kind: 'file', node: FileNode, flags: number, wrote: boolean, lost?: unknown, opener?: number, keepCache?: boolean }
 
 export class Vfs {
   private readonly nodes = new Map<string, FileNode>()
@@ -81,6 +86,15 @@ export class Vfs {
   private readonly uid: number
   private readonly gid: number
   private readonly started = Date.now()
+  /** Store cleanups that failed (a full disk), retried until they succeed. */
+  private readonly leftovers: Array<() => void> = []
+  private retryTimer: NodeJS.Timeout | null = null
+  /**
+   * Per key, the version whose bytes the kernel's page cache may hold (the one last
+   * opened, or last saved through this mount: writes pass the page cache). An open
+   * keeps the cache only when the key's version is still that one.
+   */
+  private readonly cachedSeq = new LRUCache<string, number>({ max: 100_000 })
 
   constructor (readonly store: Store, readonly opts: VfsOptions = {}) {
     this.budget = new MemoryBudget(opts.writeBudgetBytes ?? 256 * 1024 * 1024)
@@ -100,6 +114,7 @@ export class Vfs {
 
   /** Flushes and completes every open write (unmount, SIGTERM). */
   async shutdown (): Promise<void> {
+    this.retryLeftovers()
     for (const node of [...this.nodes.values()]) {
       if (node.session === null) continue
       try { await node.session.complete() } catch (err) { log('completing %s/%s at shutdown failed: %s', node.bucket, node.key, (err as Error).stack) }
@@ -325,7 +340,7 @@ export class Vfs {
 
   // ------------------------------------------------------------ files
 
-  async create (path: string, mode: number, _flags = 0): Promise<number> {
+  async create (path: string, mode: number, _flags = 0, pid?: number): Promise<number> {
     const { bucket, key } = keyLocation(path)
     this.markers.delete(this.id(bucket, key))
     this.requireParentDir(bucket, key)
@@ -339,7 +354,7 @@ export class Vfs {
     } else {
       await node.session.truncate(0)
     }
-    return this.openHandle(node, 0o2) // read-write
+    return this.openHandle(node, 0o2, pid) // read-write
   }
 
   async mknod (path: string, mode: number, _dev: number): Promise<void> {
@@ -349,16 +364,16 @@ export class Vfs {
     await this.release(path, fh)
   }
 
-  private openHandle (node: FileNode, flags: number): number {
+  private openHandle (node: FileNode, flags: number, opener?: number): number {
     node.opens++
     const fh = this.nextFh++
-    this.handles.set(fh, { kind: 'file', node, flags, wrote: false })
+    this.handles.set(fh, { kind: 'file', node, flags, wrote: false, opener })
     return fh
   }
 
   private writable (flags: number): boolean { return (flags & O_ACCMODE) !== O_RDONLY }
 
-  async open (path: string, flags: number): Promise<number> {
+  async open (path: string, flags: number, pid?: number): Promise<number> {
     const loc = parsePath(path)
     if (loc.kind === 'versions') {
       if (this.writable(flags) || (flags & O_TRUNC) !== 0) throw READ_ONLY('.versions is read-only')
@@ -380,7 +395,9 @@ export class Vfs {
       if (this.writable(flags)) throw IS_DIRECTORY(`${path} is a directory`)
       return 0
     }
-    const node = this.hidden.get(this.id(loc.bucket, loc.key)) ?? this.nodeFor(loc.bucket, loc.key)
+    const hiddenNode = this.hidden.get(this.id(loc.bucket, loc.key))
+    const node = hiddenNode ?? this.nodeFor(loc.bucket, loc.key)
+    const keepCache = hiddenNode !== undefined || this.keepsPages(node)
     // The extents are taken now, so the handle keeps reading these bytes if the key is
     // then deleted or replaced (POSIX: an open file outlives its name).
     if (node.session === null && node.version !== null) node.extents ??= this.store.extentsOf(node.version.seq)
@@ -393,7 +410,29 @@ export class Vfs {
         await node.session.truncate(0)
       }
     }
-    return this.openHandle(node, flags)
+    const fh = this.openHandle(node, flags, pid)
+    ;(this.handles.get(fh) as FileHandle).keepCache = keepCache
+    return fh
+  }
+
+  /**
+   * Whether the kernel may keep the pages it cached for the file (else an open drops
+   * them): only while nothing but this mount's completed saves changed the file since
+   * they were cached. A save that failed, or a change by the CLI (a new version), drops them.
+   */
+  private keepsPages (node: FileNode): boolean {
+    const id = this.id(node.bucket, node.key)
+    const cached = this.cachedSeq.get(id)
+    if (node.session !== null) return cached !== undefined
+    const seq = this.store.liveVersion(node.bucket, node.key)?.seq ?? 0
+    this.cachedSeq.set(id, seq)
+    return cached === seq
+  }
+
+  /** Whether an open handle may use the kernel's cached pages of its file (see keepsPages). */
+  keepsCache (fh: number): boolean {
+    const h = this.handles.get(fh)
+    return h === undefined || h.kind !== 'file' || h.keepCache !== false
   }
 
   private fileHandle (fh: number): FileHandle {
@@ -476,10 +515,17 @@ export class Vfs {
    * writers still at work) what was written is uploaded and sealed, so a daemon killed
    * right after still has it (recovery completes sealed uploads), and the version is
    * made when the last writer closes.
+   * A close by another process than the opener (`pid`) is a child's copy of the
+   * descriptor, which fork gave it and exec or exit closes: it neither ends the save
+   * nor seals it, so a file half-written when its writer starts a program never
+   * becomes a version; the opener's close does that, or else the last release.
    */
-  async flush (fh: number): Promise<void> {
+  async flush (fh: number, pid?: number): Promise<void> {
     const h = this.handles.get(fh)
-    if (h === undefined || h.kind !== 'file' || h.node.session === null || !h.node.session.changed) return
+    if (h === undefined || h.kind !== 'file') return
+    if (pid !== undefined && h.opener !== undefined && pid !== h.opener) return
+    this.throwLost(h)
+    if (h.node.session === null || !h.node.session.changed) return
     if (h.node.unlinked) return
     const wrote = h.wrote
     h.wrote = false
@@ -489,7 +535,9 @@ export class Vfs {
 
   async fsync (fh: number, _datasync: boolean): Promise<void> {
     const h = this.handles.get(fh)
-    if (h === undefined || h.kind !== 'file' || h.node.session === null || h.node.unlinked) return
+    if (h === undefined || h.kind !== 'file') return
+    this.throwLost(h)
+    if (h.node.session === null || h.node.unlinked) return
     await h.node.session.flush(true, true)
   }
 
@@ -504,24 +552,88 @@ export class Vfs {
   }
 
   private async completeNode (node: FileNode): Promise<void> {
-    if (node.session === null) return
-    const v = await node.session.complete()
-    if (v !== null) { node.version = v; node.extents = null }
+    const s = node.session
+    if (s === null) return
+    let v: ObjectVersion | null
+    try {
+      v = await s.complete()
+    } catch (err) {
+      await this.dropFailedSave(node, s, err)
+      throw err
+    }
+    if (v !== null) {
+      node.version = v
+      node.extents = null
+      this.cachedSeq.set(this.id(node.bucket, node.key), v.seq)
+    }
+  }
+
+  /**
+   * A save could not be completed (the disk is full): like a failed save in an editor,
+   * the file stays as it was. What was written is dropped, so it can neither hold memory
+   * nor become the file later; other handles that wrote to it hear of it at their close.
+   */
+  private async dropFailedSave (node: FileNode, s: WriteSession, err: unknown): Promise<void> {
+    log('save of %s/%s failed, dropping it: %s', node.bucket, node.key, (err as Error).message)
+    if (node.session === s) node.session = null
+    this.cachedSeq.delete(this.id(node.bucket, node.key)) // its pages hold what was not saved
+    for (const h of this.handles.values()) {
+      if (h.kind === 'file' && h.node === node && h.wrote) { h.wrote = false; h.lost = err }
+    }
+    await this.abortSession(s)
+  }
+
+  private throwLost (h: FileHandle): void {
+    const err = h.lost
+    if (err === undefined) return
+    h.lost = undefined
+    throw err
+  }
+
+  private async abortSession (s: WriteSession): Promise<void> {
+    const left = await s.abort()
+    if (left !== null) this.later(left)
+  }
+
+  /** Runs a store cleanup now, or (the database cannot take it) retries it until it can. */
+  private tidy (cleanup: () => void): void {
+    try { cleanup() } catch { this.later(cleanup) }
+  }
+
+  private later (cleanup: () => void): void {
+    this.leftovers.push(cleanup)
+    if (this.retryTimer !== null) return
+    this.retryTimer = setInterval(() => { this.retryLeftovers() }, 1000)
+    this.retryTimer.unref()
+  }
+
+  private retryLeftovers (): void {
+    while (this.leftovers.length > 0) {
+      try { this.leftovers[0]() } catch (err) {
+        log('store cleanup still fails, retrying: %s', (err as Error).message)
+        return
+      }
+      this.leftovers.shift()
+    }
+    if (this.retryTimer !== null) { clearInterval(this.retryTimer); this.retryTimer = null }
   }
 
   /** The last handle is gone: complete (or drop, if unlinked) and forget the node. */
   private async finish (node: FileNode): Promise<void> {
     try {
       if (node.session !== null) {
-        if (node.unlinked) await node.session.abort()
+        if (node.unlinked) await this.abortSession(node.session)
         else await this.completeNode(node)
       }
     } finally {
       // Opened again while completing: the (rebased) session stays for the new handles.
       if (node.opens === 0) {
-        node.session?.releasePins()
+        const s = node.session
         node.session = null
-        if (node.pin !== null) { this.store.content.unpin(node.pin); node.pin = null }
+        if (s !== null) this.tidy(() => { s.releasePins() })
+        const pin = node.pin
+        node.pin = null
+        if (pin !== null) this.tidy(() => { this.store.content.unpin(pin) })
       }
       this.dropIfIdle(node)
     }
@@ -553,7 +665,7 @@ export class Vfs {
     // Its uploaded parts must not come back at the next mount: drop them now; the open
     // handles keep what they wrote in memory.
     node.session?.detach()
-    if (node.opens === 0 && node.session !== null) void node.session.abort().catch(err => log('abort failed: %s', (err as Error).stack))
+    if (node.opens === 0 && node.session !== null) void this.abortSession(node.session)
   }
 
   async rename (src: string, dst: string): Promise<void> {
@@ -782,8 +894,9 @@ export class Vfs {
 
   // ------------------------------------------------------------ statfs
 
+  /** The store's disk, less the free-space reserve kept for metadata (src/blob/space.ts). */
   async statfs (_path: string): Promise<StatFs> {
-    const s = fs.statfsSync(this.store.dataDir)
+    const s = await this.store.content.space.statfs()
     return {
       bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
       files: s.files, ffree: s.ffree, favail: s.ffree, namemax: 255
