@@ -4,7 +4,8 @@ import crypto from 'node:crypto'
 import createDebug from 'debug'
 import { LRUCache } from 'lru-cache'
 import type { Catalog, Extent, ReadableExtent } from '../meta/catalog'
-import { ChunkFiles, sha256 } from '../blob/chunks'
+import { ChunkFiles } from '../blob/chunks'
+import { sha256Of } from '../blob/hasher'
 import { SpaceReserve } from '../blob/space'
 import { CHUNK_SIZE, INLINE_MAX } from './limits'
 import { CORRUPT_CHUNK, ENTITY_TOO_LARGE } from '../errors'
@@ -28,6 +29,7 @@ export type Source = Buffer | string | AsyncIterable<Buffer | Uint8Array | strin
 
 export class Content {
   private readonly verified: LRUCache<string, Buffer>
+  private readonly loading = new Map<string, Promise<Buffer>>()
   readonly space: SpaceReserve
 
   constructor (readonly catalog: Catalog, readonly files: ChunkFiles, cacheBytes = 64 * 1024 * 1024) {
@@ -45,15 +47,16 @@ export class Content {
    * New bytes must leave the disk's free-space reserve (src/blob/space.ts) untouched.
    */
   async putChunk (data: Buffer, owner: number): Promise<ChunkRef> {
-    const hash = sha256(data)
+    const hash = await sha256Of(data)
     const inline = data.length <= INLINE_MAX
-    if (this.catalog.chunkIdByHash(hash) === undefined) await this.space.claim(data.length)
+    const fresh = this.catalog.chunkIdByHash(hash) === undefined
+    if (fresh) await this.space.claim(data.length)
     const id = this.catalog.write(() => {
       const id = this.catalog.ensureChunk(hash, data.length, inline ? Buffer.from(data) : null)
       this.catalog.pin(id, owner, process.pid)
       return id
     })
-    if (!inline) await this.files.write(hash, data)
+    if (!inline) await this.files.write(hash, data, fresh)
     return { id, hash, inline: inline ? 1 : 0, size: data.length }
   }
 
@@ -123,6 +126,7 @@ export class Content {
       if (fill > 0) await emit(Buffer.from(buf.subarray(0, fill)))
       await Promise.all(pending)
       if (failure !== null) throw failure
+      await this.files.syncWritten() // durable before the caller's transaction names them
     } catch (err) {
       await Promise.allSettled(pending)
       this.catalog.write(() => this.release(owner))
@@ -132,24 +136,34 @@ export class Content {
     return { extents, size, md5: md5.digest('hex'), owner }
   }
 
-  /** The whole verified content of a chunk. */
+  /** The whole verified content of a chunk; concurrent reads of one chunk share one load. */
   async chunk (e: ReadableExtent): Promise<Buffer> {
-    if (e.chunk === null || e.hash === null) throw CORRUPT_CHUNK(`extent at ${e.off} names a chunk that does not exist`)
+    const { chunk, hash } = e
+    if (chunk === null || hash === null) throw CORRUPT_CHUNK(`extent at ${e.off} names a chunk that does not exist`)
     // Keyed by hash, not id: ids of collected chunks are reused, hashes name content.
-    const hex = e.hash.toString('hex')
+    const hex = hash.toString('hex')
     const cached = this.verified.get(hex)
     if (cached !== undefined) return cached
+    let loading = this.loading.get(hex)
+    if (loading === undefined) {
+      loading = this.load({ ...e, chunk, hash }, hex).finally(() => { this.loading.delete(hex) })
+      this.loading.set(hex, loading)
+    }
+    return await loading
+  }
+
+  private async load (e: ReadableExtent & { chunk: number, hash: Buffer }, hex: string): Promise<Buffer> {
     let data: Buffer | undefined
     if (e.inline === 1) {
       data = this.catalog.inlineData(e.chunk)
     } else {
-      try { data = await this.files.readWhole(e.hash) } catch (err) {
-        log('chunk %s unreadable: %s', e.hash.toString('hex'), (err as Error).stack)
-        throw CORRUPT_CHUNK(`chunk ${e.hash.toString('hex')} is missing or unreadable`, err)
+      try { data = await this.files.readWhole(e.hash, e.csize) } catch (err) {
+        log('chunk %s unreadable: %s', hex, (err as Error).stack)
+        throw CORRUPT_CHUNK(`chunk ${hex} is missing or unreadable`, err)
       }
     }
-    if (data === undefined || data.length !== e.csize || !sha256(data).equals(e.hash)) {
-      const err = CORRUPT_CHUNK(`chunk ${e.hash.toString('hex')} is damaged: its content does not match its hash`)
+    if (data === undefined || data.length !== e.csize || !(await sha256Of(data)).equals(e.hash)) {
+      const err = CORRUPT_CHUNK(`chunk ${hex} is damaged: its content does not match its hash`)
       log('%s', err.stack)
       throw err
     }
@@ -159,9 +173,20 @@ export class Content {
 
   /** Bytes [off, off+len) of content described by sorted extents of total `size` (holes read as zeros). */
   async read (extents: ReadableExtent[], size: number, off: number, len: number): Promise<Buffer> {
-    const end = Math.min(size, off + len)
-    if (end <= off) return Buffer.alloc(0)
-    const out = Buffer.alloc(end - off)
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(size, off + len) - off))
+    await this.readInto(extents, size, off, out)
+    return out
+  }
+
+  /**
+   * Reads [off, off + out.length) into `out` (cut at `size`); answers the byte count.
+   * `ahead`: bytes past the read whose chunks start loading now (a sequential reader's
+   * next reads find them verified).
+   */
+  async readInto (extents: ReadableExtent[], size: number, off: number, out: Buffer, ahead = 0): Promise<number> {
+    const end = Math.min(size, off + out.length)
+    if (end <= off) return 0
+    let pos = off
     let i = firstExtentAt(extents, off)
     for (; i < extents.length; i++) {
       const e = extents[i]
@@ -169,10 +194,25 @@ export class Content {
       const from = Math.max(off, e.off)
       const to = Math.min(end, e.off + e.len)
       if (to <= from || e.chunk === null) continue
+      if (from > pos) out.fill(0, pos - off, from - off)
       const data = await this.chunk(e)
       data.copy(out, from - off, e.coff + (from - e.off), e.coff + (to - e.off))
+      pos = to
     }
-    return out
+    if (pos < end) out.fill(0, pos - off, end - off)
+    if (ahead > 0) this.prefetch(extents, i, end + ahead)
+    return end - off
+  }
+
+  /** Starts loading the chunks of extents[i…] that begin before `until`. */
+  private prefetch (extents: ReadableExtent[], i: number, until: number): void {
+    for (; i < extents.length && extents[i].off < until; i++) {
+      const e = extents[i]
+      if (e.chunk === null || e.hash === null || e.inline === 1) continue
+      const hex = e.hash.toString('hex')
+      if (this.verified.has(hex) || this.loading.has(hex)) continue
+      this.chunk(e).catch(() => {}) // a damaged chunk is reported to the read that needs it
+    }
   }
 
   forget (hash: Buffer): void { this.verified.delete(hash.toString('hex')) }

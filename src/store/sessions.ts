@@ -5,11 +5,11 @@
 import type { Store, VersionFields } from './store'
 import type { Extent, ReadableExtent, UploadRow, VersionPartRow } from '../meta/catalog'
 import { newUploadId } from './versionid'
-import { partsOf, partRange, etagOf, md5OfZeros, ZERO_BLOCK, yieldToLoop } from './layout'
+import { partsOf, partRange, etagOf, md5OfZeros, ZERO_BLOCK } from './layout'
+import { Md5Stream } from '../blob/hasher'
 import { toVersion } from './convert'
 import { firstExtentAt } from './content'
 import type { ObjectVersion } from './types'
-import crypto from 'node:crypto'
 import createDebug from 'debug'
 
 const log = createDebug('bucketfs:sessions')
@@ -129,26 +129,28 @@ export async function partMd5s (store: Store, extents: ReadableExtent[], size: n
   return out
 }
 
-/** MD5 of [start, end) of content whose extents are `inside` (holes hashed from a shared zero block, yielding between steps). */
+/** MD5 of [start, end) of content whose extents are `inside` (holes from a shared zero block), on a hash worker. */
 async function md5OfRange (store: Store, inside: ReadableExtent[], start: number, end: number): Promise<string> {
-  const h = crypto.createHash('md5')
-  let pos = start
-  for (const e of inside) {
-    const from = Math.max(start, e.off)
-    const to = Math.min(end, e.off + e.len)
-    if (to <= from) continue
-    for (; pos < from; pos = Math.min(from, pos + ZERO_BLOCK.length)) {
-      h.update(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK.length, from - pos)))
-      await yieldToLoop()
+  const h = new Md5Stream()
+  const feed = async (data: Buffer): Promise<void> => { await h.update(data) }
+  try {
+    let pos = start
+    const zerosTo = async (to: number): Promise<void> => {
+      for (; pos < to; pos = Math.min(to, pos + ZERO_BLOCK.length)) await feed(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK.length, to - pos)))
     }
-    h.update(await store.content.read([e], to, from, to - from))
-    pos = to
+    for (const e of inside) {
+      const from = Math.max(start, e.off)
+      const to = Math.min(end, e.off + e.len)
+      if (to <= from) continue
+      await zerosTo(from)
+      await feed(await store.content.read([e], to, from, to - from))
+      pos = to
+    }
+    await zerosTo(end)
+    return await h.digest()
+  } finally {
+    h.drop()
   }
-  for (; pos < end; pos = Math.min(end, pos + ZERO_BLOCK.length)) {
-    h.update(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK.length, end - pos)))
-    await yieldToLoop()
-  }
-  return h.digest('hex')
 }
 
 /**

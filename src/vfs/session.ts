@@ -3,7 +3,6 @@
 // so unchanged chunks are never rewritten); flushes turn dirty chunks into
 // content-addressed chunks and upload the affected parts; completion turns the
 // result into exactly one version (none when nothing changed).
-import crypto from 'node:crypto'
 import type { Store, VersionFields } from '../store/store'
 import type { ObjectVersion } from '../store/types'
 import type { ReadableExtent } from '../meta/catalog'
@@ -12,11 +11,14 @@ import { partAt, partRange } from '../store/layout'
 import { persistSession, completeSession, overlay, overlayMany, clip, partMd5s } from '../store/sessions'
 import type { SessionMeta } from '../store/sessions'
 import { MemoryBudget, Mutex } from './budget'
+import { Md5Stream } from '../blob/hasher'
 import { ENTITY_TOO_LARGE, INVALID_ARGUMENT } from '../errors'
 
-interface Md5Stream { next: number, hash: crypto.Hash }
+/** A part's MD5, streamed (on a hash worker) as its chunks are stored in order. */
+interface PartMd5 { next: number, stream: Md5Stream }
 
-const CHUNK_WRITES_IN_FLIGHT = 4
+/** Chunks being hashed and written at once behind a sequential writer (measured: 4 → 16 took dd from 190 to 230 MB/s). */
+const CHUNK_WRITES_IN_FLIGHT = 16
 
 export class WriteSession {
   bucket: string
@@ -31,7 +33,7 @@ export class WriteSession {
   private readonly flushing = new Map<number, Buffer>()
   private readonly pendingParts = new Set<number>()
   private readonly touchedParts = new Set<number>()
-  private readonly md5 = new Map<number, Md5Stream>()
+  private readonly md5 = new Map<number, PartMd5>()
   private uploadRowId: number | null = null
   private readonly lock = new Mutex()
   /** Contiguous bytes written from each dirty chunk's start (write-behind when it reaches CHUNK_SIZE). */
@@ -117,9 +119,9 @@ export class WriteSession {
           if (within + n === CHUNK_SIZE) {
             this.size = Math.max(this.size, pos)
             this.storeChunk(idx)
+            // Parts are not persisted here (waiting for the stores in flight stalled the
+            // writer at every part boundary): fsync, close and the write budget do it.
             if (this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
-            // A finished part is uploaded, so in-progress uploads show what has been written.
-            if (partAt(pos - 1).end === pos) await this.flushLocked(false)
           }
         }
       }
@@ -137,7 +139,7 @@ export class WriteSession {
       const r = partAt(p)
       this.touchedParts.add(r.part)
       const st = this.md5.get(r.part)
-      if (st !== undefined && p < st.next) this.md5.delete(r.part)
+      if (st !== undefined && p < st.next) this.dropMd5(r.part)
       p = r.end
     }
   }
@@ -149,7 +151,7 @@ export class WriteSession {
       const start = idx * CHUNK_SIZE
       const valid = Math.max(0, Math.min(this.size, start + CHUNK_SIZE) - start)
       const cap = Math.max(need, valid)
-      buf = Buffer.alloc(capacityFor(cap))
+      buf = this.budget.buffer(capacityFor(cap))
       const mem = this.flushing.get(idx)
       if (mem !== undefined) {
         mem.copy(buf, 0, 0, Math.min(mem.length, valid))
@@ -162,7 +164,7 @@ export class WriteSession {
       this.budget.take(buf.length)
     }
     if (buf.length < need) {
-      const bigger = Buffer.alloc(capacityFor(need))
+      const bigger = this.budget.buffer(capacityFor(need))
       buf.copy(bigger)
       this.budget.take(bigger.length - buf.length)
       this.dirty.set(idx, bigger)
@@ -184,7 +186,7 @@ export class WriteSession {
         }
         this.committed = clip(this.committed, size)
         this.baseLimit = Math.min(this.baseLimit, size)
-        for (const [part, st] of this.md5) if (st.next > size) this.md5.delete(part)
+        for (const [part, st] of this.md5) if (st.next > size) this.dropMd5(part)
         if (size > 0) {
           const r = partAt(size - 1)
           this.touchedParts.add(r.part)
@@ -248,13 +250,16 @@ export class WriteSession {
     const gen = (this.chunkGen.get(idx) ?? 0) + 1
     this.chunkGen.set(idx, gen)
     const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
-    this.streamMd5(start, data)
+    const md5Fed = this.streamMd5(start, data)
     this.owner ??= this.store.content.newOwner()
     const done = (): void => {
       if (this.flushing.get(idx) === buf) this.flushing.delete(idx)
       this.budget.give(buf.length)
+      // Stored: nothing holds it any more (readers copy out of `flushing` synchronously; the hash workers got copies).
+      this.budget.recycle(buf)
     }
-    const p = this.store.content.putChunk(data, this.owner).then(ref => {
+    // A store is over when the MD5 worker has caught up too: that is the writer's back-pressure.
+    const p = Promise.all([this.store.content.putChunk(data, this.owner), md5Fed]).then(([ref]) => {
       if (this.chunkGen.get(idx) === gen) {
         // Only what is still inside the file (a truncate waits for stores in flight).
         const keep = Math.min(len, this.size - start)
@@ -293,30 +298,36 @@ export class WriteSession {
       if (this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
     }
     await this.settleStores()
+    await this.store.content.files.syncWritten()
     this.owner ??= this.store.content.newOwner()
     return this.owner
   }
 
-  private streamMd5 (start: number, data: Buffer): void {
+  private dropMd5 (part: number): void {
+    this.md5.get(part)?.stream.drop()
+    this.md5.delete(part)
+  }
+
+  private async streamMd5 (start: number, data: Buffer): Promise<void> {
     const r = partAt(start)
     let st = this.md5.get(r.part)
     if (st === undefined && start === r.start) {
-      st = { next: start, hash: crypto.createHash('md5') }
+      st = { next: start, stream: new Md5Stream() }
       this.md5.set(r.part, st)
     }
     if (st === undefined) return
-    if (st.next !== start) { this.md5.delete(r.part); return }
-    st.hash.update(data)
+    if (st.next !== start) { this.dropMd5(r.part); return }
     st.next += data.length
+    await st.stream.update(data)
   }
 
   /** MD5s known without reading: streamed during flushes, or unchanged parts of the base. */
-  private knownMd5s (): Map<number, string> {
+  private async knownMd5s (): Promise<Map<number, string>> {
     const known = new Map<number, string>()
-    for (const [part, st] of this.md5) {
-      const r = partRange(part)
-      if (st.next === Math.min(r.end, this.size)) known.set(part, st.hash.copy().digest('hex'))
-    }
+    const streamed = [...this.md5].filter(([part, st]) => st.next === Math.min(partRange(part).end, this.size))
+    // A digest the worker could not give (it died) is left out: that part is read again.
+    const digests = await Promise.all(streamed.map(async ([, st]) => await st.stream.digest().catch(() => undefined)))
+    streamed.forEach(([part], i) => { const d = digests[i]; if (d !== undefined) known.set(part, d) })
     if (this.base !== null) {
       for (const p of this.store.catalog.versionParts(this.base.seq)) {
         const r = partRange(p.part)
@@ -334,7 +345,7 @@ export class WriteSession {
       const owner = await this.storeDirtyChunks()
       if (this.detached) return null
       const extents = clip(this.committed, this.size)
-      const parts = await partMd5s(this.store, extents, this.size, this.knownMd5s())
+      const parts = await partMd5s(this.store, extents, this.size, await this.knownMd5s())
       const v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner)
       this.owner = null
       this.rebase(v)
@@ -372,6 +383,7 @@ export class WriteSession {
       for (const buf of this.dirty.values()) this.budget.give(buf.length)
       this.dirty.clear()
       this.seqFill.clear()
+      for (const part of [...this.md5.keys()]) this.dropMd5(part)
       this.detached = true
       this.changed = false
       const upload = this.uploadRowId
@@ -402,7 +414,7 @@ export class WriteSession {
     this.changed = false
     this.touchedParts.clear()
     this.pendingParts.clear()
-    this.md5.clear()
+    for (const part of [...this.md5.keys()]) this.dropMd5(part)
   }
 
   private meta (): SessionMeta {

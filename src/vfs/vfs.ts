@@ -36,6 +36,9 @@ const O_APPEND = 0o2000
 const UTIME_OMIT_MS = 2 ** 52
 const NO_ID = 0xffffffff
 
+/** How far past a sequential read chunks are loaded ahead (kept in the verified-chunk cache). */
+const READ_AHEAD = 4 * 1024 * 1024
+
 /** How soon after a hide a rename onto the name counts as the replace that caused it. */
 const MARKER_TAKEBACK_MS = 1000
 
@@ -65,7 +68,11 @@ type Handle =
  * disk full), reported at this handle's next close or fsync; `opener`: the process
  * that opened it, when known (see flush).
  */
-interface FileHandle { kind: 'file', node: FileNode, flags: number, wrote: boolean, lost?: unknown, opener?: number, keepCache?: boolean }
+interface FileHandle {
+  kind: 'file', node: FileNode, flags: number, wrote: boolean, lost?: unknown, opener?: number, keepCache?: boolean
+  /** Where the last read through this handle ended (a read starting near it is sequential). */
+  nextRead?: number
+}
 
 export class Vfs {
   private readonly nodes = new Map<string, FileNode>()
@@ -450,9 +457,12 @@ export class Vfs {
     } else if (h.node.session !== null) {
       data = await h.node.session.read(offset, len)
     } else if (h.node.version !== null) {
+      // Straight into libfuse's buffer; a reader going forward gets the next chunks loaded ahead.
       const v = h.node.version
       h.node.extents ??= this.store.extentsOf(v.seq)
-      data = await this.store.content.read(h.node.extents, v.size, offset, len)
+      const sequential = h.nextRead !== undefined && Math.abs(offset - h.nextRead) <= READ_AHEAD
+      h.nextRead = offset + len
+      return await this.store.content.readInto(h.node.extents, v.size, offset, buf.subarray(0, len), sequential ? READ_AHEAD : 0)
     } else {
       return 0
     }

@@ -35,6 +35,8 @@ export const seqwrite: Workload = {
   prepare: async (ctx, t) => {
     fs.rmSync(seqFile(t), { force: true })
     await warm(ctx.randomFile)
+    // The previous target's writes must not be written back during this one's.
+    await cmd('sync', [])
   },
   run: async (ctx, t): Promise<Sample> => {
     const { ms, dd } = await writeSeq(ctx, seqFile(t))

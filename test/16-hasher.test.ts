@@ -1,0 +1,46 @@
+// Hashing off the event loop (src/blob/hasher.ts): the answers must be exactly
+// node:crypto's, for inputs hashed in place and on the workers, for MD5 streams fed
+// in many pieces, several at once, and interleaved with SHA-256s.
+import t from 'tap'
+import crypto from 'node:crypto'
+import { sha256Of, Md5Stream } from '../src/blob/hasher'
+
+const md5 = (b: Buffer): string => crypto.createHash('md5').update(b).digest('hex')
+const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex')
+const MiB = 1024 * 1024
+
+t.test('SHA-256 of small and large inputs, also of views into larger buffers', async t => {
+  for (const size of [0, 1, 1000, 128 * 1024, 128 * 1024 + 1, MiB, 3 * MiB + 7]) {
+    const b = crypto.randomBytes(size)
+    t.equal((await sha256Of(b)).toString('hex'), sha(b), `${size} bytes`)
+  }
+  const big = crypto.randomBytes(2 * MiB)
+  const view = big.subarray(12345, 12345 + MiB)
+  t.equal((await sha256Of(view)).toString('hex'), sha(view), 'a view hashes only its own bytes')
+  const many = Array.from({ length: 20 }, () => crypto.randomBytes(MiB))
+  const got = await Promise.all(many.map(async b => (await sha256Of(b)).toString('hex')))
+  t.same(got, many.map(sha), '20 at once, each answered with its own hash')
+})
+
+t.test('MD5 streams: pieces in order, several streams at once, small ones in place', async t => {
+  const parts = Array.from({ length: 5 }, () => Array.from({ length: 9 }, (_, i) => crypto.randomBytes(i === 8 ? 5000 : MiB)))
+  const streams = parts.map(() => new Md5Stream())
+  // Interleave the streams' pieces, and SHA-256s on the side.
+  for (let i = 0; i < 9; i++) {
+    await Promise.all(streams.map(async (s, j) => { await s.update(parts[j][i]) }))
+    void sha256Of(parts[0][i])
+  }
+  const digests = await Promise.all(streams.map(async s => await s.digest()))
+  t.same(digests, parts.map(p => md5(Buffer.concat(p))), 'each stream has the MD5 of its own pieces')
+  t.equal(await streams[0].digest(), digests[0], 'a digest can be asked again')
+  await streams[0].update(Buffer.from('more'))
+  t.equal(await streams[0].digest(), md5(Buffer.concat([...parts[0], Buffer.from('more')])), 'and the stream goes on after it')
+  for (const s of streams) s.drop()
+
+  const small = new Md5Stream()
+  await small.update(Buffer.from('hello '))
+  await small.update(crypto.randomBytes(0))
+  await small.update(Buffer.from('world'))
+  t.equal(await small.digest(), md5(Buffer.from('hello world')), 'a small stream (hashed in place)')
+  t.equal(await new Md5Stream().digest(), md5(Buffer.alloc(0)), 'an empty stream')
+})
