@@ -193,10 +193,11 @@ t.test('--allow-other: the kernel checks the stored modes for another uid', asyn
   t.equal(fs.statSync(f('theirs.txt')).mode & 0o777, 0o600, 'and has the mode it set')
   t.notOk(fs.existsSync(f('moved.txt')), 'nothing was renamed')
   t.notOk(fs.existsSync(f('mine.txt')), 'nothing was created in the bucket')
-  if (r.createInOpenDir === 'ok') {
+  {
     const st = fs.statSync(path.join(f('open-dir'), 'new.txt'))
-    // docs/SEMANTICS.md: fuse-native does not pass the caller's uid, so new files belong to the daemon's user.
-    t.comment(`a file the other user created belongs to uid ${st.uid} (documented: the daemon's user), mode ${(st.mode & 0o777).toString(8)}`)
+    t.same([st.uid, st.gid], [other.uid, other.gid], 'a file the other user created belongs to that user (the caller FUSE names)')
+    const again = asOther({ chmodNew: `fs.chmodSync(${q(path.join(f('open-dir'), 'new.txt'))}, 0o600)` })
+    t.equal(again.chmodNew, 'ok', 'so that user may chmod it')
   }
 })
 

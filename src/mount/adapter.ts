@@ -2,7 +2,7 @@
 // answers. No filesystem semantics live here (they are in src/vfs); this file only
 // converts between fuse-native's shapes and the Vfs API, and errors to errnos.
 import debug from 'debug'
-import type { Vfs, Attr, StatFs } from '../vfs'
+import type { Vfs, Attr, StatFs, Caller as VfsCaller } from '../vfs'
 import { errnoOf } from './errno'
 import type { FuseOps, FuseStat, FuseStatfs, Caller } from './fuse'
 import { processOf } from './caller'
@@ -108,9 +108,11 @@ function show (v: unknown): string {
  * synchronously at the op's start, before anything else runs.
  */
 export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => undefined): FuseOps {
-  const pid = (): number | undefined => {
+  /** The op's caller as the vfs takes it; `withPid`: also its process (a /proc read on a cache miss). */
+  const who = (withPid = false): VfsCaller | undefined => {
     const c = caller()
-    return c === undefined || c.tid <= 0 ? undefined : processOf(c.tid)
+    if (c === undefined) return undefined
+    return { pid: withPid && c.tid > 0 ? processOf(c.tid) : undefined, uid: c.uid, gid: c.gid }
   }
 
   /** For ops answering only a code. */
@@ -143,7 +145,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     fsyncdir: (_path, _datasync, _fh, cb) => { cb(0) },
 
     open: (path, flags, cb) => {
-      const by = pid()
+      const by = who(true)
       run('open', () => `${path}, 0${flags.toString(8)}`, async () => {
         const fh = checkHandle(await vfs.open(path, flags, by))
         return vfs.keepsCache(fh) ? fh : fh | DROP_CACHE
@@ -152,7 +154,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     // fuse-native does not pass create's open flags on; the kernel has already
     // applied O_EXCL (by looking the name up first), and O_APPEND offsets come from it.
     create: (path, mode, cb) => {
-      const by = pid()
+      const by = who(true)
       run('create', () => `${path}, 0${mode.toString(8)}`, async () => checkHandle(await vfs.create(path, mode, 0, by)), cb)
     },
     read: (path, fh, buf, len, offset, cb) => {
@@ -165,8 +167,8 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
         (code, n) => { cb(code !== 0 ? code : (n ?? 0)) })
     },
     flush: (path, fh, cb) => {
-      const by = pid()
-      op('flush', () => `${path}, ${fh}, pid ${by}`, async () => await vfs.flush(fh, by), cb)
+      const by = who(true)
+      op('flush', () => `${path}, ${fh}, pid ${by?.pid}`, async () => await vfs.flush(fh, by), cb)
     },
     fsync: (path, datasync, fh, cb) => {
       op('fsync', () => `${path}, ${datasync}, ${fh}`, async () => await vfs.fsync(fh, datasync !== 0), cb)
@@ -178,14 +180,21 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     },
 
     unlink: (path, cb) => { op('unlink', () => path, async () => await vfs.unlink(path), cb) },
-    mkdir: (path, mode, cb) => { op('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode), cb) },
+    mkdir: (path, mode, cb) => {
+      const by = who()
+      op('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode, by), cb)
+    },
     rmdir: (path, cb) => { op('rmdir', () => path, async () => await vfs.rmdir(path), cb) },
     rename: (src, dest, cb) => { op('rename', () => `${src}, ${dest}`, async () => await vfs.rename(src, dest), cb) },
-    symlink: (target, path, cb) => { op('symlink', () => `${target}, ${path}`, async () => await vfs.symlink(target, path), cb) },
+    symlink: (target, path, cb) => {
+      const by = who()
+      op('symlink', () => `${target}, ${path}`, async () => await vfs.symlink(target, path, by), cb)
+    },
     readlink: (path, cb) => { run('readlink', () => path, async () => await vfs.readlink(path), cb) },
     link: (src, dest, cb) => { op('link', () => `${src}, ${dest}`, async () => await vfs.link(src, dest), cb) },
     mknod: (path, mode, dev, cb) => {
-      op('mknod', () => `${path}, 0${mode.toString(8)}, ${dev}`, async () => await vfs.mknod(path, mode, dev), cb)
+      const by = who()
+      op('mknod', () => `${path}, 0${mode.toString(8)}, ${dev}`, async () => await vfs.mknod(path, mode, dev, by), cb)
     },
 
     chmod: (path, mode, cb) => { op('chmod', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.chmod(path, mode), cb) },

@@ -9,13 +9,15 @@ import type { ReadableExtent } from '../meta/catalog'
 import { renameObject, renamePrefix } from '../store/rename'
 import { recoverSessions } from '../store/sessions'
 import { parsePath, keyLocation, parentKey, showableName, VERSIONS_DIR } from './paths'
-import type { Location } from './paths'
 import { fileAttr, dirAttr, bucketAttr, versionAttr, isDirMode, isLinkMode, S_IFDIR, S_IFREG, S_IFLNK, S_IFMT } from './attr'
 import type { Attr } from './attr'
 import { WriteSession } from './session'
 import { MemoryBudget } from './budget'
 import { VersionsTree } from './versions-tree'
-import * as xattr from './xattr'
+import { Metadata } from './metadata'
+import { Leftovers } from './leftovers'
+import { FileNode } from './node'
+import type { Handle, FileHandle } from './node'
 import {
   NOT_FOUND, EXISTS, NOT_DIRECTORY, IS_DIRECTORY, DIRECTORY_NOT_EMPTY, READ_ONLY, NOT_PERMITTED, BAD_HANDLE,
   INVALID_ARGUMENT, isBucketfsError, KEY_TOO_LONG
@@ -26,15 +28,15 @@ const log = createDebug('bucketfs:vfs')
 
 export interface VfsOptions { writeBudgetBytes?: number, showVersions?: boolean, uid?: number, gid?: number }
 
+/** Who makes a call, when the mount knows (its process, and the uid and gid new files and directories get). */
+export interface Caller { pid?: number, uid?: number, gid?: number }
+
 export interface StatFs { bsize: number, frsize: number, blocks: number, bfree: number, bavail: number, files: number, ffree: number, favail: number, namemax: number }
 
 const O_ACCMODE = 3
 const O_RDONLY = 0
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
-/** utimensat's UTIME_OMIT, as patched fuse-native passes it (scripts/patch-fuse-native.js); UTIME_NOW arrives as the time. */
-const UTIME_OMIT_MS = 2 ** 52
-const NO_ID = 0xffffffff
 
 /** How far past a sequential read chunks are loaded ahead (kept in the verified-chunk cache). */
 const READ_AHEAD = 4 * 1024 * 1024
@@ -45,33 +47,6 @@ const MARKER_TAKEBACK_MS = 1000
 /** libfuse's name for a file it hides (an open file being unlinked or replaced). */
 function isFuseHidden (key: string): boolean {
   return /(^|\/)\.fuse_hidden[0-9a-f]+$/.test(key)
-}
-
-/** An open key: all handles of one key share it, and its write session. */
-class FileNode {
-  session: WriteSession | null = null
-  opens = 0
-  unlinked = false
-  extents: ReadableExtent[] | null = null
-  /** Pins on `extents` once the node lost its name (its version may be deleted and collected). */
-  pin: number | null = null
-  constructor (public bucket: string, public key: string, public version: ObjectVersion | null) {}
-}
-
-type Handle =
-  | FileHandle
-  | { kind: 'version', version: ObjectVersion }
-
-/**
- * An open file; `wrote`: changed through this handle since its last close (flush);
- * `lost`: the save this handle took part in failed (another handle's close found the
- * disk full), reported at this handle's next close or fsync; `opener`: the process
- * that opened it, when known (see flush).
- */
-interface FileHandle {
-  kind: 'file', node: FileNode, flags: number, wrote: boolean, lost?: unknown, opener?: number, keepCache?: boolean
-  /** Where the last read through this handle ended (a read starting near it is sequential). */
-  nextRead?: number
 }
 
 export class Vfs {
@@ -90,12 +65,12 @@ export class Vfs {
   private nextFh = 1
   private readonly budget: MemoryBudget
   private readonly versions: VersionsTree
+  private readonly metadata: Metadata
   private readonly uid: number
   private readonly gid: number
   private readonly started = Date.now()
   /** Store cleanups that failed (a full disk), retried until they succeed. */
-  private readonly leftovers: Array<() => void> = []
-  private retryTimer: NodeJS.Timeout | null = null
+  private readonly leftovers = new Leftovers()
   /**
    * Per key, the version whose bytes the kernel's page cache may hold (the one last
    * opened, or last saved through this mount: writes pass the page cache). An open
@@ -106,6 +81,12 @@ export class Vfs {
   constructor (readonly store: Store, readonly opts: VfsOptions = {}) {
     this.budget = new MemoryBudget(opts.writeBudgetBytes ?? 256 * 1024 * 1024)
     this.versions = new VersionsTree(store)
+    this.metadata = new Metadata({
+      store,
+      versions: this.versions,
+      keyAttr: (bucket, key) => this.keyAttr(bucket, key),
+      openNode: (bucket, key) => this.nodes.get(this.id(bucket, key))
+    })
     this.uid = opts.uid ?? process.getuid?.() ?? 0
     this.gid = opts.gid ?? process.getgid?.() ?? 0
   }
@@ -121,11 +102,16 @@ export class Vfs {
 
   /** Flushes and completes every open write (unmount, SIGTERM). */
   async shutdown (): Promise<void> {
-    this.retryLeftovers()
+    this.leftovers.retry()
     for (const node of [...this.nodes.values()]) {
       if (node.session === null) continue
       try { await node.session.complete() } catch (err) { log('completing %s/%s at shutdown failed: %s', node.bucket, node.key, (err as Error).stack) }
     }
+  }
+
+  /** The owner of what a caller creates: the caller, else the daemon's user. */
+  private owner (caller?: Caller): { uid: number, gid: number } {
+    return { uid: caller?.uid ?? this.uid, gid: caller?.gid ?? this.gid }
   }
 
   // ------------------------------------------------------------ lookups
@@ -304,14 +290,14 @@ export class Vfs {
 
   async releasedir (_path: string, _fh: number): Promise<void> {}
 
-  async mkdir (path: string, mode: number): Promise<void> {
+  async mkdir (path: string, mode: number, caller?: Caller): Promise<void> {
     const loc = parsePath(path)
     if (loc.kind === 'root') throw EXISTS('/ exists')
     if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
     if (loc.kind === 'bucket') {
       if (loc.bucket === VERSIONS_DIR) throw INVALID_ARGUMENT('.versions is not a bucket name')
       const b = this.store.createBucket(loc.bucket)
-      this.store.setBucketAttrs(b.name, { mode: S_IFDIR | (mode & 0o7777), uid: this.uid, gid: this.gid, mtimeMs: Date.now() })
+      this.store.setBucketAttrs(b.name, { mode: S_IFDIR | (mode & 0o7777), ...this.owner(caller), mtimeMs: Date.now() })
       return
     }
     const { bucket, key } = loc
@@ -320,7 +306,7 @@ export class Vfs {
     if (this.tryAttr(bucket, key) !== undefined) throw EXISTS(`${path} exists`)
     await this.store.putObject(bucket, key + '/', Buffer.alloc(0), {
       contentType: 'application/x-directory',
-      posix: { mode: S_IFDIR | (mode & 0o7777), uid: this.uid, gid: this.gid }
+      posix: { mode: S_IFDIR | (mode & 0o7777), ...this.owner(caller) }
     })
   }
 
@@ -347,7 +333,7 @@ export class Vfs {
 
   // ------------------------------------------------------------ files
 
-  async create (path: string, mode: number, _flags = 0, pid?: number): Promise<number> {
+  async create (path: string, mode: number, _flags = 0, caller?: Caller): Promise<number> {
     const { bucket, key } = keyLocation(path)
     this.markers.delete(this.id(bucket, key))
     this.requireParentDir(bucket, key)
@@ -355,19 +341,19 @@ export class Vfs {
     if (existing !== undefined && isDirMode(existing.mode)) throw IS_DIRECTORY(`${path} is a directory`)
     const node = this.nodeFor(bucket, key)
     if (node.session === null) {
-      const fields = this.store.fieldsFor(key, { posix: { mode: S_IFREG | (mode & 0o7777), uid: this.uid, gid: this.gid } })
+      const fields = this.store.fieldsFor(key, { posix: { mode: S_IFREG | (mode & 0o7777), ...this.owner(caller) } })
       node.session = new WriteSession(this.store, this.budget, bucket, key, node.version, fields, true)
       node.session.changed = true
     } else {
       await node.session.truncate(0)
     }
-    return this.openHandle(node, 0o2, pid) // read-write
+    return this.openHandle(node, 0o2, caller?.pid) // read-write
   }
 
-  async mknod (path: string, mode: number, _dev: number): Promise<void> {
+  async mknod (path: string, mode: number, _dev: number, caller?: Caller): Promise<void> {
     keyLocation(path) // EROFS under .versions, EPERM at the root, before the type is looked at
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw NOT_PERMITTED('device nodes, FIFOs and sockets cannot be stored')
-    const fh = await this.create(path, mode)
+    const fh = await this.create(path, mode, 0, caller)
     await this.release(path, fh)
   }
 
@@ -380,7 +366,7 @@ export class Vfs {
 
   private writable (flags: number): boolean { return (flags & O_ACCMODE) !== O_RDONLY }
 
-  async open (path: string, flags: number, pid?: number): Promise<number> {
+  async open (path: string, flags: number, caller?: Caller): Promise<number> {
     const loc = parsePath(path)
     if (loc.kind === 'versions') {
       if (this.writable(flags) || (flags & O_TRUNC) !== 0) throw READ_ONLY('.versions is read-only')
@@ -417,7 +403,7 @@ export class Vfs {
         await node.session.truncate(0)
       }
     }
-    const fh = this.openHandle(node, flags, pid)
+    const fh = this.openHandle(node, flags, caller?.pid)
     ;(this.handles.get(fh) as FileHandle).keepCache = keepCache
     return fh
   }
@@ -525,15 +511,15 @@ export class Vfs {
    * writers still at work) what was written is uploaded and sealed, so a daemon killed
    * right after still has it (recovery completes sealed uploads), and the version is
    * made when the last writer closes.
-   * A close by another process than the opener (`pid`) is a child's copy of the
+   * A close by another process than the opener (`caller.pid`) is a child's copy of the
    * descriptor, which fork gave it and exec or exit closes: it neither ends the save
    * nor seals it, so a file half-written when its writer starts a program never
    * becomes a version; the opener's close does that, or else the last release.
    */
-  async flush (fh: number, pid?: number): Promise<void> {
+  async flush (fh: number, caller?: Caller): Promise<void> {
     const h = this.handles.get(fh)
     if (h === undefined || h.kind !== 'file') return
-    if (pid !== undefined && h.opener !== undefined && pid !== h.opener) return
+    if (caller?.pid !== undefined && h.opener !== undefined && caller.pid !== h.opener) return
     this.throwLost(h)
     if (h.node.session === null || !h.node.session.changed) return
     if (h.node.unlinked) return
@@ -602,30 +588,7 @@ export class Vfs {
 
   private async abortSession (s: WriteSession): Promise<void> {
     const left = await s.abort()
-    if (left !== null) this.later(left)
-  }
-
-  /** Runs a store cleanup now, or (the database cannot take it) retries it until it can. */
-  private tidy (cleanup: () => void): void {
-    try { cleanup() } catch { this.later(cleanup) }
-  }
-
-  private later (cleanup: () => void): void {
-    this.leftovers.push(cleanup)
-    if (this.retryTimer !== null) return
-    this.retryTimer = setInterval(() => { this.retryLeftovers() }, 1000)
-    this.retryTimer.unref()
-  }
-
-  private retryLeftovers (): void {
-    while (this.leftovers.length > 0) {
-      try { this.leftovers[0]() } catch (err) {
-        log('store cleanup still fails, retrying: %s', (err as Error).message)
-        return
-      }
-      this.leftovers.shift()
-    }
-    if (this.retryTimer !== null) { clearInterval(this.retryTimer); this.retryTimer = null }
+    if (left !== null) this.leftovers.later(left)
   }
 
   /** The last handle is gone: complete (or drop, if unlinked) and forget the node. */
@@ -640,10 +603,10 @@ export class Vfs {
       if (node.opens === 0) {
         const s = node.session
         node.session = null
-        if (s !== null) this.tidy(() => { s.releasePins() })
+        if (s !== null) this.leftovers.tidy(() => { s.releasePins() })
         const pin = node.pin
         node.pin = null
-        if (pin !== null) this.tidy(() => { this.store.content.unpin(pin) })
+        if (pin !== null) this.leftovers.tidy(() => { this.store.content.unpin(pin) })
       }
       this.dropIfIdle(node)
     }
@@ -749,12 +712,12 @@ export class Vfs {
 
   async link (_src: string, _dst: string): Promise<void> { throw NOT_PERMITTED('hard links are not supported: an object has one key') }
 
-  async symlink (target: string, path: string): Promise<void> {
+  async symlink (target: string, path: string, caller?: Caller): Promise<void> {
     const { bucket, key } = keyLocation(path)
     this.requireParentDir(bucket, key)
     if (this.tryAttr(bucket, key) !== undefined) throw EXISTS(`${path} exists`)
     await this.store.putObject(bucket, key, Buffer.from(target, 'utf8'), {
-      contentType: 'application/x-symlink', posix: { mode: S_IFLNK | 0o777, uid: this.uid, gid: this.gid }
+      contentType: 'application/x-symlink', posix: { mode: S_IFLNK | 0o777, ...this.owner(caller) }
     })
   }
 
@@ -767,140 +730,15 @@ export class Vfs {
     return (await this.store.readVersion(v.seq, v.size, 0, v.size)).toString('utf8')
   }
 
-  // ------------------------------------------------------------ attributes
+  // ------------------------------------------------------------ attributes and xattrs (src/vfs/metadata.ts)
 
-  /** Applies a metadata change to whatever the path is; none of these creates a version. */
-  private async changeAttrs (path: string, change: (p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }) => void): Promise<void> {
-    const loc = parsePath(path)
-    if (loc.kind === 'root') throw NOT_PERMITTED('the root\'s attributes are fixed')
-    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
-    const now = Date.now()
-    if (loc.kind === 'bucket') {
-      const b = this.store.headBucket(loc.bucket)
-      const p = { mode: b.mode, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs, ctimeMs: now }
-      change(p)
-      this.store.setBucketAttrs(b.name, { ...p, mode: S_IFDIR | (p.mode & 0o7777) })
-      return
-    }
-    const { bucket, key } = loc
-    const node = this.nodes.get(this.id(bucket, key))
-    const a = this.keyAttr(bucket, key)
-    if (isDirMode(a.mode)) {
-      const markerKey = key + '/'
-      if (this.store.liveVersion(bucket, markerKey) === undefined) {
-        await this.store.putObject(bucket, markerKey, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } })
-      }
-      this.store.updateObjectMetadata(bucket, markerKey, v => { const p = { ...v.posix, ctimeMs: now }; change(p); return { posix: p } })
-      return
-    }
-    if (node?.session != null) {
-      const p = node.session.fields.posix
-      change(p)
-      p.ctimeMs = now
-    }
-    if (this.store.liveVersion(bucket, key) !== undefined) {
-      const v = this.store.updateObjectMetadata(bucket, key, v => { const p = { ...v.posix, ctimeMs: now }; change(p); return { posix: p } })
-      if (node !== undefined && node.session === null) node.version = v
-    }
-  }
-
-  async chmod (path: string, mode: number): Promise<void> {
-    await this.changeAttrs(path, p => { p.mode = (p.mode & S_IFMT) | (mode & 0o7777) })
-  }
-
-  async chown (path: string, uid: number, gid: number): Promise<void> {
-    await this.changeAttrs(path, p => {
-      if (uid !== NO_ID && uid !== -1) p.uid = uid
-      if (gid !== NO_ID && gid !== -1) p.gid = gid
-    })
-  }
-
-  /** atime is not stored (it reads as the mtime); an omitted mtime is left as it is. */
-  async utimens (path: string, _atimeMs: number, mtimeMs: number): Promise<void> {
-    await this.changeAttrs(path, p => { if (mtimeMs !== UTIME_OMIT_MS) p.mtimeMs = mtimeMs })
-  }
-
-  // ------------------------------------------------------------ xattrs
-
-  private xattrTarget (path: string): { system: Record<string, string>, meta: Record<string, string>, loc: Location, markerKey?: string } {
-    const loc = parsePath(path)
-    if (loc.kind === 'root') return { system: {}, meta: {}, loc }
-    if (loc.kind === 'bucket') return { system: xattr.bucketSystemAttrs(this.store.headBucket(loc.bucket)), meta: {}, loc }
-    if (loc.kind === 'versions') {
-      const v = this.versions.versionAt(loc.bucket, loc.rest)
-      if (v === undefined) { this.versions.getattr(loc.bucket, loc.rest); return { system: {}, meta: {}, loc } }
-      return { system: xattr.systemAttrsOf(v), meta: v.userMeta, loc }
-    }
-    const a = this.keyAttr(loc.bucket, loc.key)
-    const key = isDirMode(a.mode) ? loc.key + '/' : loc.key
-    const node = this.nodes.get(this.id(loc.bucket, loc.key))
-    const v = this.store.liveVersion(loc.bucket, key)
-    if (node?.session != null && !isDirMode(a.mode)) {
-      const meta = JSON.parse(node.session.fields.userMeta) as Record<string, string>
-      const system = v === undefined ? { content_type: node.session.fields.contentType } : { ...xattr.systemAttrsOf(v), content_type: node.session.fields.contentType }
-      return { system, meta, loc }
-    }
-    if (v === undefined) return { system: {}, meta: {}, loc, markerKey: isDirMode(a.mode) ? key : undefined }
-    return { system: xattr.systemAttrsOf(v), meta: v.userMeta, loc, markerKey: isDirMode(a.mode) ? key : undefined }
-  }
-
-  async getxattr (path: string, name: string): Promise<Buffer> {
-    xattr.classify(name) // security.* (asked by the kernel before every write) fails here, before any lookup
-    const t = this.xattrTarget(path)
-    return xattr.lookup(name, t.system, t.meta)
-  }
-
-  async listxattr (path: string): Promise<string[]> {
-    const t = this.xattrTarget(path)
-    return xattr.names(t.system, t.meta)
-  }
-
-  async setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void> {
-    const loc = parsePath(path)
-    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
-    const c = xattr.classify(name)
-    if (loc.kind === 'bucket') {
-      if (c.kind === 'system' && c.attr === 'versioning') { this.store.putBucketVersioning(loc.bucket, xattr.parseVersioning(value)); return }
-      throw NOT_PERMITTED(`a bucket has no settable attribute ${name}`)
-    }
-    if (loc.kind === 'root') throw NOT_PERMITTED('the root has no attributes')
-    if (c.kind === 'system' && c.attr !== 'content_type') throw NOT_PERMITTED(`${name} is read-only`)
-    await this.changeMeta(loc.bucket, loc.key, (meta, contentType) => c.kind === 'system'
-      ? { meta, contentType: xattr.utf8Value(name, value) }
-      : { meta: xattr.withUserMeta(meta, name, value, flags), contentType })
-  }
-
-  async removexattr (path: string, name: string): Promise<void> {
-    const loc = parsePath(path)
-    if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
-    if (loc.kind !== 'key') throw NOT_PERMITTED(`${name} cannot be removed here`)
-    await this.changeMeta(loc.bucket, loc.key, (meta, contentType) => ({ meta: xattr.withoutUserMeta(meta, name), contentType }))
-  }
-
-  private async changeMeta (bucket: string, key: string,
-    change: (meta: Record<string, string>, contentType: string) => { meta: Record<string, string>, contentType: string }): Promise<void> {
-    const a = this.keyAttr(bucket, key)
-    const node = this.nodes.get(this.id(bucket, key))
-    if (!isDirMode(a.mode) && node?.session != null) {
-      const f = node.session.fields
-      const next = change(JSON.parse(f.userMeta) as Record<string, string>, f.contentType)
-      const checked = this.store.fieldsFor(key, { userMeta: next.meta, contentType: next.contentType })
-      f.userMeta = checked.userMeta
-      f.contentType = checked.contentType
-      f.posix.ctimeMs = Date.now()
-      node.session.changed = node.session.changed || this.store.liveVersion(bucket, key) === undefined
-    }
-    const target = isDirMode(a.mode) ? key + '/' : key
-    if (isDirMode(a.mode) && this.store.liveVersion(bucket, target) === undefined) {
-      await this.store.putObject(bucket, target, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } })
-    }
-    if (this.store.liveVersion(bucket, target) !== undefined) {
-      this.store.updateObjectMetadata(bucket, target, v => {
-        const next = change(v.userMeta, v.contentType)
-        return { userMeta: next.meta, contentType: next.contentType, posix: { ctimeMs: Date.now() } }
-      })
-    }
-  }
+  async chmod (path: string, mode: number): Promise<void> { await this.metadata.chmod(path, mode) }
+  async chown (path: string, uid: number, gid: number): Promise<void> { await this.metadata.chown(path, uid, gid) }
+  async utimens (path: string, atimeMs: number, mtimeMs: number): Promise<void> { await this.metadata.utimens(path, atimeMs, mtimeMs) }
+  async getxattr (path: string, name: string): Promise<Buffer> { return await this.metadata.getxattr(path, name) }
+  async listxattr (path: string): Promise<string[]> { return await this.metadata.listxattr(path) }
+  async setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void> { await this.metadata.setxattr(path, name, value, flags) }
+  async removexattr (path: string, name: string): Promise<void> { await this.metadata.removexattr(path, name) }
 
   // ------------------------------------------------------------ statfs
 
