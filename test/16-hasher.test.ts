@@ -44,3 +44,16 @@ t.test('MD5 streams: pieces in order, several streams at once, small ones in pla
   t.equal(await small.digest(), md5(Buffer.from('hello world')), 'a small stream (hashed in place)')
   t.equal(await new Md5Stream().digest(), md5(Buffer.alloc(0)), 'an empty stream')
 })
+
+t.test('MD5 streams take holes as lengths of zeros', async t => {
+  const data = crypto.randomBytes(MiB)
+  const s = new Md5Stream()
+  await s.update(data)
+  await s.updateZeros(20 * MiB + 3)
+  await s.update(data.subarray(0, 1000))
+  t.equal(await s.digest(), md5(Buffer.concat([data, Buffer.alloc(20 * MiB + 3), data.subarray(0, 1000)])), 'data, a hole, data')
+  s.drop()
+  const z = new Md5Stream()
+  await z.updateZeros(300 * 1024)
+  t.equal(await z.digest(), md5(Buffer.alloc(300 * 1024)), 'a stream of zeros only')
+})

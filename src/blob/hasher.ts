@@ -19,6 +19,7 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads')
 const crypto = require('node:crypto')
 const streams = new Map()
+const zeros = Buffer.alloc(8 * 1024 * 1024)
 parentPort.on('message', m => {
   let answer = {}
   try {
@@ -28,6 +29,11 @@ parentPort.on('message', m => {
       let h = streams.get(m.id)
       if (h === undefined) { h = crypto.createHash('md5'); streams.set(m.id, h) }
       h.update(m.data)
+    } else if (m.op === 'zeros') {
+      let h = streams.get(m.id)
+      if (h === undefined) { h = crypto.createHash('md5'); streams.set(m.id, h) }
+      for (let left = m.len; left > 0; left -= zeros.length) h.update(left >= zeros.length ? zeros : zeros.subarray(0, left))
+      answer = { req: m.req, value: '' }
     } else if (m.op === 'digest') {
       const h = streams.get(m.id) ?? crypto.createHash('md5')
       answer = { req: m.req, value: h.copy().digest('hex') }
@@ -164,6 +170,15 @@ export class Md5Stream {
     if (this.local !== null) { this.local.update(data); return }
     if (!this.fed) { this.fed = true; this.generation = this.worker.generation }
     await this.worker.send({ op: 'update', id: this.id }, movable(data))
+  }
+
+  /** Feeds `len` zero bytes (a hole) without handing any over; answers once they are hashed. */
+  async updateZeros (len: number): Promise<void> {
+    if (len <= 0) return
+    if (this.local === null && !this.fed && len <= IN_PLACE_MAX) this.local = crypto.createHash('md5')
+    if (this.local !== null) { this.local.update(Buffer.alloc(len)); return }
+    if (!this.fed) { this.fed = true; this.generation = this.worker.generation }
+    await this.worker.ask({ op: 'zeros', id: this.id, len })
   }
 
   async digest (): Promise<string> {

@@ -4,6 +4,7 @@
 // doubling every 1000 parts: 10,000 parts cover more than S3's 5 TiB limit and
 // every part but the last is over S3's 5 MiB minimum.
 import crypto from 'node:crypto'
+import { Md5Stream } from '../blob/hasher'
 
 const BASE = 8 * 1024 * 1024
 const PER_TIER = 1000
@@ -66,12 +67,9 @@ export const ZERO_PART_MD5: ReadonlyMap<number, string> = new Map([
 ])
 
 const zeroMd5 = new Map<number, Promise<string>>()
-export const ZERO_BLOCK = Buffer.alloc(8 * 1024 * 1024)
-/** Lets the event loop run between steps of a long computation (other ops are answered meanwhile). */
-export async function yieldToLoop (): Promise<void> { await new Promise(resolve => setImmediate(resolve)) }
 /**
- * MD5 of `len` zero bytes (holes): from the table for whole parts, else computed once
- * per length in 8 MiB steps that yield to the event loop.
+ * MD5 of `len` zero bytes (holes): from the table for whole parts, else computed
+ * once per length on a hash worker (the event loop goes on meanwhile).
  */
 export async function md5OfZeros (len: number): Promise<string> {
   const whole = ZERO_PART_MD5.get(len)
@@ -79,14 +77,17 @@ export async function md5OfZeros (len: number): Promise<string> {
   let hex = zeroMd5.get(len)
   if (hex === undefined) {
     hex = (async () => {
-      const h = crypto.createHash('md5')
-      for (let left = len; left > 0; left -= ZERO_BLOCK.length) {
-        h.update(left >= ZERO_BLOCK.length ? ZERO_BLOCK : ZERO_BLOCK.subarray(0, left))
-        if (left > ZERO_BLOCK.length) await yieldToLoop()
+      const h = new Md5Stream()
+      try {
+        await h.updateZeros(len)
+        return await h.digest()
+      } finally {
+        h.drop()
       }
-      return h.digest('hex')
     })()
+    if (zeroMd5.size >= 1000) zeroMd5.clear() // lengths of last parts: any number of them
     zeroMd5.set(len, hex)
+    hex.catch(() => { zeroMd5.delete(len) })
   }
   return await hex
 }

@@ -5,7 +5,7 @@
 import type { Store, VersionFields } from './store'
 import type { Extent, ReadableExtent, UploadRow, VersionPartRow } from '../meta/catalog'
 import { newUploadId } from './versionid'
-import { partsOf, partRange, etagOf, md5OfZeros, ZERO_BLOCK } from './layout'
+import { partsOf, partRange, etagOf, md5OfZeros } from './layout'
 import { Md5Stream } from '../blob/hasher'
 import { toVersion } from './convert'
 import { firstExtentAt } from './content'
@@ -129,14 +129,15 @@ export async function partMd5s (store: Store, extents: ReadableExtent[], size: n
   return out
 }
 
-/** MD5 of [start, end) of content whose extents are `inside` (holes from a shared zero block), on a hash worker. */
+/** MD5 of [start, end) of content whose extents are `inside` (holes hashed by the worker from its own zeros), on a hash worker. */
 async function md5OfRange (store: Store, inside: ReadableExtent[], start: number, end: number): Promise<string> {
   const h = new Md5Stream()
   const feed = async (data: Buffer): Promise<void> => { await h.update(data) }
   try {
     let pos = start
     const zerosTo = async (to: number): Promise<void> => {
-      for (; pos < to; pos = Math.min(to, pos + ZERO_BLOCK.length)) await feed(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK.length, to - pos)))
+      if (to > pos) await h.updateZeros(to - pos)
+      pos = Math.max(pos, to)
     }
     for (const e of inside) {
       const from = Math.max(start, e.off)
