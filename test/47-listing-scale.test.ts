@@ -97,3 +97,20 @@ t.test(`listing ${TOTAL} keys under ${PREFIXES} prefixes`, async t => {
   t.same(store.listObjects('scale', { prefix: 'p09', delimiter: '/' }).commonPrefixes,
     Array.from({ length: 10 }, (_, i) => prefixOf(90 + i)), 'a partial prefix rolls up to its directories')
 })
+
+t.test('listDirectory: one level in one pass, each sub-prefix once, with the attributes readdir shows', async t => {
+  const ts = tempStore(t)
+  const s = ts.store
+  s.createBucket('dir-listing')
+  const keys = ['a.txt', 'd/', 'd/x.txt', 'd/y/z.txt', 'd/y/w.txt', 'd/y', 'd/yy/1', 'd/é.txt', 'd/\u{1F600}/q', 'e/f', 'd0']
+  for (const k of keys) await s.putObject('dir-listing', k, `content of ${k}`, { posix: { mode: 0o100600, uid: 7, gid: 8 } })
+  const top = s.listDirectory('dir-listing', '')
+  t.same(top.dirs, ['d', 'e'], 'the root: sub-prefixes d/ and e/')
+  t.same(top.files.map(f => f[0]), ['a.txt', 'd0'], 'and its keys')
+  const d = s.listDirectory('dir-listing', 'd/')
+  t.same(d.dirs, ['y', 'yy', '\u{1F600}'], 'd/: each sub-prefix once, in UTF-8 order')
+  t.same(d.files.map(f => f[0]), ['d/', 'd/x.txt', 'd/y', 'd/é.txt'], 'd/: its marker key, its keys (a key y beside a prefix y/)')
+  const [, size, mode, uid, gid] = d.files[1]
+  t.same([size, mode & 0o7777, uid, gid], [Buffer.byteLength('content of d/x.txt'), 0o600, 7, 8], 'with size, mode and owner')
+  t.same(s.listDirectory('dir-listing', 'nothing/'), { dirs: [], files: [] }, 'an empty prefix lists nothing')
+})

@@ -2,7 +2,7 @@
 // transaction with `write(fn)`; nothing here commits on its own.
 import type { Db, Statement } from './db'
 import { openDatabase, writeTransaction, durableWriteTransaction } from './db'
-import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow } from './rows'
+import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirEntryRow } from './rows'
 
 export * from './rows'
 
@@ -122,6 +122,17 @@ export class Catalog {
     if (until === null) return this.s(`${base} ORDER BY l.key`).iterate(bucketId, from) as IterableIterator<VersionRow>
     return this.s(`${base} AND l.key < ? ORDER BY l.key`).iterate(bucketId, from, until) as IterableIterator<VersionRow>
   }
+  /**
+   * Live keys from `from` (inclusive) below `until`, with only what a directory listing
+   * shows, as arrays: [key, size, mode, uid, gid, mtime_ms, ctime_ms]. A third of the
+   * cost of whole rows for a 10,000-entry directory.
+   */
+  liveEntriesFrom (bucketId: number, from: string, until: string | null): IterableIterator<DirEntryRow> {
+    const base = 'SELECT l.key, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key >= ?'
+    if (until === null) return this.s(`${base} ORDER BY l.key`).raw(true).iterate(bucketId, from) as IterableIterator<DirEntryRow>
+    return this.s(`${base} AND l.key < ? ORDER BY l.key`).raw(true).iterate(bucketId, from, until) as IterableIterator<DirEntryRow>
+  }
+
   /** Distinct keys having any version, in key order (for version listings). */
   versionKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<{ key: string }> {
     const op = inclusive ? '>=' : '>'

@@ -1,7 +1,7 @@
 // ListObjectsV2 and ListObjectVersions over the key index. With a delimiter, a
 // common prefix is reported once and the scan seeks past every key below it, so
 // a listing costs what it returns, not what lies under its sub-prefixes.
-import type { Catalog, VersionRow } from '../meta/catalog'
+import type { Catalog, VersionRow, DirEntryRow } from '../meta/catalog'
 import { INVALID_ARGUMENT } from '../errors'
 
 /** The smallest string greater than every string that starts with `prefix`, or null if none exists. */
@@ -114,5 +114,36 @@ function firstKey (catalog: Catalog, bucketId: number, source: 'live' | 'version
 export function versionsOfKeys (catalog: Catalog, bucketId: number, keys: string[]): VersionRow[] {
   const out: VersionRow[] = []
   for (const k of keys) out.push(...catalog.versionsOfKey(bucketId, k))
+  return out
+}
+
+/** What a directory listing holds: sub-prefixes (without `prefix`, without the '/') and keys right under it. */
+export interface Directory { dirs: string[], files: DirEntryRow[] }
+
+/**
+ * Everything directly under `prefix` (one level, '/' as delimiter), in one pass that
+ * seeks past each sub-prefix: for readdir, which needs every entry and only its
+ * name, size and POSIX attributes.
+ */
+export function walkDirectory (catalog: Catalog, bucketId: number, prefix: string): Directory {
+  const out: Directory = { dirs: [], files: [] }
+  const until = prefix === '' ? null : prefixEnd(prefix)
+  let from: string | null = prefix
+  while (from !== null) {
+    let next: string | null = null
+    let skip: string | null = null // a sub-prefix with no end to seek to: its keys are stepped over
+    for (const row of catalog.liveEntriesFrom(bucketId, from, until)) {
+      if (skip !== null && row[0].startsWith(skip)) continue
+      const rest = row[0].slice(prefix.length)
+      const d = rest.indexOf('/')
+      if (d < 0) { out.files.push(row); continue }
+      out.dirs.push(rest.slice(0, d))
+      const sub = prefix + rest.slice(0, d + 1)
+      next = prefixEnd(sub)
+      if (next !== null) break
+      skip = sub
+    }
+    from = next
+  }
   return out
 }

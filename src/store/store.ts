@@ -13,7 +13,8 @@ import { newVersionId, newUploadId } from './versionid'
 import { MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE } from './limits'
 import { multipartEtag } from './layout'
 import { toBucket, toVersion, guessContentType, cleanHeaders } from './convert'
-import { walkKeys, clampMaxKeys, encodeToken, decodeToken, compareUtf8 } from './listing'
+import { walkKeys, walkDirectory, clampMaxKeys, encodeToken, decodeToken, compareUtf8 } from './listing'
+import type { Directory } from './listing'
 import { fsck, gc } from './maintenance'
 import {
   BUCKET_ALREADY_EXISTS, NO_SUCH_BUCKET, BUCKET_NOT_EMPTY, NO_SUCH_KEY, NO_SUCH_VERSION, INVALID_ARGUMENT,
@@ -372,6 +373,11 @@ export class Store {
         keyCount: contents.length + walk.prefixes.length
       }
     })
+  }
+
+  /** Every sub-prefix and key right under `prefix` (a directory on the mount), in one pass. */
+  listDirectory (bucket: string, prefix: string): Directory {
+    return this.catalog.read(() => walkDirectory(this.catalog, this.bucketRow(bucket).id, prefix))
   }
 
   /** True when any live key starts with prefix (a directory on the mount). */

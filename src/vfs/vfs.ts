@@ -245,27 +245,21 @@ export class Vfs {
     const seen = new Set<string>()
     const b = this.store.headBucket(bucket)
     const implied = dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs })
-    let token: string | undefined
-    const files: ObjectVersion[] = []
+    const listing = this.store.listDirectory(bucket, prefix)
     const dirs = new Map<string, number>()
-    do {
-      const page = this.store.listObjects(bucket, { prefix, delimiter: '/', maxKeys: 1000, continuationToken: token })
-      for (const cp of page.commonPrefixes) {
-        const name = cp.slice(prefix.length, -1)
-        if (showableName(name) && !seen.has(name)) { seen.add(name); dirs.set(name, names.length); names.push(name); attrs.push(implied) }
-      }
-      files.push(...page.contents)
-      token = page.nextContinuationToken
-    } while (token !== undefined)
-    for (const v of files) {
-      const name = v.key.slice(prefix.length)
-      if (v.key === prefix || !showableName(name) || seen.has(name)) continue
+    for (const name of listing.dirs) {
+      if (showableName(name) && !seen.has(name)) { seen.add(name); dirs.set(name, names.length); names.push(name); attrs.push(implied) }
+    }
+    for (const [key, size, mode, uid, gid, mtimeMs, ctimeMs] of listing.files) {
+      const name = key.slice(prefix.length)
+      if (key === prefix || !showableName(name) || seen.has(name)) continue
+      const attr = fileAttr(size, { mode, uid, gid, mtimeMs, ctimeMs })
       // A file hides a directory of its name (lookupAttr does the same).
       const d = dirs.get(name)
-      if (d !== undefined) { names[d] = name; attrs[d] = versionAttr(v); dirs.delete(name); continue }
+      if (d !== undefined) { attrs[d] = attr; dirs.delete(name); continue }
       seen.add(name)
       names.push(name)
-      attrs.push(versionAttr(v))
+      attrs.push(attr)
     }
     for (const n of this.sessionsUnder(bucket, prefix)) {
       const rest = n.key.slice(prefix.length)
