@@ -58,7 +58,11 @@ t.test('ops answer as fuse-native expects', async t => {
   const vfs = {
     getattr: async (p: string) => { if (p === '/missing') throw errors.NOT_FOUND('no'); return attr },
     fgetattr: async (p: string, fh: number) => { calls.push(['fgetattr', p, fh]); return { ...attr, size: 7 } },
-    read: async (_fh: number, buf: Buffer, len: number) => { buf.write('hello'); return Math.min(5, len) },
+    // fh 8 answers at once (bytes in memory), the others through a promise.
+    read: (fh: number, buf: Buffer, len: number) => {
+      if (fh === 8) { buf.write('sync!'); return Math.min(5, len) }
+      return (async () => { buf.write('hello'); return Math.min(5, len) })()
+    },
     write: async (_fh: number, buf: Buffer, len: number) => { calls.push(['write', Buffer.from(buf.subarray(0, len)).toString()]); return len },
     readdir: async () => ({ names: ['a', 'b'], attrs: [attr, attr] }),
     open: async (p: string) => p === '/changed' ? 4 : 3,
@@ -83,6 +87,12 @@ t.test('ops answer as fuse-native expects', async t => {
   const buf = Buffer.alloc(16)
   t.same(await answer(cb => { ops.read('/f', 3, buf, 16, 0, cb) }), [5], 'read answers the byte count')
   t.equal(buf.subarray(0, 5).toString(), 'hello')
+  {
+    let answered: number[] | undefined
+    ops.read('/f', 8, buf, 16, 0, (n: number) => { answered = [n] })
+    t.same(answered, [5], 'a read the vfs answers without a promise is answered before ops.read returns')
+    t.equal(buf.subarray(0, 5).toString(), 'sync!')
+  }
   t.same(await answer(cb => { ops.write('/f', 3, Buffer.from('data!'), 5, 0, cb) }), [5], 'write answers the byte count')
   t.same(calls.pop(), ['write', 'data!'])
 

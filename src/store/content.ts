@@ -204,6 +204,37 @@ export class Content {
     return end - off
   }
 
+  /**
+   * readInto when every chunk it needs is verified and in memory: the byte count, with
+   * no promise in between; undefined (nothing read) when some chunk must be loaded.
+   */
+  readIntoCached (extents: ReadableExtent[], size: number, off: number, out: Buffer, ahead = 0): number | undefined {
+    const end = Math.min(size, off + out.length)
+    if (end <= off) return 0
+    const first = firstExtentAt(extents, off)
+    const parts: Array<{ e: ReadableExtent, data: Buffer }> = []
+    let i = first
+    for (; i < extents.length && extents[i].off < end; i++) {
+      const e = extents[i]
+      if (e.chunk === null) continue
+      const data = e.hash === null ? undefined : this.verified.get(e.hash.toString('hex'))
+      if (data === undefined) return undefined
+      parts.push({ e, data })
+    }
+    let pos = off
+    for (const { e, data } of parts) {
+      const from = Math.max(off, e.off)
+      const to = Math.min(end, e.off + e.len)
+      if (to <= from) continue
+      if (from > pos) out.fill(0, pos - off, from - off)
+      data.copy(out, from - off, e.coff + (from - e.off), e.coff + (to - e.off))
+      pos = to
+    }
+    if (pos < end) out.fill(0, pos - off, end - off)
+    if (ahead > 0) this.prefetch(extents, i, end + ahead)
+    return end - off
+  }
+
   /** Starts loading the chunks of extents[i…] that begin before `until`. */
   private prefetch (extents: ReadableExtent[], i: number, until: number): void {
     for (; i < extents.length && extents[i].off < until; i++) {
