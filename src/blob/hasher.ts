@@ -14,7 +14,9 @@ const log = createDebug('bucketfs:hasher')
 /** Below this many bytes hashing is cheaper than a round trip to a worker. */
 const IN_PLACE_MAX = 128 * 1024
 
-// Each buffer a worker was given goes back (transferred) once hashed, to be reused.
+// The worker's code is source text, so the same worker runs from dist/ and under
+// tap's TypeScript loader (a Worker cannot load a .ts file). Each buffer a worker
+// was given goes back (transferred) once hashed, to be reused.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads')
 const crypto = require('node:crypto')
