@@ -92,9 +92,9 @@ export class Catalog {
   }
   insertVersion (v: NewVersion): number {
     return Number(this.s(`INSERT INTO versions (bucket_id, key, version_id, delete_marker, size, etag, last_modified_ms,
-      content_type, headers, user_meta, mode, uid, gid, mtime_ms, ctime_ms)
+      content_type, headers, user_meta, mode, uid, gid, mtime_ms, ctime_ms, stored)
       VALUES (@bucket_id, @key, @version_id, @delete_marker, @size, @etag, @last_modified_ms,
-      @content_type, @headers, @user_meta, @mode, @uid, @gid, @mtime_ms, @ctime_ms)`).run(v).lastInsertRowid)
+      @content_type, @headers, @user_meta, @mode, @uid, @gid, @mtime_ms, @ctime_ms, @stored)`).run(v).lastInsertRowid)
   }
   deleteVersion (seq: number): void { this.s('DELETE FROM versions WHERE seq = ?').run(seq) }
   /** Metadata changes that do not make a new version (chmod, utimens, xattrs). */

@@ -107,5 +107,10 @@ export const MIGRATIONS: string[] = [
   // recovery completes sealed uploads and drops the others (half-written, never closed).
   `
   ALTER TABLE uploads ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+  `,
+  // 3: the bytes a version stores (its size less its holes), for st_blocks; NULL in
+  // versions made before it: those report their size.
+  `
+  ALTER TABLE versions ADD COLUMN stored INTEGER;
   `
 ]

@@ -9,6 +9,8 @@ export interface VersionRow {
   size: number, etag: string, last_modified_ms: number, content_type: string
   headers: string, user_meta: string
   mode: number, uid: number, gid: number, mtime_ms: number, ctime_ms: number
+  /** Bytes not in holes; null for versions made before migration 3. */
+  stored: number | null
 }
 
 export type NewVersion = Omit<VersionRow, 'seq'>

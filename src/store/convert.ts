@@ -19,6 +19,7 @@ export function toVersion (bucket: string, r: VersionRow, isLatest: boolean): Ob
     isDeleteMarker: r.delete_marker === 1,
     isLatest,
     size: r.size,
+    storedBytes: r.stored ?? r.size,
     etag: r.etag,
     lastModifiedMs: r.last_modified_ms,
     contentType: r.content_type,

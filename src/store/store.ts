@@ -181,7 +181,8 @@ export class Store {
       content_type: fields?.contentType ?? '',
       headers: fields?.headers ?? '{}',
       user_meta: fields?.userMeta ?? '{}',
-      mode: posix.mode, uid: posix.uid, gid: posix.gid, mtime_ms: posix.mtimeMs, ctime_ms: posix.ctimeMs
+      mode: posix.mode, uid: posix.uid, gid: posix.gid, mtime_ms: posix.mtimeMs, ctime_ms: posix.ctimeMs,
+      stored: data === null ? 0 : data.extents.reduce((n, e) => e.chunk === null ? n : n + e.len, 0)
     }
     const seq = this.catalog.insertVersion(row)
     if (data !== null) {

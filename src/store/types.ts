@@ -41,6 +41,8 @@ export interface ObjectVersion {
   isDeleteMarker: boolean
   isLatest: boolean
   size: number
+  /** Bytes not in holes (st_blocks); the size for versions made before this was kept. */
+  storedBytes: number
   etag: string
   lastModifiedMs: number
   contentType: string

@@ -15,17 +15,18 @@ export const S_IFLNK = 0o120000
 export function isDirMode (mode: number): boolean { return (mode & S_IFMT) === S_IFDIR }
 export function isLinkMode (mode: number): boolean { return (mode & S_IFMT) === S_IFLNK }
 
-export function fileAttr (size: number, p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }): Attr {
+/** `stored`: the bytes that are not holes (st_blocks counts 512-byte blocks of them, as du shows). */
+export function fileAttr (size: number, p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }, stored = size): Attr {
   const mode = (p.mode & S_IFMT) === 0 ? S_IFREG | (p.mode & 0o7777) : p.mode
   return {
     mode, uid: p.uid, gid: p.gid, size,
     atimeMs: p.mtimeMs, mtimeMs: p.mtimeMs, ctimeMs: p.ctimeMs,
-    nlink: 1, ino: 0, blocks: Math.ceil(size / 512)
+    nlink: 1, ino: 0, blocks: Math.ceil(Math.min(size, stored) / 512)
   }
 }
 
 export function versionAttr (v: ObjectVersion): Attr {
-  return fileAttr(v.size, v.posix)
+  return fileAttr(v.size, v.posix, v.storedBytes)
 }
 
 export function dirAttr (p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs?: number }): Attr {

@@ -421,6 +421,15 @@ export class WriteSession {
     return { bucket: this.bucket, key: this.key, fields: this.fields, baseSeq: this.base?.seq ?? null, baseLimit: this.baseLimit, size: this.size }
   }
 
+  /** About how many bytes of the file are not holes: stored chunks plus buffers in memory. */
+  get storedBytes (): number {
+    let n = 0
+    for (const e of this.committed) if (e.chunk !== null && e.off < this.size) n += Math.min(e.len, this.size - e.off)
+    for (const b of this.dirty.values()) n += b.length
+    for (const b of this.flushing.values()) n += b.length
+    return Math.min(n, this.size)
+  }
+
   get dirtyBytes (): number {
     let n = 0
     for (const b of this.dirty.values()) n += b.length

@@ -27,7 +27,7 @@ function versionIdOfName (name: string): string | undefined {
  * fails with EROFS anyway. Its mtime is the version's Last-Modified.
  */
 function versionFileAttr (v: ObjectVersion): Attr {
-  return fileAttr(v.size, { ...v.posix, mtimeMs: v.lastModifiedMs })
+  return fileAttr(v.size, { ...v.posix, mtimeMs: v.lastModifiedMs }, v.storedBytes)
 }
 
 export class VersionsTree {

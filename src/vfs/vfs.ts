@@ -154,11 +154,11 @@ export class Vfs {
     const id = this.id(bucket, key)
     const gone = this.hidden.get(id)
     if (gone !== undefined) {
-      if (gone.session !== null) return fileAttr(gone.session.size, gone.session.fields.posix)
+      if (gone.session !== null) return fileAttr(gone.session.size, gone.session.fields.posix, gone.session.storedBytes)
       return gone.version === null ? undefined : versionAttr(gone.version)
     }
     const node = this.nodes.get(id)
-    if (node?.session != null) return fileAttr(node.session.size, node.session.fields.posix)
+    if (node?.session != null) return fileAttr(node.session.size, node.session.fields.posix, node.session.storedBytes)
     const v = this.store.liveVersion(bucket, key)
     if (v !== undefined) return versionAttr(v)
     return this.dirAttrOf(bucket, key)
@@ -200,7 +200,7 @@ export class Vfs {
     const h = this.handles.get(fh)
     if (h?.kind === 'file') {
       const n = h.node
-      if (n.session !== null) return fileAttr(n.session.size, n.session.fields.posix)
+      if (n.session !== null) return fileAttr(n.session.size, n.session.fields.posix, n.session.storedBytes)
       if (n.unlinked && n.version !== null) return versionAttr(n.version)
     }
     return await this.getattr(path)
@@ -267,7 +267,7 @@ export class Vfs {
       if (!showableName(name) || seen.has(name)) continue
       seen.add(name)
       names.push(name)
-      attrs.push(rest.includes('/') || n.session === null ? implied : fileAttr(n.session.size, n.session.fields.posix))
+      attrs.push(rest.includes('/') || n.session === null ? implied : fileAttr(n.session.size, n.session.fields.posix, n.session.storedBytes))
     }
     if (loc.kind === 'bucket' && this.opts.showVersions === true && !seen.has(VERSIONS_DIR)) {
       names.push(VERSIONS_DIR)
