@@ -304,17 +304,18 @@ function runWriter (cfg: WriterConfig): void {
     journal({ done: counter })
   }
 
+  /** A namespace op: journaled before it starts and after it returned. */
+  const journaled = (begin: Op, act: () => void): void => {
+    journal({ begin, n: counter })
+    act()
+    journal({ done: counter })
+  }
+  const unlink = (p: string): void => { journaled({ op: 'unlink', path: p }, () => { fs.unlinkSync(abs(p)); files.delete(p) }) }
+
   const ops = (): void => {
     const fileList = [...files.keys()].sort()
     const r = rng.int(100)
-    if (fileList.length >= cfg.maxFiles && r < 40) {
-      const p = pick(fileList)
-      journal({ begin: { op: 'unlink', path: p }, n: counter })
-      fs.unlinkSync(abs(p))
-      files.delete(p)
-      journal({ done: counter })
-      return
-    }
+    if (fileList.length >= cfg.maxFiles && r < 40) return unlink(pick(fileList))
     if (r < 25 || fileList.length === 0) return contentOp('create', newName(pick(dirList())))
     if (r < 38) return contentOp('trunc', pick(fileList))
     if (r < 50) return contentOp('append', pick(fileList))
@@ -323,51 +324,35 @@ function runWriter (cfg: WriterConfig): void {
       const from = pick(fileList)
       const others = fileList.filter(f => f !== from)
       const to = others.length > 0 && rng.int(100) < 40 ? pick(others) : newName(pick(dirList()))
-      journal({ begin: { op: 'rename', from, to }, n: counter })
-      fs.renameSync(abs(from), abs(to))
-      const b = files.get(from) as Buffer
-      files.delete(from)
-      files.set(to, b)
-      journal({ done: counter })
-      return
+      return journaled({ op: 'rename', from, to }, () => {
+        fs.renameSync(abs(from), abs(to))
+        const b = files.get(from) as Buffer
+        files.delete(from)
+        files.set(to, b)
+      })
     }
-    if (r < 86) {
-      const p = pick(fileList)
-      journal({ begin: { op: 'unlink', path: p }, n: counter })
-      fs.unlinkSync(abs(p))
-      files.delete(p)
-      journal({ done: counter })
-      return
-    }
+    if (r < 86) return unlink(pick(fileList))
     if (r < 91) {
       if (dirs.size >= 6) return
       const p = newDirName(pick(dirList()))
-      journal({ begin: { op: 'mkdir', path: p }, n: counter })
-      fs.mkdirSync(abs(p))
-      dirs.add(p)
-      journal({ done: counter })
-      return
+      return journaled({ op: 'mkdir', path: p }, () => { fs.mkdirSync(abs(p)); dirs.add(p) })
     }
     if (r < 96) {
       if (dirs.size === 0) return
       const from = pick([...dirs].sort())
       const targets = dirList().filter(d => !under(d, from))
       const to = newDirName(pick(targets))
-      journal({ begin: { op: 'rename', from, to }, n: counter })
-      fs.renameSync(abs(from), abs(to))
-      const move = (p: string): string => under(p, from) ? to + p.slice(from.length) : p
-      for (const d of [...dirs]) { if (under(d, from)) { dirs.delete(d); dirs.add(move(d)) } }
-      for (const [p, b] of [...files]) { if (under(p, from)) { files.delete(p); files.set(move(p), b) } }
-      journal({ done: counter })
-      return
+      return journaled({ op: 'rename', from, to }, () => {
+        fs.renameSync(abs(from), abs(to))
+        const move = (p: string): string => under(p, from) ? to + p.slice(from.length) : p
+        for (const d of [...dirs]) { if (under(d, from)) { dirs.delete(d); dirs.add(move(d)) } }
+        for (const [p, b] of [...files]) { if (under(p, from)) { files.delete(p); files.set(move(p), b) } }
+      })
     }
     const empty = [...dirs].sort().filter(d => ![...dirs, ...files.keys()].some(x => x !== d && under(x, d)))
     if (empty.length === 0) return
     const p = pick(empty)
-    journal({ begin: { op: 'rmdir', path: p }, n: counter })
-    fs.rmdirSync(abs(p))
-    dirs.delete(p)
-    journal({ done: counter })
+    journaled({ op: 'rmdir', path: p }, () => { fs.rmdirSync(abs(p)); dirs.delete(p) })
   }
 
   const parent = process.ppid

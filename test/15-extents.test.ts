@@ -3,6 +3,7 @@ import t from 'tap'
 import { overlay, overlayMany, clip } from '../src/store/sessions'
 import { partAt, partRange, partsOf, etagOf, md5OfZeros, ZERO_PART_MD5 } from '../src/store/layout'
 import type { Extent } from '../src/meta/catalog'
+import { uniform } from '../scripts/lib/prng'
 import crypto from 'node:crypto'
 
 function render (list: Extent[], size: number): number[] {
@@ -11,9 +12,7 @@ function render (list: Extent[], size: number): number[] {
   return out
 }
 
-function rng (seed: number): () => number {
-  return () => { seed = (seed + 0x6d2b79f5) | 0; let x = Math.imul(seed ^ (seed >>> 15), 1 | seed); x ^= x + Math.imul(x ^ (x >>> 7), 61 | x); return ((x ^ (x >>> 14)) >>> 0) / 4294967296 }
-}
+const rng = uniform
 
 t.test('overlay and overlayMany agree with a byte model', async t => {
   const r = rng(7)

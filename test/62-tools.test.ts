@@ -7,7 +7,7 @@ import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { withMount, remount } from './helpers/mount'
-import { run, runOk, runAsync, toolEnv, manifest, sha256, Prng, sleep, scratchDir } from './helpers/e2e'
+import { run, runOk, runAsync, toolEnv, manifest, sha256, Prng, sleep, scratchDir, libreOfficeSave } from './helpers/e2e'
 
 process.umask(0o022)
 
@@ -76,18 +76,7 @@ t.test('desktop programs: save via temp file + rename, lock files', async t => {
       const v1 = new Prng(1).bytes(40_000)
       const v2 = new Prng(2).bytes(52_345)
       fs.writeFileSync(doc, v1)
-      const lock = p('.~lock.report.odt#')
-      fs.writeFileSync(lock, ',Ada Lovelace,host,25.11.2025 13:00,file:///home/ada/.config/libreoffice/4;\n')
-      // It holds the document open and locked while editing.
-      const dfd = fs.openSync(doc, 'r')
-      const tmp = p('lu4242abcd.tmp')
-      const tfd = fs.openSync(tmp, 'wx', 0o644)
-      for (let off = 0; off < v2.length; off += 8192) fs.writeSync(tfd, v2, off, Math.min(8192, v2.length - off), off)
-      fs.fsyncSync(tfd)
-      fs.closeSync(tfd)
-      fs.renameSync(tmp, doc)
-      fs.closeSync(dfd)
-      fs.unlinkSync(lock)
+      libreOfficeSave(doc, v2, 'lu4242abcd.tmp')
       t.equal(sha256(fs.readFileSync(doc)), sha256(v2), 'the document has the new content')
       t.same(fs.readdirSync(b).filter(n => n.startsWith('.~lock') || n.endsWith('.tmp')), [], 'no lock or temp file is left')
       t.same(fs.readdirSync(p('.versions')).filter(n => n.startsWith('.fuse_hidden')), [], 'no .fuse_hidden key was stored on the way')

@@ -9,7 +9,7 @@ import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { withMount, BIN } from './helpers/mount'
-import { failsWith, errnoOf, run, runOk, toolEnv, md5, sha256, sha256File, Prng, MiB, scratchDir, sleep } from './helpers/e2e'
+import { failsWith, errnoOf, run, runOk, toolEnv, md5, sha256, sha256File, Prng, MiB, scratchDir, sleep, libreOfficeSave } from './helpers/e2e'
 
 const { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC } = fs.constants
 
@@ -235,17 +235,7 @@ t.test('the .versions tree on a mounted store', async t => {
       const v2 = new Prng(642).bytes(52_345)
       fs.writeFileSync(doc, v1)
       t.equal(history(p, 'report.odt').length, 1, 'one version of the document')
-      const lock = p('.~lock.report.odt#')
-      fs.writeFileSync(lock, ',Ada Lovelace,host,25.11.2025 13:00,file:///home/ada/.config/libreoffice/4;\n')
-      const dfd = fs.openSync(doc, 'r')
-      const lo = p('lu64abcd.tmp')
-      const lfd = fs.openSync(lo, 'wx', 0o644)
-      for (let off = 0; off < v2.length; off += 8192) fs.writeSync(lfd, v2, off, Math.min(8192, v2.length - off), off)
-      fs.fsyncSync(lfd)
-      fs.closeSync(lfd)
-      fs.renameSync(lo, doc)
-      fs.closeSync(dfd)
-      fs.unlinkSync(lock)
+      libreOfficeSave(doc, v2, 'lu64abcd.tmp')
       await sleep(400) // libfuse's hidden-file handling settles 200 ms after a replace
       h = history(p, 'report.odt')
       t.equal(h.length, 2, 'the LibreOffice-style save added exactly one version', { h })

@@ -5,6 +5,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { cmd, MiB } from './proc'
+import { uniform } from '../lib/prng'
 
 /** A deterministic stream of pseudo-random bytes: AES-128-CTR over zeros, keyed by `seed`. */
 export class ByteStream {
@@ -17,17 +18,11 @@ export class ByteStream {
   next (n: number): Buffer { return this.cipher.update(Buffer.alloc(n)) }
 }
 
-/** A small seeded PRNG (mulberry32) for shapes and sizes. */
+/** A seeded PRNG (scripts/lib/prng.ts) for shapes and sizes. */
 export class Prng {
-  private s: number
-  constructor (seed: number) { this.s = seed >>> 0 }
-  next (): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0
-    let x = this.s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
+  /** Uniform in [0, 1). */
+  readonly next: () => number
+  constructor (seed: number) { this.next = uniform(seed) }
 
   int (n: number): number { return Math.floor(this.next() * n) }
 }

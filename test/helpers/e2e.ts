@@ -6,6 +6,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { mulberry32 } from '../../scripts/lib/prng'
 import type {} from 'tap' // the global tap.Test type
 
 export const KiB = 1024
@@ -98,18 +99,31 @@ export function sha256File (file: string): string {
   return h.digest('hex')
 }
 
-/** A small seeded PRNG (mulberry32), so a failing random test can be replayed. */
+/**
+ * Saves `doc` the way LibreOffice does: a lock file beside it, the document held open,
+ * the new content written to a temp file in 8 KiB writes and fsynced, renamed over
+ * the document, then the document closed and the lock removed.
+ */
+export function libreOfficeSave (doc: string, content: Buffer, tmpName: string): void {
+  const dir = path.dirname(doc)
+  const lock = path.join(dir, `.~lock.${path.basename(doc)}#`)
+  fs.writeFileSync(lock, ',Ada Lovelace,host,25.11.2025 13:00,file:///home/ada/.config/libreoffice/4;\n')
+  const dfd = fs.openSync(doc, 'r')
+  const tmp = path.join(dir, tmpName)
+  const tfd = fs.openSync(tmp, 'wx', 0o644)
+  for (let off = 0; off < content.length; off += 8192) fs.writeSync(tfd, content, off, Math.min(8192, content.length - off), off)
+  fs.fsyncSync(tfd)
+  fs.closeSync(tfd)
+  fs.renameSync(tmp, doc)
+  fs.closeSync(dfd)
+  fs.unlinkSync(lock)
+}
+
+/** A seeded PRNG (scripts/lib/prng.ts), so a failing random test can be replayed. */
 export class Prng {
-  private s: number
-  constructor (seed: number) { this.s = seed >>> 0 }
   /** A uint32. */
-  next (): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0
-    let x = this.s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return (x ^ (x >>> 14)) >>> 0
-  }
+  readonly next: () => number
+  constructor (seed: number) { this.next = mulberry32(seed) }
 
   /** An integer in [0, n). */
   int (n: number): number { return Math.floor((this.next() / 4294967296) * n) }

@@ -10,6 +10,7 @@
 import crypto from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
+import { uniform } from '../../scripts/lib/prng'
 
 const KiB = 1024
 const MiB = 1024 * 1024
@@ -19,21 +20,10 @@ const PART = 8 * MiB
 
 // ---------------------------------------------------------------- the PRNG
 
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). Same seed, same sequence, everywhere. */
-export function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 class Rng {
   readonly next: () => number
-  constructor (seed: number) { this.next = mulberry32(seed) }
+  constructor (seed: number) { this.next = uniform(seed) }
   int (lo: number, hi: number): number { return lo + Math.floor(this.next() * (hi - lo + 1)) } // inclusive
   pick<T> (xs: readonly T[]): T { return xs[Math.floor(this.next() * xs.length)] }
   chance (p: number): boolean { return this.next() < p }
@@ -48,7 +38,7 @@ class Rng {
 /** Deterministic bytes for a data seed (so an op's data is named by a number in a reproduction). */
 export function dataFor (seed: number, len: number): Buffer {
   const out = Buffer.allocUnsafe(len)
-  const next = mulberry32(seed ^ 0x5bd1e995)
+  const next = uniform(seed ^ 0x5bd1e995)
   let i = 0
   for (; i + 4 <= len; i += 4) out.writeUInt32LE(Math.floor(next() * 4294967296), i)
   for (; i < len; i++) out[i] = Math.floor(next() * 256)
