@@ -20,6 +20,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type {} from 'tap' // the global tap.Test type
+import { isStale } from '../../src/mount/mounts'
 
 /** The checkout: the first directory above this file with bin/bucketfs (also when run compiled, from dist/). */
 export const ROOT = ((): string => {
@@ -70,16 +71,8 @@ export function fuseAnswers (mountpoint: string): boolean {
   }
 }
 
-/** A FUSE mount whose daemon is gone answers ENOTCONN to everything. */
-export function isStale (mountpoint: string): boolean {
-  try {
-    // statfs always reaches the daemon; stat may be answered from the kernel's attribute cache
-    fs.statfsSync(mountpoint)
-    return false
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOTCONN'
-  }
-}
+/** A FUSE mount whose daemon is gone answers ENOTCONN to everything (the daemon's own check). */
+export { isStale }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
