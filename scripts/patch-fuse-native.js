@@ -2,8 +2,8 @@
 // Postinstall: fixes fuse-native 2.2.6's C where it keeps bucketfs from being a
 // correct filesystem, then rebuilds the addon from source with node-gyp against
 // the local Node headers (node-gyp-build prefers build/Release over the shipped
-// prebuild). Idempotent: each edit is applied once, and the rebuild only runs
-// when the source is newer than the build.
+// prebuild). Idempotent: the edits are applied to the original source, and the
+// rebuild only runs when the patched source is newer than the build.
 //  1. utimens passed the access time in place of the modification time.
 //  2. UTIME_NOW and UTIME_OMIT reached JavaScript as ~1073 ms after 1970 (the
 //     nanosecond markers cut to ms): now "now" is the current time and "omit" is
@@ -21,6 +21,11 @@
 //  6. open could not choose whether the kernel keeps the file's cached pages: bit 30
 //     of the handle it answers now clears keep_cache (which is set otherwise) and is
 //     not kept in the handle.
+//  7. Every op went to JavaScript, even where the answer was known: the getattr (the
+//     kernel's lookup) of a name a readdir listed is answered on the FUSE thread from an
+//     attribute cache, which ops clear of what they change before they are answered;
+//     and so is the kernel's getxattr(security.capability) before each write
+//     (scripts/fuse-native/fast-path.c).
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
@@ -29,6 +34,7 @@ const { execFileSync } = require('node:child_process')
 const dir = path.dirname(require.resolve('fuse-native/package.json'))
 const file = path.join(dir, 'fuse-native.c')
 const built = path.join(dir, 'build', 'Release', 'fuse.node')
+const fastPath = fs.readFileSync(path.join(__dirname, 'fuse-native', 'fast-path.c'), 'utf8')
 
 const edits = [
   ['utimens mtime', 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
@@ -103,23 +109,45 @@ const edits = [
     '  // bucketfs: bit 30 of the handle asks the kernel to drop the cached pages of the file\n' +
     '  l->info->keep_cache = (fd & 0x40000000) ? 0 : 1;\n  fd &= ~0x40000000;\n' +
     '  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})'],
-  ['export caller', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n']
+  ['export caller', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n'],
+  ['fcntl include', '#include <errno.h>\n', '#include <errno.h>\n#include <fcntl.h>\n'],
+  ['fast path', '// Methods\n', fastPath + '// Methods\n'],
+  ['fast path hooks',
+    '  if (!bucketfs_check(l)) return -EILSEQ;\\\n  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n  return l->res;\n',
+    '  if (!bucketfs_check(l)) return -EILSEQ;\\\n' +
+    '  int bucketfs_res;\\\n  if (bucketfs_answer(l, &bucketfs_res)) return bucketfs_res;\\\n' +
+    '  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n' +
+    '  bucketfs_attr_after(l->op, l->path, l->dest, l->info);\\\n  return l->res;\n'],
+  ['export attr cache', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
+    '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
+    '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_stats)\n']
 ]
 
-let source = fs.readFileSync(file, 'utf8')
-let changed = false
+// The edits always apply to fuse-native's own source, kept beside it as fuse-native.c.orig
+// the first time: later edits rewrite text earlier ones added, so a patched file cannot
+// be patched again.
+const original = file + '.orig'
+if (!fs.existsSync(original)) {
+  const current = fs.readFileSync(file, 'utf8')
+  if (current.includes('bucketfs')) {
+    console.error('bucketfs: fuse-native.c was patched by an older bucketfs and its original is gone; reinstall it: rm -rf node_modules/fuse-native && npm install')
+    process.exit(1)
+  }
+  fs.writeFileSync(original, current)
+}
+let source = fs.readFileSync(original, 'utf8')
 for (const [name, before, after] of edits) {
-  if (source.includes(after)) continue
   const found = typeof before === 'string' ? source.includes(before) : before.test(source)
   if (!found) {
     console.error(`bucketfs: fuse-native.c is not the version this patch knows (${name}); not patched`)
     process.exit(1)
   }
   source = source.replace(before, after)
-  changed = true
-  console.log(`bucketfs: patched fuse-native: ${name}`)
 }
-if (changed) fs.writeFileSync(file, source)
+if (source !== fs.readFileSync(file, 'utf8')) {
+  fs.writeFileSync(file, source)
+  console.log(`bucketfs: patched fuse-native (${edits.map(e => e[0]).join(', ')})`)
+}
 if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= fs.statSync(file).mtimeMs) process.exit(0)
 
 // npm tells lifecycle scripts where its bundled node-gyp is.

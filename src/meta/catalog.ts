@@ -124,11 +124,11 @@ export class Catalog {
   }
   /**
    * Live keys from `from` (inclusive) below `until`, with only what a directory listing
-   * shows, as arrays: [key, size, mode, uid, gid, mtime_ms, ctime_ms]. A third of the
+   * shows, as arrays: [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored]. A third of the
    * cost of whole rows for a 10,000-entry directory.
    */
   liveEntriesFrom (bucketId: number, from: string, until: string | null): IterableIterator<DirEntryRow> {
-    const base = 'SELECT l.key, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key >= ?'
+    const base = 'SELECT l.key, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key >= ?'
     if (until === null) return this.s(`${base} ORDER BY l.key`).raw(true).iterate(bucketId, from) as IterableIterator<DirEntryRow>
     return this.s(`${base} AND l.key < ? ORDER BY l.key`).raw(true).iterate(bucketId, from, until) as IterableIterator<DirEntryRow>
   }

@@ -16,7 +16,8 @@ export interface VersionRow {
 export type NewVersion = Omit<VersionRow, 'seq'>
 
 /** A live key as a directory listing needs it: [key, size, mode, uid, gid, mtime_ms, ctime_ms]. */
-export type DirEntryRow = [string, number, number, number, number, number, number]
+/** [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored] (stored is null in rows older than migration 3). */
+export type DirEntryRow = [string, number, number, number, number, number, number, number | null]
 
 /** A byte range of an object: [off, off+len) is bytes [coff, coff+len) of a chunk, or zeros. */
 export interface Extent {

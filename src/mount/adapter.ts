@@ -2,9 +2,9 @@
 // answers. No filesystem semantics live here (they are in src/vfs); this file only
 // converts between fuse-native's shapes and the Vfs API, and errors to errnos.
 import debug from 'debug'
-import type { Vfs, Attr, StatFs, Caller as VfsCaller } from '../vfs'
+import type { Vfs, Attr, Listing, StatFs, Caller as VfsCaller } from '../vfs'
 import { errnoOf } from './errno'
-import type { FuseOps, FuseStat, FuseStatfs, Caller } from './fuse'
+import type { AttrCache, FuseOps, FuseStat, FuseStatfs, Caller } from './fuse'
 import { processOf } from './caller'
 
 /** Every op with its arguments, result and duration: DEBUG=bucketfs:fuse. */
@@ -102,6 +102,13 @@ function run<T> (op: string, args: () => string, call: () => Promise<T> | T, don
   })
 }
 
+/** The kernel's next lookups of these names are answered without asking the vfs. */
+function putExact (listed: ListedAttrs, epoch: number, dir: string, listing: Listing, stats: FuseStat[]): void {
+  const exact = listing.exact ?? []
+  if (exact.length === 0) return
+  listed.cache.put(epoch, dir, exact.map(i => listing.names[i]), exact.map(i => stats[i]), listed.ttlMs)
+}
+
 function show (v: unknown): string {
   if (v === undefined) return 'ok'
   if (Buffer.isBuffer(v)) return `<${v.length} bytes>`
@@ -110,11 +117,14 @@ function show (v: unknown): string {
   return String(v)
 }
 
+/** Where readdir puts the attributes it listed exactly, and for how long they hold. */
+export interface ListedAttrs { cache: AttrCache, ttlMs: number }
+
 /**
  * `caller`: who made the op being run (fuse-native's patched binding); read
  * synchronously at the op's start, before anything else runs.
  */
-export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => undefined): FuseOps {
+export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => undefined, listed?: ListedAttrs): FuseOps {
   /** The op's caller as the vfs takes it; `withPid`: also its process (a /proc read on a cache miss). */
   const who = (withPid = false): VfsCaller | undefined => {
     const c = caller()
@@ -134,13 +144,16 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     statfs: (path, cb) => { run('statfs', () => path, async () => toStatfs(await vfs.statfs(path)), cb) },
 
     readdir: (path, cb) => {
+      // Read before the listing is made: a change answered meanwhile makes the put a no-op.
+      const epoch = listed?.cache.epoch()
       run('readdir', () => path, async () => await vfs.readdir(path), (code, listing) => {
         if (code !== 0 || listing === undefined) return cb(code)
         // The vfs lists entries; '.' and '..' are the adapter's to add. libfuse uses a
         // listed stat only for the entry's type (d_type), so theirs need nothing more.
         const names = ['.', '..', ...listing.names]
-        const stats = listing.attrs.length === listing.names.length ? [DOT, DOT, ...listing.attrs.map(toStat)] : undefined
-        cb(0, names, stats)
+        const stats = listing.attrs.length === listing.names.length ? listing.attrs.map(toStat) : undefined
+        if (listed !== undefined && epoch !== undefined && stats !== undefined) putExact(listed, epoch, path, listing, stats)
+        cb(0, names, stats === undefined ? undefined : [DOT, DOT, ...stats])
       })
     },
     opendir: (path, _fh, cb) => {

@@ -114,6 +114,54 @@ const fuseDir = path.dirname(require.resolve('fuse-native/package.json'))
 const binding = (require(require.resolve('node-gyp-build', { paths: [fuseDir] })) as (dir: string) => Record<string, unknown>)(fuseDir)
 const nativeCaller = binding.fuse_native_caller as (() => [number, number, number]) | undefined
 
+/**
+ * The attribute cache in the patched addon (scripts/fuse-native/fast-path.c): readdir
+ * puts the exact attributes of what it listed, and the kernel's lookups of those names
+ * are answered on the FUSE thread. Every op that may change something forgets its
+ * paths before it is answered; a put is refused when anything was forgotten since
+ * `epoch()` was read, so read it before computing what is put.
+ */
+export interface AttrCache {
+  epoch: () => number
+  /** Puts dir/names[i] → stats[i] for ttlMs; answers how many were put (0 when refused or not mounted). */
+  put: (epoch: number, dir: string, names: string[], stats: FuseStat[], ttlMs: number) => number
+  /** Forgets everything (every mount's). */
+  forgetAll: () => void
+}
+
+interface NativeAttrs {
+  bucketfs_attr_epoch: () => number
+  bucketfs_attr_put: (thread: Buffer, epoch: number, dir: string, names: string[], ints: Uint32Array, ttlMs: number) => number
+  bucketfs_attr_forget_all: () => void
+  bucketfs_attr_stats: () => [number, number]
+}
+const nativeAttrs = typeof binding.bucketfs_attr_put === 'function' ? binding as unknown as NativeAttrs : undefined
+
+/** The attribute cache of the mount `fuse()` (its entries are its own), if the addon has one. */
+export function attrCacheOf (fuse: () => Fuse | undefined): AttrCache | undefined {
+  const n = nativeAttrs
+  if (n === undefined) return undefined
+  return {
+    epoch: () => n.bucketfs_attr_epoch(),
+    put: (epoch, dir, names, list, ttlMs) => {
+      // fuse-native's fuse_thread_t, allocated by mount(): what the FUSE thread knows its mount by.
+      const thread = (fuse() as unknown as { _thread?: Buffer | null } | undefined)?._thread
+      if (thread == null || names.length === 0) return 0
+      const ints = new Uint32Array(STAT_INTS * list.length)
+      list.forEach((st, i) => { putStat(ints, i * STAT_INTS, st) })
+      return n.bucketfs_attr_put(thread, epoch, dir, names, ints, ttlMs)
+    },
+    forgetAll: () => { n.bucketfs_attr_forget_all() }
+  }
+}
+
+/** Entries the addon's attribute cache holds, and the getattrs it answered since it was loaded. */
+export function attrCacheStats (): { entries: number, hits: number } | undefined {
+  if (nativeAttrs === undefined) return undefined
+  const [entries, hits] = nativeAttrs.bucketfs_attr_stats()
+  return { entries, hits }
+}
+
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */
 export interface Caller { tid: number, uid: number, gid: number }
 export function fuseCaller (): Caller | undefined {
@@ -169,23 +217,29 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
 }
 
 /** The stat wire format of fuse-native 2.2.6 (its private getStatArray): 18 uint32s. */
+const STAT_INTS = 18
+
 function statArray (st: FuseStat): Uint32Array {
-  const a = new Uint32Array(18)
-  const put64 = (i: number, n: number): void => { a[i] = n % 4294967296; a[i + 1] = Math.floor(n / 4294967296) }
-  a[0] = st.mode
-  a[1] = st.uid
-  a[2] = st.gid
+  const a = new Uint32Array(STAT_INTS)
+  putStat(a, 0, st)
+  return a
+}
+
+function putStat (a: Uint32Array, at: number, st: FuseStat): void {
+  const put64 = (i: number, n: number): void => { a[at + i] = n % 4294967296; a[at + i + 1] = Math.floor(n / 4294967296) }
+  a[at] = st.mode
+  a[at + 1] = st.uid
+  a[at + 2] = st.gid
   put64(3, st.size)
-  a[5] = st.dev ?? 0
-  a[6] = st.nlink || 1
-  a[7] = st.ino
-  a[8] = st.rdev ?? 0
-  a[9] = st.blksize
+  a[at + 5] = st.dev ?? 0
+  a[at + 6] = st.nlink || 1
+  a[at + 7] = st.ino
+  a[at + 8] = st.rdev ?? 0
+  a[at + 9] = st.blksize
   put64(10, st.blocks)
   put64(12, st.atime.getTime())
   put64(14, st.mtime.getTime())
   put64(16, st.ctime.getTime())
-  return a
 }
 
 // The corrections above replace private methods: fail loudly if fuse-native changes under them.

@@ -7,7 +7,7 @@ import { EXISTS, INVALID_ARGUMENT } from '../errors'
 import { Store } from '../store'
 import { Vfs } from '../vfs'
 import { fuseOps } from './adapter'
-import { createFuse, fuseCaller, type Fuse, type FuseOptions } from './fuse'
+import { attrCacheOf, createFuse, fuseCaller, type AttrCache, type Fuse, type FuseOptions } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
 import { bucketfsMountedAt, canonicalMountpoint, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
 
@@ -87,6 +87,13 @@ function fsname (dataDir: string): string {
   return [name, ...EXTRA_OPTIONS].join(',')
 }
 
+/**
+ * Seconds the kernel may trust a name or attributes before asking again: long enough to
+ * spare most lookups, short enough that changes made with the CLI show up soon. Attributes
+ * a readdir listed are answered on the FUSE thread for as long again (attrCacheOf).
+ */
+const ATTR_TIMEOUT_S = 1
+
 /** fuse-native copies the mountpoint and the option string into 1024-byte buffers and cuts them silently. */
 const NATIVE_STRING_MAX = 1023
 
@@ -112,13 +119,13 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     log('recovering uploads that were fsynced but never closed')
     await vfs.recover()
 
-    fuse = createFuse(mountpoint, fuseOps(vfs, fuseCaller), {
+    const cache = attrCacheOf(() => fuse)
+    const listed = cache === undefined ? undefined : { cache, ttlMs: ATTR_TIMEOUT_S * 1000 }
+    fuse = createFuse(mountpoint, fuseOps(vfs, fuseCaller, listed), {
       fsname: fsname(dataDir),
       subtype: 'bucketfs',
-      // Seconds the kernel may trust a name or attributes before asking again: long enough to
-      // spare most lookups, short enough that changes made with the CLI show up soon.
-      attrTimeout: 1,
-      entryTimeout: 1,
+      attrTimeout: ATTR_TIMEOUT_S,
+      entryTimeout: ATTR_TIMEOUT_S,
       allowOther: opts.allowOther === true,
       defaultPermissions: opts.allowOther === true,
       debug: opts.debugFuse === true,
@@ -129,7 +136,7 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     log('mounting %s at %s with %s', dataDir, mountpoint, options)
     await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
     log('mounted %s', mountpoint)
-    return running(mountpoint, dataDir, lock, store, vfs, fuse)
+    return running(mountpoint, dataDir, lock, store, vfs, fuse, cache)
   } catch (err) {
     // Leave nothing behind: no half mount, no open store, no lock.
     if (fuse !== undefined && bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
@@ -159,7 +166,7 @@ async function clearStaleMount (mountpoint: string, source: string): Promise<voi
   if (!cleared) throw new Error(`could not clear the stale mount at ${mountpoint}`)
 }
 
-function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: Store, vfs: Vfs, fuse: Fuse): MountHandle {
+function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: Store, vfs: Vfs, fuse: Fuse, cache: AttrCache | undefined): MountHandle {
   let resolveEnded!: () => void
   let rejectEnded!: (err: unknown) => void
   const ended = new Promise<void>((resolve, reject) => { resolveEnded = resolve; rejectEnded = reject })
@@ -188,6 +195,7 @@ function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: 
     // Still there (fusermount failed): detach it anyway. (No isStale() here: a sync call
     // on a mount we may still serve would deadlock.)
     if (bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
+    cache?.forgetAll() // its entries are keyed by fuse-native's memory for this mount, which may be reused
     try {
       store.close()
     } finally {

@@ -7,6 +7,13 @@ export interface Attr {
   nlink: number, ino: number, blocks: number
 }
 
+/**
+ * A directory's entries (without '.' and '..') with their attributes. `exact`: the
+ * indices whose attributes are what getattr of the entry answers at this moment (a
+ * stored file with no open session), which the mount may answer lookups from.
+ */
+export interface Listing { names: string[], attrs: Attr[], exact?: number[] }
+
 export const S_IFMT = 0o170000
 export const S_IFDIR = 0o040000
 export const S_IFREG = 0o100000

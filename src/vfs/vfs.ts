@@ -10,7 +10,7 @@ import { renameObject, renamePrefix } from '../store/rename'
 import { recoverSessions } from '../store/sessions'
 import { parsePath, keyLocation, parentKey, showableName, VERSIONS_DIR } from './paths'
 import { fileAttr, dirAttr, bucketAttr, versionAttr, isDirMode, isLinkMode, S_IFDIR, S_IFREG, S_IFLNK, S_IFMT } from './attr'
-import type { Attr } from './attr'
+import type { Attr, Listing } from './attr'
 import { WriteSession } from './session'
 import { MemoryBudget } from './budget'
 import { VersionsTree } from './versions-tree'
@@ -224,7 +224,7 @@ export class Vfs {
 
   // ------------------------------------------------------------ directories
 
-  async readdir (path: string): Promise<{ names: string[], attrs: Attr[] }> {
+  async readdir (path: string): Promise<Listing> {
     const loc = parsePath(path)
     if (loc.kind === 'root') {
       const buckets = this.store.listBuckets()
@@ -242,6 +242,7 @@ export class Vfs {
     }
     const names: string[] = []
     const attrs: Attr[] = []
+    const exact: number[] = []
     const seen = new Set<string>()
     const b = this.store.headBucket(bucket)
     const implied = dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs })
@@ -250,14 +251,22 @@ export class Vfs {
     for (const name of listing.dirs) {
       if (showableName(name) && !seen.has(name)) { seen.add(name); dirs.set(name, names.length); names.push(name); attrs.push(implied) }
     }
-    for (const [key, size, mode, uid, gid, mtimeMs, ctimeMs] of listing.files) {
+    for (const [key, size, mode, uid, gid, mtimeMs, ctimeMs, stored] of listing.files) {
       const name = key.slice(prefix.length)
       if (key === prefix || !showableName(name) || seen.has(name)) continue
-      const attr = fileAttr(size, { mode, uid, gid, mtimeMs, ctimeMs })
+      const attr = fileAttr(size, { mode, uid, gid, mtimeMs, ctimeMs }, stored ?? size)
+      // What lookupAttr answers for it, unless a session or a hidden node answers first.
+      const settled = !this.hidden.has(this.id(bucket, key)) && this.nodes.get(this.id(bucket, key))?.session == null
       // A file hides a directory of its name (lookupAttr does the same).
       const d = dirs.get(name)
-      if (d !== undefined) { attrs[d] = attr; dirs.delete(name); continue }
+      if (d !== undefined) {
+        attrs[d] = attr
+        dirs.delete(name)
+        if (settled) exact.push(d)
+        continue
+      }
       seen.add(name)
+      if (settled) exact.push(names.length)
       names.push(name)
       attrs.push(attr)
     }
@@ -273,7 +282,7 @@ export class Vfs {
       names.push(VERSIONS_DIR)
       attrs.push(this.versions.getattr(bucket, ''))
     }
-    return { names, attrs }
+    return { names, attrs, exact }
   }
 
   async opendir (path: string): Promise<number> {

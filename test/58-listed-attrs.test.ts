@@ -1,0 +1,165 @@
+// The attribute cache on the FUSE thread (scripts/fuse-native/fast-path.c): after a
+// readdir, the kernel's lookups of the listed files are answered without JavaScript,
+// with exactly the attributes getattr gives; no op through the mount can leave a
+// stale entry behind; changes made with the CLI show within two attribute timeouts;
+// one mount's entries never answer for another's; and xattrs outside user.* get
+// the same ENOTSUP from the FUSE thread as from the vfs.
+//
+// The mounts run in this process (so the test can read the cache's counters): every
+// access to them must be asynchronous, or the one thread that serves them would wait
+// on itself. To make the kernel ask again, its dentries are dropped
+// (/proc/sys/vm/drop_caches, root only).
+process.env.UV_THREADPOOL_SIZE = '16'
+/* eslint-disable import/first */
+import t from 'tap'
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { mountFilesystem, type MountHandle } from '../src/mount/mount'
+import { attrCacheStats } from '../src/mount/fuse'
+import { BIN } from './helpers/mount'
+import { runAsync, sleep } from './helpers/e2e'
+
+const root = process.getuid?.() === 0
+
+/** What a program sees of a file's attributes. */
+function seen (st: fs.Stats): Record<string, number> {
+  return {
+    mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, blocks: st.blocks, nlink: st.nlink,
+    atimeMs: st.atimeMs, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs
+  }
+}
+
+const hits = (): number => attrCacheStats()?.hits ?? 0
+
+/** The kernel forgets its dentries and inodes: its next lookups reach the mount. */
+async function forgetKernelNames (): Promise<void> {
+  await fsp.writeFile('/proc/sys/vm/drop_caches', '2\n')
+}
+
+async function lstatAll (dir: string, names: string[]): Promise<Record<string, Record<string, number>>> {
+  const out: Record<string, Record<string, number>> = {}
+  for (const n of names) out[n] = seen(await fsp.lstat(path.join(dir, n)))
+  return out
+}
+
+async function mountTemp (t: tap.Test, name: string): Promise<{ mnt: string, data: string, handle: MountHandle }> {
+  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `bucketfs-58-${name}-`)))
+  const mnt = path.join(base, 'mnt')
+  const data = path.join(base, 'data')
+  const handle = await mountFilesystem({ mountpoint: mnt, dataDir: data })
+  t.teardown(async () => {
+    await handle.unmount().catch(() => { spawnSync('fusermount', ['-uz', mnt], { stdio: 'ignore' }) })
+    fs.rmSync(base, { recursive: true, force: true })
+  })
+  return { mnt, data, handle }
+}
+
+t.test('listed attributes', { skip: attrCacheStats() === undefined ? 'the fuse-native addon has no attribute cache' : false }, async t => {
+  const { mnt, data } = await mountTemp(t, 'one')
+  const dir = path.join(mnt, 'listed-58', 'd')
+  await fsp.mkdir(dir, { recursive: true })
+  const names = Array.from({ length: 40 }, (_, i) => `f${i}`)
+  for (const [i, n] of names.entries()) await fsp.writeFile(path.join(dir, n), Buffer.alloc(i * 100, i))
+  await fsp.symlink('f1', path.join(dir, 'link'))
+  await fsp.chmod(path.join(dir, 'f2'), 0o600)
+  await sleep(1100) // the kernel's own entries (entry_timeout 1 s) are gone
+
+  await t.test('lookups after a readdir are answered from it, with what getattr answers', async t => {
+    const listed = await fsp.readdir(dir)
+    t.same(listed.sort(), [...names, 'link'].sort())
+    const before = hits()
+    const fromCache = await lstatAll(dir, listed)
+    t.ok(hits() - before >= listed.length, `the ${listed.length} lookups were answered on the FUSE thread (${hits() - before})`)
+    await sleep(2100) // the cache's entries and the kernel's are gone
+    const again = hits()
+    const fromVfs = await lstatAll(dir, listed)
+    t.equal(hits(), again, 'past their time, lookups go to the vfs')
+    t.same(fromCache, fromVfs, 'every attribute is the same either way')
+    t.equal(fromCache.f2.mode & 0o777, 0o600)
+    t.ok((fromCache.link.mode & fs.constants.S_IFMT) === fs.constants.S_IFLNK, 'a symlink is listed as one')
+  })
+
+  await t.test('an op through the mount leaves no stale entry', { skip: root ? false : 'dropping the kernel\'s dentries needs root' }, async t => {
+    await fsp.readdir(dir)
+    const p = (n: string): string => path.join(dir, n)
+    await fsp.chmod(p('f3'), 0o640)
+    await fsp.truncate(p('f4'), 7)
+    await fsp.appendFile(p('f5'), 'more')
+    await fsp.utimes(p('f6'), new Date(1_000_000_000_000), new Date(1_100_000_000_000))
+    await fsp.unlink(p('f7'))
+    await fsp.rename(p('f8'), p('f8-moved'))
+    await fsp.writeFile(p('f9'), 'rewritten') // open(O_TRUNC), write, close
+    const fh = await fsp.open(p('f10'), 'r+') // written through an open descriptor
+    await fh.write(Buffer.alloc(5000, 1), 0, 5000, 0)
+    await fh.close()
+    await forgetKernelNames()
+    const now = await lstatAll(dir, ['f3', 'f4', 'f5', 'f6', 'f8-moved', 'f9', 'f10'])
+    t.equal(now.f3.mode & 0o777, 0o640, 'chmod')
+    t.equal(now.f4.size, 7, 'truncate')
+    t.equal(now.f5.size, 500 + 4, 'append')
+    t.equal(now.f6.mtimeMs, 1_100_000_000_000, 'utimes')
+    t.equal(now.f9.size, 9, 'a rewrite')
+    t.equal(now.f10.size, 5000, 'a write through a descriptor')
+    await t.rejects(fsp.lstat(p('f7')), { code: 'ENOENT' }, 'unlink')
+    await t.rejects(fsp.lstat(p('f8')), { code: 'ENOENT' }, 'the old name of a rename')
+    t.equal(now['f8-moved'].size, 800, 'the new name of a rename')
+    await sleep(2100)
+    t.same(await lstatAll(dir, ['f3', 'f4', 'f5', 'f6', 'f8-moved', 'f9', 'f10']), now, 'what the vfs answers later is the same')
+  })
+
+  await t.test('a directory renamed or removed after its listing', { skip: root ? false : 'dropping the kernel\'s dentries needs root' }, async t => {
+    const sub = path.join(mnt, 'listed-58', 'sub')
+    await fsp.mkdir(sub)
+    await fsp.writeFile(path.join(sub, 'x'), 'xx')
+    await fsp.readdir(sub)
+    await fsp.rename(sub, sub + '-2')
+    await forgetKernelNames()
+    await t.rejects(fsp.lstat(path.join(sub, 'x')), { code: 'ENOENT' }, 'the old path is gone')
+    t.equal((await fsp.lstat(path.join(sub + '-2', 'x'))).size, 2, 'the new path is there')
+    await fsp.readdir(sub + '-2')
+    await fsp.unlink(path.join(sub + '-2', 'x'))
+    await fsp.rmdir(sub + '-2')
+    await forgetKernelNames()
+    await t.rejects(fsp.lstat(path.join(sub + '-2', 'x')), { code: 'ENOENT' })
+    await t.rejects(fsp.lstat(sub + '-2'), { code: 'ENOENT' }, 'an implied directory whose last file went is gone')
+  })
+
+  await t.test('xattrs outside user.* are refused on the FUSE thread as by the vfs', async t => {
+    const f = path.join(dir, 'f13')
+    for (const name of ['security.capability', 'security.selinux', 'trusted.x']) {
+      const r = await runAsync('getfattr', ['--absolute-names', '-n', name, f])
+      t.not(r.status, 0, `getfattr ${name} fails`)
+      t.match(r.stderr, /Operation not supported/, `with ENOTSUP (${name})`)
+    }
+    t.equal((await runAsync('setfattr', ['-n', 'user.colour', '-v', 'red', f])).status, 0, 'user.* is set')
+    t.equal((await runAsync('getfattr', ['--absolute-names', '--only-values', '-n', 'user.colour', f])).stdout, 'red', 'and read back')
+  })
+
+  await t.test('a change made with the CLI shows within two attribute timeouts', async t => {
+    const src = path.join(os.tmpdir(), `bucketfs-58-${process.pid}.txt`)
+    fs.writeFileSync(src, 'x'.repeat(12345))
+    t.teardown(() => { fs.rmSync(src, { force: true }) })
+    await fsp.readdir(dir)
+    const put = await runAsync(process.execPath, [BIN, 'put', src, 'listed-58/d/f12', '--data', data])
+    t.equal(put.status, 0, put.stderr)
+    await sleep(2100)
+    t.equal((await fsp.lstat(path.join(dir, 'f12'))).size, 12345)
+  })
+})
+
+t.test('one mount\'s entries do not answer for another', { skip: attrCacheStats() === undefined || !root ? 'needs the attribute cache and root' : false }, async t => {
+  const a = await mountTemp(t, 'a')
+  const b = await mountTemp(t, 'b')
+  for (const [m, size] of [[a, 10], [b, 20]] as const) {
+    await fsp.mkdir(path.join(m.mnt, 'same-58'))
+    await fsp.writeFile(path.join(m.mnt, 'same-58', 'f'), Buffer.alloc(size))
+  }
+  await sleep(1100)
+  await fsp.readdir(path.join(a.mnt, 'same-58'))
+  await forgetKernelNames()
+  t.equal((await fsp.lstat(path.join(b.mnt, 'same-58', 'f'))).size, 20, 'b answers its own size')
+  t.equal((await fsp.lstat(path.join(a.mnt, 'same-58', 'f'))).size, 10, 'a answers its own')
+})
