@@ -54,6 +54,21 @@ export function isBucketfsError (err: unknown, code?: ErrorCode): err is Bucketf
 const make = (code: ErrorCode) => (message: string, cause?: unknown): BucketfsError =>
   new BucketfsError(code, message, cause === undefined ? undefined : { cause })
 
+/**
+ * For failures a filesystem answers all the time (a lookup of a missing name, an
+ * absent xattr): no stack trace is captured, which cost 5 % of the daemon's time in
+ * `rsync -a` (measured with --cpu-prof).
+ */
+const answer = (code: ErrorCode) => (message: string, cause?: unknown): BucketfsError => {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return make(code)(message, cause)
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
 export const INVALID_BUCKET_NAME = make('InvalidBucketName')
 export const BUCKET_ALREADY_EXISTS = make('BucketAlreadyExists')
 export const NO_SUCH_BUCKET = make('NoSuchBucket')
@@ -76,7 +91,7 @@ export const METHOD_NOT_ALLOWED = make('MethodNotAllowed')
 export const NO_SPACE = make('NoSpace')
 export const CORRUPT_CHUNK = make('CorruptChunk')
 export const STORE_LOCKED = make('StoreLocked')
-export const NOT_FOUND = make('NotFound')
+export const NOT_FOUND = answer('NotFound')
 export const EXISTS = make('Exists')
 export const NOT_DIRECTORY = make('NotDirectory')
 export const IS_DIRECTORY = make('IsDirectory')
@@ -85,7 +100,7 @@ export const READ_ONLY = make('ReadOnly')
 export const NOT_PERMITTED = make('NotPermitted')
 export const ACCESS_DENIED = make('AccessDenied')
 export const BAD_HANDLE = make('BadHandle')
-export const NO_ATTRIBUTE = make('NoAttribute')
+export const NO_ATTRIBUTE = answer('NoAttribute')
 export const RANGE = make('Range')
 export const NOT_SUPPORTED = make('NotSupported')
 

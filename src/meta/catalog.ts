@@ -2,7 +2,7 @@
 // transaction with `write(fn)`; nothing here commits on its own.
 import type { Db, Statement } from './db'
 import { openDatabase, writeTransaction, durableWriteTransaction } from './db'
-import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirEntryRow } from './rows'
+import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirEntryRow, LiveStatRow, FirstLiveRow } from './rows'
 
 export * from './rows'
 
@@ -31,18 +31,23 @@ export class Catalog {
   read<T> (fn: () => T): T { return this.db.transaction(fn).deferred() }
 
   private externalGen = 0
+  private genChecked = false
 
   /**
    * A number that grows whenever another connection (the CLI, another process) has
    * committed since the last call (PRAGMA data_version): caches keyed on it notice
-   * changes made elsewhere. Our own commits do not change it.
+   * changes made elsewhere. Our own commits do not change it. Asked once per run of
+   * synchronous code (an op asks it several times; each asking is a statement).
    */
   externalGeneration (): number {
+    if (this.genChecked) return this.externalGen
     const v = this.s('PRAGMA data_version').pluck().get() as number
     if (v !== this.lastDataVersion) {
       if (this.lastDataVersion !== -1) this.externalGen++
       this.lastDataVersion = v
     }
+    this.genChecked = true
+    queueMicrotask(() => { this.genChecked = false })
     return this.externalGen
   }
 
@@ -80,6 +85,16 @@ export class Catalog {
   }
   liveVersion (bucketId: number, key: string): VersionRow | undefined {
     return this.s('SELECT v.* FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key = ?').get(bucketId, key) as VersionRow | undefined
+  }
+  /** What a lookup needs of a key's live version: [size, stored, mode, uid, gid, mtime_ms, ctime_ms]. */
+  liveStat (bucketId: number, key: string): LiveStatRow | undefined {
+    return this.s('SELECT v.size, v.stored, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key = ?')
+      .raw(true).get(bucketId, key) as LiveStatRow | undefined
+  }
+  /** The first live key in [from, until) with its POSIX fields: [key, mode, uid, gid, mtime_ms, ctime_ms]. */
+  firstLiveIn (bucketId: number, from: string, until: string): FirstLiveRow | undefined {
+    return this.s('SELECT l.key, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key >= ? AND l.key < ? ORDER BY l.key LIMIT 1')
+      .raw(true).get(bucketId, from, until) as FirstLiveRow | undefined
   }
   versionById (bucketId: number, key: string, versionId: string): VersionRow | undefined {
     return this.s('SELECT * FROM versions WHERE bucket_id = ? AND key = ? AND version_id = ?').get(bucketId, key, versionId) as VersionRow | undefined

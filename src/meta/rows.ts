@@ -16,6 +16,10 @@ export interface VersionRow {
 export type NewVersion = Omit<VersionRow, 'seq'>
 
 /** A live key as a directory listing needs it: [key, size, mode, uid, gid, mtime_ms, ctime_ms]. */
+/** [size, stored, mode, uid, gid, mtime_ms, ctime_ms] of a live version. */
+export type LiveStatRow = [number, number | null, number, number, number, number, number]
+/** [key, mode, uid, gid, mtime_ms, ctime_ms] of a live version. */
+export type FirstLiveRow = [string, number, number, number, number, number]
 /** [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored] (stored is null in rows older than migration 3). */
 export type DirEntryRow = [string, number, number, number, number, number, number, number | null]
 

@@ -29,6 +29,8 @@ import type {
 const log = createDebug('bucketfs:store')
 
 export interface Range { start: number, end: number }
+/** A live version as a lookup sees it. */
+export interface LiveStat { size: number, storedBytes: number, posix: PosixAttrs }
 export interface GetOptions { versionId?: string, range?: Range }
 export interface CopyOptions extends PutOptions { versionId?: string, metadataDirective?: 'COPY' | 'REPLACE' }
 /** Everything but the data of a version to be written. */
@@ -381,11 +383,25 @@ export class Store {
     return this.catalog.read(() => walkDirectory(this.catalog, this.bucketRow(bucket).id, prefix))
   }
 
-  /** True when any live key starts with prefix (a directory on the mount). */
-  hasKeysUnder (bucket: string, prefix: string): boolean {
+  /** What the mount's lookups need of a live key (no error when there is none, or no bucket). */
+  liveStat (bucket: string, key: string): LiveStat | undefined {
     const b = this.findBucket(bucket)
-    if (b === undefined) return false
-    return walkKeys(this.catalog, b.id, 'live', prefix, '', null, 1).keys.length > 0
+    const r = b === undefined ? undefined : this.catalog.liveStat(b.id, key)
+    if (r === undefined) return undefined
+    const [size, stored, mode, uid, gid, mtimeMs, ctimeMs] = r
+    return { size, storedBytes: stored ?? size, posix: { mode, uid, gid, mtimeMs, ctimeMs } }
+  }
+
+  /**
+   * The directory `dir/` as stored: its marker's POSIX fields, `implied` when only keys
+   * under it exist, or undefined (one index probe for both).
+   */
+  dirStat (bucket: string, dir: string): { marker: PosixAttrs } | 'implied' | undefined {
+    const b = this.findBucket(bucket)
+    const r = b === undefined ? undefined : this.catalog.firstLiveIn(b.id, dir + '/', dir + '0') // '0' follows '/'
+    if (r === undefined) return undefined
+    const [key, mode, uid, gid, mtimeMs, ctimeMs] = r
+    return key === dir + '/' ? { marker: { mode, uid, gid, mtimeMs, ctimeMs } } : 'implied'
   }
 
   listObjectVersions (bucket: string, opts: ListVersionsOptions = {}): ListVersionsResult {

@@ -159,8 +159,8 @@ export class Vfs {
     }
     const node = this.nodes.get(id)
     if (node?.session != null) return fileAttr(node.session.size, node.session.fields.posix, node.session.storedBytes)
-    const v = this.store.liveVersion(bucket, key)
-    if (v !== undefined) return versionAttr(v)
+    const v = this.store.liveStat(bucket, key)
+    if (v !== undefined) return fileAttr(v.size, v.posix, v.storedBytes)
     return this.dirAttrOf(bucket, key)
   }
 
@@ -177,9 +177,9 @@ export class Vfs {
   }
 
   private dirAttrOf (bucket: string, key: string): Attr | undefined {
-    const marker = this.store.liveVersion(bucket, key + '/')
-    if (marker !== undefined) return dirAttr({ ...marker.posix, mode: marker.posix.mode })
-    if (this.store.hasKeysUnder(bucket, key + '/') || this.sessionsUnder(bucket, key + '/').length > 0) {
+    const d = this.store.dirStat(bucket, key)
+    if (d !== undefined && d !== 'implied') return dirAttr(d.marker)
+    if (d === 'implied' || this.sessionsUnder(bucket, key + '/').length > 0) {
       const b = this.store.headBucket(bucket)
       return dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs })
     }
