@@ -11,6 +11,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { fromSystemError } from '../errors'
+import { POOLED, pooledBuffer } from './pool'
 
 export function sha256 (data: Buffer): Buffer {
   return crypto.createHash('sha256').update(data).digest()
@@ -136,7 +137,7 @@ export class ChunkFiles {
     if (size === undefined) return await fsp.readFile(this.pathOf(hash))
     const fh = await fsp.open(this.pathOf(hash), 'r')
     try {
-      const buf = Buffer.allocUnsafeSlow(size)
+      const buf = size === POOLED ? pooledBuffer() : Buffer.allocUnsafeSlow(size)
       let got = 0
       while (got < size) {
         const { bytesRead } = await fh.read(buf, got, size - got, got)

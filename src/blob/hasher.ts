@@ -8,6 +8,7 @@
 import crypto from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import createDebug from 'debug'
+import { POOLED, pooledBuffer, recycle } from './pool'
 
 const log = createDebug('bucketfs:hasher')
 
@@ -50,21 +51,19 @@ parentPort.on('message', m => {
 })
 `
 
-const POOLED = 1024 * 1024
 /** Buffers a worker may have queued before a sender waits (MD5 runs at ~530 MB/s here). */
 const BACKLOG = 16
-const POOL_MAX = 64
-/** 1 MiB buffers the workers gave back, for the next copies (no allocation per chunk). */
-const pool: ArrayBuffer[] = []
 
 /** A copy of data that can be moved to a worker (one memcpy; the caller keeps its buffer). */
 function movable (data: Buffer): Uint8Array {
-  const copy = data.length === POOLED && pool.length > 0 ? new Uint8Array(pool.pop() as ArrayBuffer) : new Uint8Array(data.length)
+  const copy = data.length === POOLED ? pooledBuffer() : new Uint8Array(data.length)
   copy.set(data)
   return copy
 }
 
-interface Pending { resolve: (v: string) => void, reject: (e: Error) => void }
+/** An answer, and the buffer the worker gave back when its asker wants it. */
+interface Answer { value: string, back?: ArrayBuffer }
+interface Pending { resolve: (v: Answer) => void, reject: (e: Error) => void, wantsBack: boolean }
 
 class HashWorker {
   private worker: Worker | null = null
@@ -79,19 +78,18 @@ class HashWorker {
     if (this.worker === null) {
       const w = new Worker(WORKER_SOURCE, { eval: true })
       w.on('message', (m: { req?: number, value?: string, error?: string, back?: ArrayBuffer }) => {
+        const p = m.req === undefined ? undefined : this.pending.get(m.req)
         if (m.back !== undefined) {
-          if (m.back.byteLength === POOLED && pool.length < POOL_MAX) pool.push(m.back)
+          if (p?.wantsBack !== true) recycle(m.back)
           this.queued--
           while (this.waiting.length > 0 && this.queued <= BACKLOG) this.waiting.shift()?.()
           this.idleCheck(w)
         }
-        if (m.req === undefined) return
-        const p = this.pending.get(m.req)
-        if (p === undefined) return
+        if (m.req === undefined || p === undefined) return
         this.pending.delete(m.req)
         this.idleCheck(w)
         if (m.error !== undefined) p.reject(new Error(m.error))
-        else p.resolve(m.value ?? '')
+        else p.resolve({ value: m.value ?? '', back: m.back })
       })
       w.on('error', err => { this.fail(w, err) })
       w.on('exit', code => { this.fail(w, new Error(`hash worker exited with ${code}`)) })
@@ -127,10 +125,11 @@ class HashWorker {
     if (this.queued > BACKLOG) await new Promise<void>(resolve => { this.waiting.push(resolve) })
   }
 
-  async ask (msg: Record<string, unknown>, data?: Uint8Array): Promise<string> {
+  /** `wantsBack`: the answer carries the data's buffer back (else it goes to the pool). */
+  async ask (msg: Record<string, unknown>, data?: Uint8Array, wantsBack = false): Promise<Answer> {
     const w = this.w
     const req = nextReq++
-    const answer = new Promise<string>((resolve, reject) => { this.pending.set(req, { resolve, reject }) })
+    const answer = new Promise<Answer>((resolve, reject) => { this.pending.set(req, { resolve, reject, wantsBack }) })
     w.ref()
     if (data === undefined) w.postMessage({ ...msg, req })
     else { w.postMessage({ ...msg, req, data }, [data.buffer as ArrayBuffer]); this.queued++ }
@@ -150,7 +149,21 @@ const shaWorker = new HashWorker()
 /** SHA-256 of data, on a worker when it is large. */
 export async function sha256Of (data: Buffer): Promise<Buffer> {
   if (data.length <= IN_PLACE_MAX) return crypto.createHash('sha256').update(data).digest()
-  return Buffer.from(await shaWorker.ask({ op: 'sha256' }, movable(data)), 'hex')
+  return Buffer.from((await shaWorker.ask({ op: 'sha256' }, movable(data))).value, 'hex')
+}
+
+/**
+ * SHA-256 of data that is the caller's to give (a chunk just read): it is moved to the
+ * worker, not copied, when it owns its whole ArrayBuffer. `data` must not be touched
+ * until this answers; use the `data` answered (the same bytes) instead.
+ */
+export async function sha256Moving (data: Buffer): Promise<{ hash: Buffer, data: Buffer }> {
+  if (data.length <= IN_PLACE_MAX || data.byteOffset !== 0 || data.buffer.byteLength !== data.length || !(data.buffer instanceof ArrayBuffer)) {
+    return { hash: await sha256Of(data), data }
+  }
+  const { value, back } = await shaWorker.ask({ op: 'sha256' }, new Uint8Array(data.buffer), true)
+  if (back === undefined) throw new Error('the hash worker did not give the chunk back')
+  return { hash: Buffer.from(value, 'hex'), data: Buffer.from(back) }
 }
 
 /**
@@ -186,7 +199,7 @@ export class Md5Stream {
   async digest (): Promise<string> {
     if (this.local !== null) return this.local.copy().digest('hex')
     if (!this.fed) return crypto.createHash('md5').digest('hex')
-    const hex = await this.worker.ask({ op: 'digest', id: this.id })
+    const hex = (await this.worker.ask({ op: 'digest', id: this.id })).value
     if (this.worker.generation !== this.generation) throw new Error('the hash worker that had this MD5 stream died')
     return hex
   }

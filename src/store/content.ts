@@ -5,7 +5,8 @@ import createDebug from 'debug'
 import { LRUCache } from 'lru-cache'
 import type { Catalog, Extent, ReadableExtent } from '../meta/catalog'
 import { ChunkFiles } from '../blob/chunks'
-import { sha256Of } from '../blob/hasher'
+import { sha256Of, sha256Moving } from '../blob/hasher'
+import { ownsPooled, recycle } from '../blob/pool'
 import { SpaceReserve } from '../blob/space'
 import { CHUNK_SIZE, INLINE_MAX } from './limits'
 import { CORRUPT_CHUNK, ENTITY_TOO_LARGE } from '../errors'
@@ -34,7 +35,14 @@ export class Content {
 
   constructor (readonly catalog: Catalog, readonly files: ChunkFiles, cacheBytes = 64 * 1024 * 1024) {
     this.space = new SpaceReserve(files.root)
-    this.verified = new LRUCache<string, Buffer>({ maxSize: cacheBytes, sizeCalculation: b => Math.max(1, b.length) })
+    // A chunk read from disk is a pooled buffer: its memory goes back when it leaves the
+    // cache, to be reused from the next event-loop turn; every reader copies out of it
+    // before then (no await between getting a chunk and copying from it).
+    this.verified = new LRUCache<string, Buffer>({
+      maxSize: cacheBytes,
+      sizeCalculation: b => Math.max(1, b.length),
+      dispose: b => { if (ownsPooled(b)) recycle(b.buffer) }
+    })
   }
 
   newOwner (): number {
@@ -162,7 +170,13 @@ export class Content {
         throw CORRUPT_CHUNK(`chunk ${hex} is missing or unreadable`, err)
       }
     }
-    if (data === undefined || data.length !== e.csize || !(await sha256Of(data)).equals(e.hash)) {
+    let verified = false
+    if (data !== undefined && data.length === e.csize) {
+      const checked = await sha256Moving(data)
+      data = checked.data
+      verified = checked.hash.equals(e.hash)
+    }
+    if (data === undefined || !verified) {
       const err = CORRUPT_CHUNK(`chunk ${hex} is damaged: its content does not match its hash`)
       log('%s', err.stack)
       throw err
