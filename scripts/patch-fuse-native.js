@@ -24,8 +24,8 @@
 //  7. Every op went to JavaScript, even where the answer was known: the getattr (the
 //     kernel's lookup) of a name a readdir listed is answered on the FUSE thread from an
 //     attribute cache, which ops clear of what they change before they are answered;
-//     and so is the kernel's getxattr(security.capability) before each write
-//     (scripts/fuse-native/fast-path.c).
+//     the kernel's getxattr(security.capability) before each write; and reads of data
+//     JavaScript put ahead of a sequential reader (scripts/fuse-native/fast-path.c).
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
@@ -118,9 +118,10 @@ const edits = [
     '  int bucketfs_res;\\\n  if (bucketfs_answer(l, &bucketfs_res)) return bucketfs_res;\\\n' +
     '  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n' +
     '  bucketfs_attr_after(l->op, l->path, l->dest, l->info);\\\n  return l->res;\n'],
-  ['export attr cache', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
+  ['export fast path', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_stats)\n']
+    '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_stats)\n' +
+    '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_stats)\n']
 ]
 
 // The edits always apply to fuse-native's own source, kept beside it as fuse-native.c.orig

@@ -24,6 +24,10 @@ static uint64_t bucketfs_attrs_epoch = 0;
 static uint64_t bucketfs_attrs_hits = 0;
 static pthread_mutex_t bucketfs_attr_lock = PTHREAD_MUTEX_INITIALIZER;
 
+// The file-data windows (below) share the lock and the epoch.
+static void bucketfs_windows_forget_locked (const char *path);
+static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info, char *buf, size_t len, off_t offset, int *res);
+
 static uint64_t bucketfs_hash (const char *s, size_t n) {
   uint64_t h = 14695981039346656037ULL;
   for (size_t i = 0; i < n; i++) { h ^= (unsigned char) s[i]; h *= 1099511628211ULL; }
@@ -74,9 +78,10 @@ static void bucketfs_attr_remove_locked (const char *path, size_t n) {
   }
 }
 
-/** Forgets everything (path NULL), or path and each of its ancestors. */
+/** Forgets everything (path NULL), or path and each of its ancestors (and the path's file-data windows). */
 static void bucketfs_attr_forget (const char *path) {
   pthread_mutex_lock(&bucketfs_attr_lock);
+  bucketfs_windows_forget_locked(path);
   if (path == NULL) {
     bucketfs_attr_empty_locked();
   } else if (bucketfs_attrs_count > 0) {
@@ -120,7 +125,7 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
 
 /**
  * An op answered here, without JavaScript: 1 with *res set, or 0. A getattr of a path a
- * readdir listed; a getxattr of a name outside user.* (the kernel asks for
+ * readdir listed; a read inside the windows put for its handle; a getxattr of a name outside user.* (the kernel asks for
  * security.capability before every write), which the vfs refuses with ENOTSUP
  * whatever the path (src/vfs/xattr.ts classify).
  */
@@ -133,6 +138,7 @@ static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
     *res = 0;
     return 1;
   }
+  if (l->op == op_read) return bucketfs_read_answer(l->fuse, l->info, (char *) l->buf, l->len, l->offset, res);
   return 0;
 }
 
@@ -246,6 +252,254 @@ NAPI_METHOD(bucketfs_attr_stats) {
   napi_value out, v;
   napi_create_array_with_length(env, 2, &out);
   napi_create_double(env, entries, &v); napi_set_element(env, out, 0, v);
+  napi_create_double(env, hits, &v); napi_set_element(env, out, 1, v);
+  return out;
+}
+
+// bucketfs: windows of file data answered on the FUSE thread. JavaScript puts verified
+// bytes [off, off+len) of what an open handle reads (read-only, no write session) a
+// few MiB ahead of a sequential reader; the kernel's reads inside them are copied
+// here without a round trip to JavaScript. When a reader comes within BUCKETFS_LOW of
+// the end of what is put, JavaScript is told (a thread-safe call) to put more. The
+// windows of a path go when an op forgets it (a write, truncate, open for writing,
+// close, ...), everything when a rename or rmdir does, a handle's at its release;
+// a put is refused when anything was forgotten since its epoch.
+#define BUCKETFS_WINDOWS_MAX_BYTES (64u * 1024 * 1024)
+#define BUCKETFS_LOW (4u * 1024 * 1024)
+#define BUCKETFS_BEHIND (1u * 1024 * 1024)
+#define BUCKETFS_MOUNTS 16
+typedef struct bucketfs_window_s {
+  struct bucketfs_window_s *next;
+  const void *owner;
+  uint64_t fh;
+  uint64_t off;
+  size_t len;
+  int eof;
+  int asked;
+  char *path;
+  char data[];
+} bucketfs_window_t;
+static bucketfs_window_t *bucketfs_windows = NULL; // newest first
+static size_t bucketfs_window_bytes = 0;
+static uint64_t bucketfs_window_hits = 0;
+static struct { const void *owner; napi_threadsafe_function low; } bucketfs_feeders[BUCKETFS_MOUNTS];
+
+typedef struct { uint64_t fh; uint64_t from; } bucketfs_low_t;
+
+/** Unlinks and frees every window `drop` says yes to (window lock held). */
+#define BUCKETFS_DROP_WINDOWS(cond) do {\
+  bucketfs_window_t **at = &bucketfs_windows;\
+  while (*at != NULL) {\
+    bucketfs_window_t *w = *at;\
+    if (cond) { *at = w->next; bucketfs_window_bytes -= w->len; free(w->path); free(w); }\
+    else at = &w->next;\
+  }\
+} while (0)
+
+/** A path's windows go (path NULL: every window). Called with bucketfs_attr_lock held. */
+static void bucketfs_windows_forget_locked (const char *path) {
+  if (bucketfs_windows == NULL) return;
+  if (path == NULL) BUCKETFS_DROP_WINDOWS(1);
+  else BUCKETFS_DROP_WINDOWS(strcmp(w->path, path) == 0);
+}
+
+static bucketfs_window_t *bucketfs_window_at_locked (const void *owner, uint64_t fh, uint64_t pos) {
+  for (bucketfs_window_t *w = bucketfs_windows; w != NULL; w = w->next) {
+    if (w->owner == owner && w->fh == fh && w->off <= pos && pos < w->off + w->len) return w;
+  }
+  return NULL;
+}
+
+/** Where the handle's file ends, when a window holding its end is put; else UINT64_MAX. */
+static uint64_t bucketfs_window_eof_locked (const void *owner, uint64_t fh) {
+  for (bucketfs_window_t *w = bucketfs_windows; w != NULL; w = w->next) {
+    if (w->owner == owner && w->fh == fh && w->eof) return w->off + w->len;
+  }
+  return UINT64_MAX;
+}
+
+/** A read answered from the windows: 1 with *res the byte count, or 0 (JavaScript answers). */
+static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info, char *buf, size_t len, off_t offset, int *res) {
+  if (info == NULL || offset < 0 || buf == NULL) return 0;
+  int answered = 0;
+  bucketfs_low_t *low = NULL;
+  napi_threadsafe_function feeder = NULL;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  if (bucketfs_windows != NULL) {
+    uint64_t fh = info->fh, pos = (uint64_t) offset;
+    size_t done = 0;
+    bucketfs_window_t *last = NULL;
+    while (done < len) {
+      bucketfs_window_t *w = bucketfs_window_at_locked(owner, fh, pos);
+      if (w == NULL) break;
+      size_t n = w->off + w->len - pos;
+      if (n > len - done) n = len - done;
+      memcpy(buf + done, w->data + (pos - w->off), n);
+      done += n;
+      pos += n;
+      last = w;
+    }
+    // Whole, or cut at the end of the file (a short answer means end of file to the kernel).
+    if (done == len || pos >= bucketfs_window_eof_locked(owner, fh)) {
+      answered = 1;
+      *res = (int) done;
+      bucketfs_window_hits++;
+      // What is behind the reader goes; the end of what is put, if near, asks for more.
+      uint64_t behind = (uint64_t) offset > BUCKETFS_BEHIND ? (uint64_t) offset - BUCKETFS_BEHIND : 0;
+      BUCKETFS_DROP_WINDOWS(w->owner == owner && w->fh == fh && w->off + w->len <= behind);
+      bucketfs_window_t *end = NULL;
+      for (bucketfs_window_t *w = bucketfs_windows; w != NULL; w = w->next) {
+        if (w->owner == owner && w->fh == fh && (end == NULL || w->off > end->off)) end = w;
+      }
+      if (end != NULL && !end->eof && !end->asked && end->off + end->len - pos < BUCKETFS_LOW) {
+        for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
+          if (bucketfs_feeders[i].owner == owner) feeder = bucketfs_feeders[i].low;
+        }
+        if (feeder != NULL && (low = malloc(sizeof(bucketfs_low_t))) != NULL) {
+          end->asked = 1;
+          low->fh = fh;
+          low->from = end->off + end->len;
+          if (napi_call_threadsafe_function(feeder, low, napi_tsfn_nonblocking) != napi_ok) { free(low); end->asked = 0; }
+        }
+      }
+    }
+    (void) last;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  return answered;
+}
+
+static void bucketfs_low_call (napi_env env, napi_value fn, void *context, void *data) {
+  bucketfs_low_t *low = (bucketfs_low_t *) data;
+  if (env != NULL && fn != NULL) {
+    napi_value argv[2], undefined;
+    napi_create_double(env, (double) low->fh, &argv[0]);
+    napi_create_double(env, (double) low->from, &argv[1]);
+    napi_get_undefined(env, &undefined);
+    napi_call_function(env, undefined, fn, 2, argv, NULL);
+  }
+  free(low);
+}
+
+/** bucketfs_read_feeder(thread, fn): fn(fh, from) is called when a reader nears the end of what is put. */
+NAPI_METHOD(bucketfs_read_feeder) {
+  size_t argc = 2;
+  napi_value argv[2], name;
+  void *owner = NULL;
+  size_t owner_len = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_buffer_info(env, argv[0], &owner, &owner_len) != napi_ok || owner_len != sizeof(fuse_thread_t)) {
+    napi_throw_type_error(env, NULL, "bucketfs_read_feeder(thread, fn)");
+    return NULL;
+  }
+  napi_threadsafe_function tsfn;
+  napi_create_string_utf8(env, "bucketfs read feeder", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, bucketfs_low_call, &tsfn) != napi_ok) {
+    napi_throw_error(env, NULL, "bucketfs_read_feeder: no thread-safe function");
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, tsfn); // never keeps the process alive
+  int placed = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  for (int i = 0; i < BUCKETFS_MOUNTS && !placed; i++) {
+    if (bucketfs_feeders[i].owner == NULL) { bucketfs_feeders[i].owner = owner; bucketfs_feeders[i].low = tsfn; placed = 1; }
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!placed) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  napi_value out;
+  napi_get_boolean(env, placed, &out);
+  return out;
+}
+
+/** bucketfs_read_end(thread): the mount's windows and feeder go (at unmount). */
+NAPI_METHOD(bucketfs_read_end) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *owner = NULL;
+  size_t owner_len = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &owner, &owner_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bucketfs_read_end(thread)");
+    return NULL;
+  }
+  napi_threadsafe_function tsfn = NULL;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  BUCKETFS_DROP_WINDOWS(w->owner == owner);
+  for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
+    if (bucketfs_feeders[i].owner == owner) { tsfn = bucketfs_feeders[i].low; bucketfs_feeders[i].owner = NULL; bucketfs_feeders[i].low = NULL; }
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (tsfn != NULL) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  return NULL;
+}
+
+/**
+ * bucketfs_read_put(thread, epoch, fh, path, off, data, eof): bytes [off, off+data.length)
+ * of the file `path` that handle fh reads; eof: they end the file. Refused (false) when
+ * anything was forgotten since epoch. Older windows go past BUCKETFS_WINDOWS_MAX_BYTES.
+ */
+NAPI_METHOD(bucketfs_read_put) {
+  size_t argc = 7;
+  napi_value argv[7];
+  void *owner = NULL, *data = NULL;
+  size_t owner_len = 0, len = 0, pathlen = 0;
+  double epoch = 0, fh = 0, off = 0;
+  bool eof = false;
+  char path[4096];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 7 ||
+      napi_get_buffer_info(env, argv[0], &owner, &owner_len) != napi_ok || owner_len != sizeof(fuse_thread_t) ||
+      napi_get_value_double(env, argv[1], &epoch) != napi_ok ||
+      napi_get_value_double(env, argv[2], &fh) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[3], path, sizeof(path), &pathlen) != napi_ok || pathlen + 1 >= sizeof(path) ||
+      napi_get_value_double(env, argv[4], &off) != napi_ok || off < 0 ||
+      napi_get_buffer_info(env, argv[5], &data, &len) != napi_ok ||
+      napi_get_value_bool(env, argv[6], &eof) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bucketfs_read_put(thread, epoch, fh, path, off, data, eof)");
+    return NULL;
+  }
+  napi_value out;
+  bucketfs_window_t *w = malloc(sizeof(bucketfs_window_t) + len);
+  char *wpath = strdup(path);
+  if (w == NULL || wpath == NULL || len > BUCKETFS_WINDOWS_MAX_BYTES) {
+    free(w); free(wpath);
+    napi_get_boolean(env, false, &out);
+    return out;
+  }
+  w->owner = owner; w->fh = (uint64_t) fh; w->off = (uint64_t) off; w->len = len; w->eof = eof; w->asked = 0; w->path = wpath;
+  memcpy(w->data, data, len);
+  int put = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  if ((double) bucketfs_attrs_epoch == epoch) {
+    BUCKETFS_DROP_WINDOWS(w->owner == owner && w->fh == (uint64_t) fh && w->off == (uint64_t) off);
+    // The oldest windows go first (the list is newest first: drop from its end).
+    while (bucketfs_window_bytes + len > BUCKETFS_WINDOWS_MAX_BYTES && bucketfs_windows != NULL) {
+      bucketfs_window_t **at = &bucketfs_windows;
+      while ((*at)->next != NULL) at = &(*at)->next;
+      bucketfs_window_t *old = *at;
+      *at = NULL;
+      bucketfs_window_bytes -= old->len;
+      free(old->path); free(old);
+    }
+    w->next = bucketfs_windows;
+    bucketfs_windows = w;
+    bucketfs_window_bytes += len;
+    put = 1;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!put) { free(wpath); free(w); }
+  napi_get_boolean(env, put, &out);
+  return out;
+}
+
+/** bucketfs_read_stats(): [bytes held, reads answered here]. */
+NAPI_METHOD(bucketfs_read_stats) {
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  double bytes = (double) bucketfs_window_bytes, hits = (double) bucketfs_window_hits;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  napi_value out, v;
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_double(env, bytes, &v); napi_set_element(env, out, 0, v);
   napi_create_double(env, hits, &v); napi_set_element(env, out, 1, v);
   return out;
 }

@@ -129,13 +129,22 @@ export interface AttrCache {
   forgetAll: () => void
 }
 
-interface NativeAttrs {
+interface NativeFastPath {
   bucketfs_attr_epoch: () => number
   bucketfs_attr_put: (thread: Buffer, epoch: number, dir: string, names: string[], ints: Uint32Array, ttlMs: number) => number
   bucketfs_attr_forget_all: () => void
   bucketfs_attr_stats: () => [number, number]
+  bucketfs_read_feeder: (thread: Buffer, fn: (fh: number, from: number) => void) => boolean
+  bucketfs_read_end: (thread: Buffer) => void
+  bucketfs_read_put: (thread: Buffer, epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
+  bucketfs_read_stats: () => [number, number]
 }
-const nativeAttrs = typeof binding.bucketfs_attr_put === 'function' ? binding as unknown as NativeAttrs : undefined
+const nativeAttrs = typeof binding.bucketfs_read_put === 'function' ? binding as unknown as NativeFastPath : undefined
+
+/** fuse-native's fuse_thread_t, allocated by mount(): what the FUSE thread knows its mount by. */
+function threadOf (fuse: Fuse | undefined): Buffer | undefined {
+  return (fuse as unknown as { _thread?: Buffer | null } | undefined)?._thread ?? undefined
+}
 
 /** The attribute cache of the mount `fuse()` (its entries are its own), if the addon has one. */
 export function attrCacheOf (fuse: () => Fuse | undefined): AttrCache | undefined {
@@ -144,9 +153,8 @@ export function attrCacheOf (fuse: () => Fuse | undefined): AttrCache | undefine
   return {
     epoch: () => n.bucketfs_attr_epoch(),
     put: (epoch, dir, names, list, ttlMs) => {
-      // fuse-native's fuse_thread_t, allocated by mount(): what the FUSE thread knows its mount by.
-      const thread = (fuse() as unknown as { _thread?: Buffer | null } | undefined)?._thread
-      if (thread == null || names.length === 0) return 0
+      const thread = threadOf(fuse())
+      if (thread === undefined || names.length === 0) return 0
       const ints = new Uint32Array(STAT_INTS * list.length)
       list.forEach((st, i) => { putStat(ints, i * STAT_INTS, st) })
       return n.bucketfs_attr_put(thread, epoch, dir, names, ints, ttlMs)
@@ -160,6 +168,47 @@ export function attrCacheStats (): { entries: number, hits: number } | undefined
   if (nativeAttrs === undefined) return undefined
   const [entries, hits] = nativeAttrs.bucketfs_attr_stats()
   return { entries, hits }
+}
+
+/**
+ * The mount's read windows in the patched addon (scripts/fuse-native/fast-path.c):
+ * verified bytes put ahead of a sequential reader, whose reads inside them are answered
+ * on the FUSE thread. Same epoch as the attribute cache.
+ */
+export interface ReadWindowsNative {
+  epoch: () => number
+  put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
+  /** Once mounted: fn(fh, from) when a reader nears the end of what was put for fh. */
+  feeder: (fn: (fh: number, from: number) => void) => boolean
+  /** At unmount: the mount's windows and feeder go. */
+  end: () => void
+}
+
+export function readWindowsOf (fuse: () => Fuse | undefined): ReadWindowsNative | undefined {
+  const n = nativeAttrs
+  if (n === undefined) return undefined
+  return {
+    epoch: () => n.bucketfs_attr_epoch(),
+    put: (epoch, fh, path, off, data, eof) => {
+      const thread = threadOf(fuse())
+      return thread !== undefined && n.bucketfs_read_put(thread, epoch, fh, path, off, data, eof)
+    },
+    feeder: fn => {
+      const thread = threadOf(fuse())
+      return thread !== undefined && n.bucketfs_read_feeder(thread, fn)
+    },
+    end: () => {
+      const thread = threadOf(fuse())
+      if (thread !== undefined) n.bucketfs_read_end(thread)
+    }
+  }
+}
+
+/** Bytes the addon's read windows hold, and the reads it answered from them since it was loaded. */
+export function readWindowStats (): { bytes: number, hits: number } | undefined {
+  if (nativeAttrs === undefined) return undefined
+  const [bytes, hits] = nativeAttrs.bucketfs_read_stats()
+  return { bytes, hits }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */

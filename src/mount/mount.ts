@@ -7,7 +7,7 @@ import { EXISTS, INVALID_ARGUMENT } from '../errors'
 import { Store } from '../store'
 import { Vfs } from '../vfs'
 import { fuseOps } from './adapter'
-import { attrCacheOf, createFuse, fuseCaller, type AttrCache, type Fuse, type FuseOptions } from './fuse'
+import { attrCacheOf, createFuse, fuseCaller, readWindowsOf, type AttrCache, type Fuse, type FuseOptions, type ReadWindowsNative } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
 import { bucketfsMountedAt, canonicalMountpoint, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
 
@@ -115,7 +115,8 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     fs.mkdirSync(mountpoint, { recursive: true })
 
     store = Store.open(dataDir)
-    const vfs = new Vfs(store, { writeBudgetBytes: opts.writeBudgetBytes, showVersions: opts.showVersions })
+    const windows = readWindowsOf(() => fuse)
+    const vfs = new Vfs(store, { writeBudgetBytes: opts.writeBudgetBytes, showVersions: opts.showVersions, readWindows: windows })
     log('recovering uploads that were fsynced but never closed')
     await vfs.recover()
 
@@ -136,7 +137,8 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     log('mounting %s at %s with %s', dataDir, mountpoint, options)
     await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
     log('mounted %s', mountpoint)
-    return running(mountpoint, dataDir, lock, store, vfs, fuse, cache)
+    windows?.feeder((fh, from) => { vfs.feedReads(fh, from) })
+    return running(mountpoint, dataDir, lock, store, vfs, fuse, cache, windows)
   } catch (err) {
     // Leave nothing behind: no half mount, no open store, no lock.
     if (fuse !== undefined && bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
@@ -166,7 +168,8 @@ async function clearStaleMount (mountpoint: string, source: string): Promise<voi
   if (!cleared) throw new Error(`could not clear the stale mount at ${mountpoint}`)
 }
 
-function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: Store, vfs: Vfs, fuse: Fuse, cache: AttrCache | undefined): MountHandle {
+function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: Store, vfs: Vfs, fuse: Fuse,
+  cache: AttrCache | undefined, windows: ReadWindowsNative | undefined): MountHandle {
   let resolveEnded!: () => void
   let rejectEnded!: (err: unknown) => void
   const ended = new Promise<void>((resolve, reject) => { resolveEnded = resolve; rejectEnded = reject })
@@ -195,7 +198,9 @@ function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: 
     // Still there (fusermount failed): detach it anyway. (No isStale() here: a sync call
     // on a mount we may still serve would deadlock.)
     if (bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
-    cache?.forgetAll() // its entries are keyed by fuse-native's memory for this mount, which may be reused
+    // Their entries are keyed by fuse-native's memory for this mount, which may be reused.
+    cache?.forgetAll()
+    windows?.end()
     try {
       store.close()
     } finally {

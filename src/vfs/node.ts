@@ -29,4 +29,7 @@ export interface FileHandle {
   kind: 'file', node: FileNode, flags: number, wrote: boolean, lost?: unknown, opener?: number, keepCache?: boolean
   /** Where the last read through this handle ended (a read starting near it is sequential). */
   nextRead?: number
+  /** How far the mount's read windows were put for this handle, and whether a put is under way (Vfs.feed). */
+  fedUntil?: number
+  feeding?: boolean
 }

@@ -11,6 +11,7 @@ import { recoverSessions } from '../store/sessions'
 import { parsePath, keyLocation, parentKey, showableName, VERSIONS_DIR } from './paths'
 import { fileAttr, dirAttr, bucketAttr, versionAttr, isDirMode, isLinkMode, S_IFDIR, S_IFREG, S_IFLNK, S_IFMT } from './attr'
 import type { Attr, Listing } from './attr'
+import { POOLED, pooledBuffer, recycle } from '../blob/pool'
 import { WriteSession } from './session'
 import { MemoryBudget } from './budget'
 import { VersionsTree } from './versions-tree'
@@ -26,7 +27,17 @@ import { MAX_KEY_BYTES } from '../store/limits'
 
 const log = createDebug('bucketfs:vfs')
 
-export interface VfsOptions { writeBudgetBytes?: number, showVersions?: boolean, uid?: number, gid?: number }
+export interface VfsOptions { writeBudgetBytes?: number, showVersions?: boolean, uid?: number, gid?: number, readWindows?: ReadWindows }
+
+/**
+ * Where a sequential reader's next bytes can be put, for the mount to answer its reads
+ * without calling read (the patched addon's windows). A put is refused (false) when
+ * anything changed since `epoch()` was read; the sink copies the data.
+ */
+export interface ReadWindows {
+  epoch: () => number
+  put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
+}
 
 /** Who makes a call, when the mount knows (its process, and the uid and gid new files and directories get). */
 export interface Caller { pid?: number, uid?: number, gid?: number }
@@ -40,6 +51,9 @@ const O_APPEND = 0o2000
 
 /** How far past a sequential read chunks are loaded ahead (kept in the verified-chunk cache). */
 const READ_AHEAD = 4 * 1024 * 1024
+/** How far past a sequential read its windows are put (ReadWindows), in windows of WINDOW bytes. */
+const FEED_AHEAD = 8 * 1024 * 1024
+const WINDOW = POOLED
 
 /** How soon after a hide a rename onto the name counts as the replace that caused it. */
 const MARKER_TAKEBACK_MS = 1000
@@ -445,14 +459,60 @@ export class Vfs {
       // Straight into libfuse's buffer; a reader going forward gets the next chunks loaded ahead.
       const v = h.node.version
       h.node.extents ??= this.store.extentsOf(v.seq)
-      const sequential = h.nextRead !== undefined && Math.abs(offset - h.nextRead) <= READ_AHEAD
+      // Near where the last read here ended, or inside what was put for it (those reads
+      // never came here).
+      const sequential = h.nextRead !== undefined && offset >= h.nextRead - READ_AHEAD &&
+        offset <= Math.max(h.nextRead, h.fedUntil ?? 0) + READ_AHEAD
       h.nextRead = offset + len
       const out = buf.subarray(0, len)
       const ahead = sequential ? READ_AHEAD : 0
+      if (sequential) this.feed(fh, h, offset + len)
       return this.store.content.readIntoCached(h.node.extents, v.size, offset, out, ahead) ??
         this.store.content.readInto(h.node.extents, v.size, offset, out, ahead)
     }
     return this.readSlow(h, buf, len, offset)
+  }
+
+  /** The mount says a reader nears the end of what was put for its handle. */
+  feedReads (fh: number, from: number): void {
+    const h = this.handles.get(fh)
+    if (h?.kind === 'file') this.feed(fh, h, from)
+  }
+
+  /**
+   * Puts the verified bytes of the next FEED_AHEAD past `from` of a handle's file into
+   * the mount's read windows, a window at a time, while nothing changes: the handle
+   * stays open on the same version with no write session, and no op changed anything
+   * (the sink's epoch).
+   */
+  private feed (fh: number, h: FileHandle, from: number): void {
+    const sink = this.opts.readWindows
+    const v = h.node.version
+    if (sink === undefined || h.feeding === true || v === null || h.node.session !== null) return
+    const until = Math.min(v.size, from + FEED_AHEAD)
+    let off = Math.max(from, h.fedUntil ?? 0)
+    off -= off % WINDOW
+    if (off >= until) return
+    h.feeding = true
+    const epoch = sink.epoch()
+    const path = `/${h.node.bucket}/${h.node.key}`
+    const still = (): boolean => this.handles.get(fh) === h && h.node.session === null && h.node.version === v
+    void (async () => {
+      for (; off < until; off += WINDOW) {
+        const n = Math.min(WINDOW, v.size - off)
+        const data = n === WINDOW ? pooledBuffer() : Buffer.allocUnsafeSlow(n)
+        try {
+          h.node.extents ??= this.store.extentsOf(v.seq)
+          await this.store.content.readInto(h.node.extents, v.size, off, data, READ_AHEAD)
+          if (!still() || !sink.put(epoch, fh, path, off, data, off + n >= v.size)) return
+          h.fedUntil = off + n
+        } finally {
+          recycle(data.buffer) // the sink copied it
+        }
+      }
+    })().catch(() => {
+      // A damaged chunk: the read that needs it reports it.
+    }).finally(() => { h.feeding = false })
   }
 
   private async readSlow (h: Handle, buf: Buffer, len: number, offset: number): Promise<number> {

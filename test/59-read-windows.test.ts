@@ -1,0 +1,113 @@
+// Read windows on the FUSE thread (scripts/fuse-native/fast-path.c): a sequential
+// reader's next bytes are put there verified, and its reads inside them are answered
+// without JavaScript. They must give exactly the stored bytes (to the last byte of a
+// file of any size), and never bytes that a write, a truncate or a rename through the
+// mount has changed since they were put.
+//
+// The mount runs in this process (to read the windows' counters), so every access to it
+// is asynchronous. The kernel's page cache is dropped (/proc/sys/vm/drop_caches, root
+// only) where a test needs reads to reach the mount again.
+process.env.UV_THREADPOOL_SIZE = '16'
+/* eslint-disable import/first */
+import t from 'tap'
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import crypto from 'node:crypto'
+import { spawnSync } from 'node:child_process'
+import { mountFilesystem } from '../src/mount/mount'
+import { readWindowStats } from '../src/mount/fuse'
+import { MiB } from './helpers/e2e'
+
+const root = process.getuid?.() === 0
+const hits = (): number => readWindowStats()?.hits ?? 0
+const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex')
+
+async function dropPages (): Promise<void> {
+  await fsp.writeFile('/proc/sys/vm/drop_caches', '1\n')
+}
+
+/** Reads [from, to) of an open file in 128 KiB reads. */
+async function readRange (fh: fsp.FileHandle, from: number, to: number): Promise<Buffer> {
+  const out = Buffer.alloc(to - from)
+  for (let pos = from; pos < to;) {
+    const { bytesRead } = await fh.read(out, pos - from, Math.min(128 * 1024, to - pos), pos)
+    if (bytesRead === 0) break
+    pos += bytesRead
+  }
+  return out
+}
+
+t.test('read windows', { skip: readWindowStats() === undefined ? 'the fuse-native addon has no read windows' : false }, async t => {
+  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'bucketfs-59-')))
+  const mnt = path.join(base, 'mnt')
+  const handle = await mountFilesystem({ mountpoint: mnt, dataDir: path.join(base, 'data') })
+  t.teardown(async () => {
+    await handle.unmount().catch(() => { spawnSync('fusermount', ['-uz', mnt], { stdio: 'ignore' }) })
+    fs.rmSync(base, { recursive: true, force: true })
+  })
+  const dir = path.join(mnt, 'windows-59')
+  await fsp.mkdir(dir)
+
+  await t.test('a sequential read is answered from them, to the last byte', async t => {
+    for (const size of [12 * MiB + 12345, 3 * MiB, 1]) {
+      const data = crypto.randomBytes(size)
+      const f = path.join(dir, `seq-${size}`)
+      await fsp.writeFile(f, data)
+      if (root) await dropPages()
+      const before = hits()
+      const fh = await fsp.open(f, 'r')
+      const got = await readRange(fh, 0, size + 4096)
+      await fh.close()
+      t.equal(sha(got.subarray(0, size)), sha(data), `${size} bytes read back exactly`)
+      t.ok(got.subarray(size).every(b => b === 0), 'nothing past the end')
+      if (size > 4 * MiB) t.ok(hits() - before > 0, `some reads were answered from the windows (${hits() - before})`)
+    }
+  })
+
+  const changed = async (t: tap.Test, name: string, change: (f: string) => Promise<void>, expect: (got: Buffer) => void): Promise<void> => {
+    const f = path.join(dir, name)
+    await fsp.writeFile(f, Buffer.alloc(16 * MiB, 'a'))
+    await dropPages()
+    const fh = await fsp.open(f, 'r')
+    try {
+      const before = hits()
+      await readRange(fh, 0, 4 * MiB) // the windows are put up to 8 MiB past this
+      await readRange(fh, 4 * MiB, 6 * MiB)
+      t.ok(hits() > before, 'the reader is being answered from the windows')
+      await change(f)
+      await dropPages()
+      expect(await readRange(fh, 6 * MiB, 16 * MiB))
+    } finally {
+      await fh.close()
+    }
+  }
+
+  await t.test('a write through another descriptor is seen by the reader', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
+    await changed(t, 'written', async f => {
+      const w = await fsp.open(f, 'r+')
+      await w.write(Buffer.alloc(MiB, 'b'), 0, MiB, 8 * MiB)
+      await w.close()
+    }, got => {
+      t.ok(got.subarray(2 * MiB, 3 * MiB).every(b => b === 0x62), 'the new bytes, not the windows\' old ones')
+      t.ok(got.subarray(0, 2 * MiB).every(b => b === 0x61), 'the bytes before them')
+    })
+  })
+
+  await t.test('a truncate is seen by the reader', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
+    await changed(t, 'truncated', async f => { await fsp.truncate(f, 7 * MiB) }, got => {
+      t.ok(got.subarray(0, MiB).every(b => b === 0x61), 'the bytes left')
+      t.ok(got.subarray(MiB).every(b => b === 0), 'nothing past the new end')
+    })
+  })
+
+  await t.test('a file renamed over the one being read keeps the reader on its own bytes', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
+    await changed(t, 'replaced', async f => {
+      await fsp.writeFile(f + '.new', Buffer.alloc(16 * MiB, 'c'))
+      await fsp.rename(f + '.new', f)
+    }, got => {
+      t.ok(got.every(b => b === 0x61), 'an open file keeps its content when its name is replaced')
+    })
+  })
+})
