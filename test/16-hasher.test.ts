@@ -3,7 +3,9 @@
 // in many pieces, several at once, and interleaved with SHA-256s.
 import t from 'tap'
 import crypto from 'node:crypto'
-import { sha256Of, Md5Stream } from '../src/blob/hasher'
+import zlib from 'node:zlib'
+import { sha256Of, sha256AndCrc, sha256Moving, crc32Moving, CRC_AVAILABLE, Md5Stream } from '../src/blob/hasher'
+import { pooledBuffer, POOLED } from '../src/blob/pool'
 
 const md5 = (b: Buffer): string => crypto.createHash('md5').update(b).digest('hex')
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex')
@@ -56,4 +58,28 @@ t.test('MD5 streams take holes as lengths of zeros', async t => {
   const z = new Md5Stream()
   await z.updateZeros(300 * 1024)
   t.equal(await z.digest(), md5(Buffer.alloc(300 * 1024)), 'a stream of zeros only')
+})
+
+t.test('a chunk\'s SHA-256 and CRC-32 together; a read chunk moved to the worker and back', { skip: CRC_AVAILABLE ? false : 'this Node has no zlib.crc32' }, async t => {
+  const crc32 = (d: Buffer): number => (zlib as unknown as { crc32: (d: Buffer) => number }).crc32(d)
+  const sha = (d: Buffer): string => crypto.createHash('sha256').update(d).digest('hex')
+  for (const size of [0, 100, 128 * 1024 + 1, POOLED]) {
+    const data = crypto.randomBytes(size)
+    const both = await sha256AndCrc(data)
+    t.equal(both.hash.toString('hex'), sha(data), `SHA-256 of ${size} bytes`)
+    t.equal(both.crc, crc32(data), `CRC-32 of ${size} bytes`)
+  }
+  const chunk = pooledBuffer()
+  crypto.randomFillSync(chunk)
+  const copy = Buffer.from(chunk)
+  const c = await crc32Moving(chunk)
+  t.equal(c.crc, crc32(copy), 'the CRC of a moved chunk')
+  t.ok(c.data.equals(copy), 'and its bytes come back unchanged')
+  t.equal(chunk.length, 0, 'the buffer given was moved (detached), not copied')
+  const s = await sha256Moving(c.data)
+  t.equal(s.hash.toString('hex'), sha(copy), 'the SHA-256 of a moved chunk')
+  t.ok(s.data.equals(copy), 'and its bytes come back unchanged')
+  const view = copy.subarray(10, 10 + 200 * 1024)
+  t.equal((await crc32Moving(view)).crc, crc32(view), 'a view into a larger buffer is hashed in place')
+  t.equal(view.length, 200 * 1024, 'and stays usable')
 })

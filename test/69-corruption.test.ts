@@ -172,3 +172,38 @@ t.test('a chunk file cut short, a missing one, and damaged inline data', async t
     t.equal(await m.stop(), 0, 'the daemon exits 0')
   })
 })
+
+t.test('reads check a chunk\'s CRC-32, or its SHA-256 when it was written without one', async t => {
+  await withMount(t, async (mnt, dataDir, m) => {
+    const b = path.join(mnt, 'crc-69')
+    fs.mkdirSync(b)
+    const rng = new Prng(6969)
+    const withCrc = rng.bytes(2 * MiB)
+    const withoutCrc = rng.bytes(2 * MiB)
+    fs.writeFileSync(path.join(b, 'with-crc.bin'), withCrc)
+    fs.writeFileSync(path.join(b, 'without-crc.bin'), withoutCrc)
+    const db = new Database(path.join(dataDir, 'meta.db'))
+    try {
+      const crcOf = (data: Buffer): number | null => (db.prepare('SELECT crc FROM chunks WHERE hash = ?').get(Buffer.from(sha256(data), 'hex')) as { crc: number | null }).crc
+      const c = crcOf(withCrc.subarray(0, MiB))
+      t.ok(typeof c === 'number', 'a chunk is written with its CRC-32')
+      // As a store written before CRCs (schema version 3) has them.
+      for (const off of [0, MiB]) db.prepare('UPDATE chunks SET crc = NULL WHERE hash = ?').run(Buffer.from(sha256(withoutCrc.subarray(off, off + MiB)), 'hex'))
+    } finally {
+      db.close()
+    }
+    t.equal(await m.remount(), 0, 'remounted (nothing cached)')
+    for (const [name, data] of [['with-crc.bin', withCrc], ['without-crc.bin', withoutCrc]] as const) {
+      t.ok(fs.readFileSync(path.join(b, name)).equals(data), `${name} reads back`)
+      const chunk = chunkPath(dataDir, data.subarray(MiB))
+      const fd = fs.openSync(chunk, 'r+')
+      fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, 123456)
+      fs.closeSync(fd)
+    }
+    t.equal(await m.remount(), 0, 'remounted after damaging one byte of each second chunk')
+    for (const name of ['with-crc.bin', 'without-crc.bin']) {
+      t.equal(readRange(path.join(b, name), 0, 64 * KiB).code, 'ok', `${name}: the intact chunk reads`)
+      t.equal(readRange(path.join(b, name), MiB, 64 * KiB).code, 'EIO', `${name}: the damaged one gives EIO`)
+    }
+  })
+})

@@ -6,6 +6,7 @@
 // not collected in time and held gigabytes during a 4 GiB write.
 // Small inputs are hashed in place: a round trip to a worker costs more.
 import crypto from 'node:crypto'
+import zlib from 'node:zlib'
 import { Worker } from 'node:worker_threads'
 import createDebug from 'debug'
 import { POOLED, pooledBuffer, recycle } from './pool'
@@ -21,6 +22,7 @@ const IN_PLACE_MAX = 128 * 1024
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads')
 const crypto = require('node:crypto')
+const zlib = require('node:zlib')
 const streams = new Map()
 const zeros = Buffer.alloc(8 * 1024 * 1024)
 parentPort.on('message', m => {
@@ -28,6 +30,9 @@ parentPort.on('message', m => {
   try {
     if (m.op === 'sha256') {
       answer = { req: m.req, value: crypto.createHash('sha256').update(m.data).digest('hex') }
+      if (m.crc === true) answer.crc = zlib.crc32(m.data)
+    } else if (m.op === 'crc32') {
+      answer = { req: m.req, value: '', crc: zlib.crc32(m.data) }
     } else if (m.op === 'update') {
       let h = streams.get(m.id)
       if (h === undefined) { h = crypto.createHash('md5'); streams.set(m.id, h) }
@@ -62,7 +67,7 @@ function movable (data: Buffer): Uint8Array {
 }
 
 /** An answer, and the buffer the worker gave back when its asker wants it. */
-interface Answer { value: string, back?: ArrayBuffer }
+interface Answer { value: string, crc?: number, back?: ArrayBuffer }
 interface Pending { resolve: (v: Answer) => void, reject: (e: Error) => void, wantsBack: boolean }
 
 class HashWorker {
@@ -77,7 +82,7 @@ class HashWorker {
   private get w (): Worker {
     if (this.worker === null) {
       const w = new Worker(WORKER_SOURCE, { eval: true })
-      w.on('message', (m: { req?: number, value?: string, error?: string, back?: ArrayBuffer }) => {
+      w.on('message', (m: { req?: number, value?: string, crc?: number, error?: string, back?: ArrayBuffer }) => {
         const p = m.req === undefined ? undefined : this.pending.get(m.req)
         if (m.back !== undefined) {
           if (p?.wantsBack !== true) recycle(m.back)
@@ -89,7 +94,7 @@ class HashWorker {
         this.pending.delete(m.req)
         this.idleCheck(w)
         if (m.error !== undefined) p.reject(new Error(m.error))
-        else p.resolve({ value: m.value ?? '', back: m.back })
+        else p.resolve({ value: m.value ?? '', crc: m.crc, back: m.back })
       })
       w.on('error', err => { this.fail(w, err) })
       w.on('exit', code => { this.fail(w, new Error(`hash worker exited with ${code}`)) })
@@ -152,18 +157,41 @@ export async function sha256Of (data: Buffer): Promise<Buffer> {
   return Buffer.from((await shaWorker.ask({ op: 'sha256' }, movable(data))).value, 'hex')
 }
 
+/** Whether this Node has zlib.crc32 (20.15 and later): without it chunks get no CRC and reads check SHA-256s. */
+export const CRC_AVAILABLE = typeof (zlib as { crc32?: unknown }).crc32 === 'function'
+const crc32 = (data: Uint8Array): number => (zlib as unknown as { crc32: (d: Uint8Array) => number }).crc32(data)
+
+/** SHA-256 and CRC-32 (null without zlib.crc32) of a chunk being written, in one pass on a worker. */
+export async function sha256AndCrc (data: Buffer): Promise<{ hash: Buffer, crc: number | null }> {
+  if (!CRC_AVAILABLE) return { hash: await sha256Of(data), crc: null }
+  if (data.length <= IN_PLACE_MAX) return { hash: crypto.createHash('sha256').update(data).digest(), crc: crc32(data) }
+  const a = await shaWorker.ask({ op: 'sha256', crc: true }, movable(data))
+  return { hash: Buffer.from(a.value, 'hex'), crc: a.crc ?? null }
+}
+
+/** data owns its whole ArrayBuffer, so it can be moved to a worker rather than copied. */
+function ownsBuffer (data: Buffer): boolean {
+  return data.byteOffset === 0 && data.buffer.byteLength === data.length && data.buffer instanceof ArrayBuffer
+}
+
 /**
  * SHA-256 of data that is the caller's to give (a chunk just read): it is moved to the
  * worker, not copied, when it owns its whole ArrayBuffer. `data` must not be touched
  * until this answers; use the `data` answered (the same bytes) instead.
  */
 export async function sha256Moving (data: Buffer): Promise<{ hash: Buffer, data: Buffer }> {
-  if (data.length <= IN_PLACE_MAX || data.byteOffset !== 0 || data.buffer.byteLength !== data.length || !(data.buffer instanceof ArrayBuffer)) {
-    return { hash: await sha256Of(data), data }
-  }
+  if (data.length <= IN_PLACE_MAX || !ownsBuffer(data)) return { hash: await sha256Of(data), data }
   const { value, back } = await shaWorker.ask({ op: 'sha256' }, new Uint8Array(data.buffer), true)
   if (back === undefined) throw new Error('the hash worker did not give the chunk back')
   return { hash: Buffer.from(value, 'hex'), data: Buffer.from(back) }
+}
+
+/** CRC-32 of data that is the caller's to give, as sha256Moving. Needs CRC_AVAILABLE. */
+export async function crc32Moving (data: Buffer): Promise<{ crc: number, data: Buffer }> {
+  if (data.length <= IN_PLACE_MAX || !ownsBuffer(data)) return { crc: crc32(data), data }
+  const { crc, back } = await shaWorker.ask({ op: 'crc32' }, new Uint8Array(data.buffer), true)
+  if (back === undefined || crc === undefined) throw new Error('the hash worker did not give the chunk back')
+  return { crc, data: Buffer.from(back) }
 }
 
 /**

@@ -164,7 +164,7 @@ export class Catalog {
 
   // ---- extents and parts of versions
   extentsOf (seq: number): ReadableExtent[] {
-    return this.s(`SELECT e.off, e.len, e.chunk, e.coff, c.hash, c.data IS NOT NULL AS inline, c.size AS csize
+    return this.s(`SELECT e.off, e.len, e.chunk, e.coff, c.hash, c.crc, c.data IS NOT NULL AS inline, c.size AS csize
       FROM extents e LEFT JOIN chunks c ON c.id = e.chunk WHERE e.seq = ? ORDER BY e.off`).all(seq) as ReadableExtent[]
   }
   insertExtents (seq: number, extents: Extent[]): void {
@@ -183,14 +183,18 @@ export class Catalog {
   chunkIdByHash (hash: Buffer): number | undefined {
     return (this.s('SELECT id FROM chunks WHERE hash = ?').get(hash) as { id: number } | undefined)?.id
   }
-  /** The chunk's id, creating its row if needed (data for inline chunks, null for files). */
-  ensureChunk (hash: Buffer, size: number, data: Buffer | null): number {
+  /**
+   * The chunk's id, creating its row if needed (data for inline chunks, null for files).
+   * `crc`: the CRC-32 of its bytes, also given to a row made before there were CRCs.
+   */
+  ensureChunk (hash: Buffer, size: number, data: Buffer | null, crc: number | null = null): number {
     const id = this.chunkIdByHash(hash)
     if (id !== undefined) {
       if (data !== null) this.s('UPDATE chunks SET data = ? WHERE id = ? AND data IS NULL AND size = ?').run(data, id, size)
+      if (crc !== null) this.s('UPDATE chunks SET crc = ? WHERE id = ? AND crc IS NULL AND size = ?').run(crc, id, size)
       return id
     }
-    return Number(this.s('INSERT INTO chunks (hash, size, refs, data) VALUES (?, ?, 0, ?)').run(hash, size, data).lastInsertRowid)
+    return Number(this.s('INSERT INTO chunks (hash, size, refs, data, crc) VALUES (?, ?, 0, ?, ?)').run(hash, size, data, crc).lastInsertRowid)
   }
   chunkById (id: number): ChunkRow | undefined {
     return this.s('SELECT id, hash, size, refs, data IS NOT NULL AS inline FROM chunks WHERE id = ?').get(id) as ChunkRow | undefined
@@ -278,7 +282,7 @@ export class Catalog {
     this.s('DELETE FROM upload_parts WHERE upload = ? AND part >= ?').run(upload, firstPart)
   }
   partExtents (upload: number, part: number): ReadableExtent[] {
-    return this.s(`SELECT p.off, p.len, p.chunk, p.coff, c.hash, c.data IS NOT NULL AS inline, c.size AS csize
+    return this.s(`SELECT p.off, p.len, p.chunk, p.coff, c.hash, c.crc, c.data IS NOT NULL AS inline, c.size AS csize
       FROM part_extents p LEFT JOIN chunks c ON c.id = p.chunk WHERE p.upload = ? AND p.part = ? ORDER BY p.off`).all(upload, part) as ReadableExtent[]
   }
 

@@ -112,5 +112,10 @@ export const MIGRATIONS: string[] = [
   // versions made before it: those report their size.
   `
   ALTER TABLE versions ADD COLUMN stored INTEGER;
+  `,
+  // 4: the CRC-32 of a chunk's bytes, which reads check (a third of SHA-256's cost);
+  // NULL in chunks written before it: those are checked against their SHA-256.
+  `
+  ALTER TABLE chunks ADD COLUMN crc INTEGER;
   `
 ]

@@ -34,6 +34,8 @@ export interface Extent {
 /** An extent joined with what is needed to read it. */
 export interface ReadableExtent extends Extent {
   hash: Buffer | null
+  /** CRC-32 of the chunk's bytes (null: written before migration 4, or a hole). */
+  crc?: number | null
   inline: number // 1 when the chunk's bytes live in SQLite
   csize: number
 }

@@ -5,7 +5,7 @@ import createDebug from 'debug'
 import { LRUCache } from 'lru-cache'
 import type { Catalog, Extent, ReadableExtent } from '../meta/catalog'
 import { ChunkFiles } from '../blob/chunks'
-import { sha256Of, sha256Moving } from '../blob/hasher'
+import { sha256Moving, sha256AndCrc, crc32Moving, CRC_AVAILABLE } from '../blob/hasher'
 import { ownsPooled, recycle } from '../blob/pool'
 import { SpaceReserve } from '../blob/space'
 import { CHUNK_SIZE, INLINE_MAX } from './limits'
@@ -55,12 +55,12 @@ export class Content {
    * New bytes must leave the disk's free-space reserve (src/blob/space.ts) untouched.
    */
   async putChunk (data: Buffer, owner: number): Promise<ChunkRef> {
-    const hash = await sha256Of(data)
+    const { hash, crc } = await sha256AndCrc(data)
     const inline = data.length <= INLINE_MAX
     const fresh = this.catalog.chunkIdByHash(hash) === undefined
     if (fresh) await this.space.claim(data.length)
     const id = this.catalog.write(() => {
-      const id = this.catalog.ensureChunk(hash, data.length, inline ? Buffer.from(data) : null)
+      const id = this.catalog.ensureChunk(hash, data.length, inline ? Buffer.from(data) : null, crc)
       this.catalog.pin(id, owner, process.pid)
       return id
     })
@@ -170,11 +170,19 @@ export class Content {
         throw CORRUPT_CHUNK(`chunk ${hex} is missing or unreadable`, err)
       }
     }
+    // Checked against the CRC-32 written with it (a third of a SHA-256's cost), or its
+    // SHA-256 when it has none (written before there were CRCs).
     let verified = false
     if (data !== undefined && data.length === e.csize) {
-      const checked = await sha256Moving(data)
-      data = checked.data
-      verified = checked.hash.equals(e.hash)
+      if (e.crc != null && CRC_AVAILABLE) {
+        const checked = await crc32Moving(data)
+        data = checked.data
+        verified = checked.crc === e.crc
+      } else {
+        const checked = await sha256Moving(data)
+        data = checked.data
+        verified = checked.hash.equals(e.hash)
+      }
     }
     if (data === undefined || !verified) {
       const err = CORRUPT_CHUNK(`chunk ${hex} is damaged: its content does not match its hash`)
