@@ -227,6 +227,19 @@ export class Content {
   }
 
   /**
+   * Bytes [off, off+len) as a view into the one verified chunk holding all of them, or
+   * undefined when they span extents or a hole (then readInto copies them). The view is
+   * only valid until the caller's next await (the chunk's memory is reused later).
+   */
+  async viewAt (extents: ReadableExtent[], off: number, len: number): Promise<Buffer | undefined> {
+    const i = firstExtentAt(extents, off)
+    const e = extents[i]
+    if (e === undefined || e.chunk === null || e.off > off || e.off + e.len < off + len) return undefined
+    const data = await this.chunk(e)
+    return data.subarray(e.coff + (off - e.off), e.coff + (off - e.off) + len)
+  }
+
+  /**
    * readInto when every chunk it needs is verified and in memory: the byte count, with
    * no promise in between; undefined (nothing read) when some chunk must be loaded.
    */
@@ -255,6 +268,11 @@ export class Content {
     if (pos < end) out.fill(0, pos - off, end - off)
     if (ahead > 0) this.prefetch(extents, i, end + ahead)
     return end - off
+  }
+
+  /** Starts loading the chunks holding [from, until) that are not loaded or loading. */
+  prefetchFrom (extents: ReadableExtent[], from: number, until: number): void {
+    this.prefetch(extents, firstExtentAt(extents, from), until)
   }
 
   /** Starts loading the chunks of extents[i…] that begin before `until`. */

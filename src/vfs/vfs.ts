@@ -500,15 +500,23 @@ export class Vfs {
     void (async () => {
       for (; off < until; off += WINDOW) {
         const n = Math.min(WINDOW, v.size - off)
-        const data = n === WINDOW ? pooledBuffer() : Buffer.allocUnsafeSlow(n)
-        try {
-          h.node.extents ??= this.store.extentsOf(v.seq)
-          await this.store.content.readInto(h.node.extents, v.size, off, data, READ_AHEAD)
-          if (!still() || !sink.put(epoch, fh, path, off, data, off + n >= v.size)) return
-          h.fedUntil = off + n
-        } finally {
-          recycle(data.buffer) // the sink copied it
+        const extents = h.node.extents ??= this.store.extentsOf(v.seq)
+        // Straight from the verified chunk when one holds the whole window (the sink copies
+        // it before anything else runs); else assembled.
+        const view = await this.store.content.viewAt(extents, off, n)
+        if (view !== undefined) {
+          this.store.content.prefetchFrom(extents, off + n, off + n + READ_AHEAD)
+          if (!still() || !sink.put(epoch, fh, path, off, view, off + n >= v.size)) return
+        } else {
+          const data = n === WINDOW ? pooledBuffer() : Buffer.allocUnsafeSlow(n)
+          try {
+            await this.store.content.readInto(extents, v.size, off, data, READ_AHEAD)
+            if (!still() || !sink.put(epoch, fh, path, off, data, off + n >= v.size)) return
+          } finally {
+            recycle(data.buffer) // the sink copied it
+          }
         }
+        h.fedUntil = off + n
       }
     })().catch(() => {
       // A damaged chunk: the read that needs it reports it.
