@@ -26,6 +26,7 @@ static pthread_mutex_t bucketfs_attr_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // The file-data windows (below) share the lock and the epoch.
 static void bucketfs_windows_forget_locked (const char *path);
+static void bucketfs_windows_release (const void *owner, uint64_t fh);
 static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info, char *buf, size_t len, off_t offset, int *res);
 
 static uint64_t bucketfs_hash (const char *s, size_t n) {
@@ -142,9 +143,12 @@ static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
   return 0;
 }
 
-/** After JavaScript answered an op: forget what it may have changed. */
-static void bucketfs_attr_after (uint32_t op, const char *path, const char *dest, struct fuse_file_info *info) {
+/** After JavaScript answered an op: forget what it may have changed (and a released handle's windows). */
+static void bucketfs_attr_after (uint32_t op, const void *owner, const char *path, const char *dest, struct fuse_file_info *info) {
   if (bucketfs_attr_reads(op)) return;
+  // (Its path may not be the one its windows were put under: libfuse renames an open
+  // file that is unlinked or replaced to .fuse_hiddenNNN.)
+  if (op == op_release && info != NULL) bucketfs_windows_release(owner, info->fh);
   if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return;
   if (op == op_rename || op == op_rmdir || path == NULL) { bucketfs_attr_forget(NULL); return; }
   bucketfs_attr_forget(path);
@@ -195,6 +199,10 @@ NAPI_METHOD(bucketfs_attr_put) {
   }
   if (dirlen == 1) dirlen = 0; // "/" + name
   bucketfs_attr_t **made = calloc(count > 0 ? count : 1, sizeof(bucketfs_attr_t *));
+  if (made == NULL) {
+    napi_create_uint32(env, 0, &out);
+    return out;
+  }
   uint32_t n = 0;
   uint64_t expires = bucketfs_now_ms() + ttl;
   for (uint32_t i = 0; i < count; i++) {
@@ -205,6 +213,7 @@ NAPI_METHOD(bucketfs_attr_put) {
         napi_get_value_string_utf8(env, name, buf, sizeof(buf), &len) != napi_ok ||
         len == 0 || dirlen + 1 + len + 1 >= sizeof(buf)) continue;
     bucketfs_attr_t *e = malloc(sizeof(bucketfs_attr_t) + dirlen + 1 + len + 1);
+    if (e == NULL) break;
     e->owner = owner;
     memcpy(e->path, dir, dirlen);
     e->path[dirlen] = '/';
@@ -301,6 +310,13 @@ static void bucketfs_windows_forget_locked (const char *path) {
   if (bucketfs_windows == NULL) return;
   if (path == NULL) BUCKETFS_DROP_WINDOWS(1);
   else BUCKETFS_DROP_WINDOWS(strcmp(w->path, path) == 0);
+}
+
+/** A released handle's windows go. */
+static void bucketfs_windows_release (const void *owner, uint64_t fh) {
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  BUCKETFS_DROP_WINDOWS(w->owner == owner && w->fh == fh);
+  pthread_mutex_unlock(&bucketfs_attr_lock);
 }
 
 static bucketfs_window_t *bucketfs_window_at_locked (const void *owner, uint64_t fh, uint64_t pos) {

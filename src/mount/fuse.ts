@@ -180,6 +180,8 @@ export interface ReadWindowsNative {
   put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
   /** Once mounted: fn(fh, from) when a reader nears the end of what was put for fh. */
   feeder: (fn: (fh: number, from: number) => void) => boolean
+  /** Drops every window (every mount's) and moves the epoch on. */
+  dropAll: () => void
   /** At unmount: the mount's windows and feeder go. */
   end: () => void
 }
@@ -193,6 +195,7 @@ export function readWindowsOf (fuse: () => Fuse | undefined): ReadWindowsNative 
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_read_put(thread, epoch, fh, path, off, data, eof)
     },
+    dropAll: () => { n.bucketfs_attr_forget_all() },
     feeder: fn => {
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_read_feeder(thread, fn)

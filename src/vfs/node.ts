@@ -12,6 +12,8 @@ export class FileNode {
   extents: ReadableExtent[] | null = null
   /** Pins on `extents` once the node lost its name (its version may be deleted and collected). */
   pin: number | null = null
+  /** Read windows were put for a handle of it (Vfs.feed): a write session must drop them. */
+  windowed = false
   constructor (public bucket: string, public key: string, public version: ObjectVersion | null) {}
 }
 

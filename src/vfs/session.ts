@@ -47,12 +47,14 @@ export class WriteSession {
   private owner: number | null = null
 
   constructor (private readonly store: Store, private readonly budget: MemoryBudget,
-    bucket: string, key: string, base: ObjectVersion | null, fields: VersionFields, truncate: boolean) {
+    bucket: string, key: string, base: ObjectVersion | null, fields: VersionFields, truncate: boolean, baseExtents?: ReadableExtent[]) {
     this.bucket = bucket
     this.key = key
     this.base = base
     this.fields = fields
-    this.committed = base === null || truncate ? [] : store.extentsOf(base.seq)
+    // `baseExtents`: the base's extents as already read, which stay right after its version
+    // row is deleted (a file unlinked while open and then written through /proc/PID/fd).
+    this.committed = base === null || truncate ? [] : baseExtents ?? store.extentsOf(base.seq)
     // The base's chunks stay readable even if its version is deleted meanwhile (gc skips pins).
     this.basePin = this.committed.length > 0 ? store.content.pinExtents(this.committed) : null
     this.size = base === null || truncate ? 0 : base.size

@@ -37,6 +37,11 @@ export interface VfsOptions { writeBudgetBytes?: number, showVersions?: boolean,
 export interface ReadWindows {
   epoch: () => number
   put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
+  /**
+   * Drops every window (and refuses puts begun before): for a change to a file the
+   * mount cannot tie to the windows' path (one written through its .fuse_hidden name).
+   */
+  dropAll: () => void
 }
 
 /** Who makes a call, when the mount knows (its process, and the uid and gid new files and directories get). */
@@ -269,8 +274,10 @@ export class Vfs {
       const name = key.slice(prefix.length)
       if (key === prefix || !showableName(name) || seen.has(name)) continue
       const attr = fileAttr(size, { mode, uid, gid, mtimeMs, ctimeMs }, stored ?? size)
-      // What lookupAttr answers for it, unless a session or a hidden node answers first.
-      const settled = !this.hidden.has(this.id(bucket, key)) && this.nodes.get(this.id(bucket, key))?.session == null
+      // What lookupAttr answers for it, unless a session or a hidden node answers first
+      // (or the path is the bucket's .versions tree, which a key of that name cannot show).
+      const settled = !this.hidden.has(this.id(bucket, key)) && this.nodes.get(this.id(bucket, key))?.session == null &&
+        !(prefix === '' && name === VERSIONS_DIR)
       // A file hides a directory of its name (lookupAttr does the same).
       const d = dirs.get(name)
       if (d !== undefined) {
@@ -507,11 +514,13 @@ export class Vfs {
         if (view !== undefined) {
           this.store.content.prefetchFrom(extents, off + n, off + n + READ_AHEAD)
           if (!still() || !sink.put(epoch, fh, path, off, view, off + n >= v.size)) return
+          h.node.windowed = true
         } else {
           const data = n === WINDOW ? pooledBuffer() : Buffer.allocUnsafeSlow(n)
           try {
             await this.store.content.readInto(extents, v.size, off, data, READ_AHEAD)
             if (!still() || !sink.put(epoch, fh, path, off, data, off + n >= v.size)) return
+            h.node.windowed = true
           } finally {
             recycle(data.buffer) // the sink copied it
           }
@@ -549,11 +558,13 @@ export class Vfs {
   /** The node's write session, started from its current version when there is none. */
   private sessionOf (node: FileNode, truncate = false): WriteSession {
     if (node.session === null) {
+      // Its readers' windows hold the bytes this session will change.
+      if (node.windowed) { this.opts.readWindows?.dropAll(); node.windowed = false }
       const base = node.version
       const fields = base === null
         ? this.store.fieldsFor(node.key, { posix: { uid: this.uid, gid: this.gid } })
         : { contentType: base.contentType, headers: JSON.stringify(base.headers), userMeta: JSON.stringify(base.userMeta), posix: { ...base.posix } }
-      node.session = new WriteSession(this.store, this.budget, node.bucket, node.key, base, fields, truncate)
+      node.session = new WriteSession(this.store, this.budget, node.bucket, node.key, base, fields, truncate, node.extents ?? undefined)
     }
     return node.session
   }
