@@ -310,6 +310,17 @@ NativeFuse.unmount = (mnt, cb) => {
   fusermount(mnt, err => { cb(err !== null && bucketfsMountedAt(mnt) ? err : null) })
 }
 
+/**
+ * What fuse-native's unmount does after fusermount succeeds (fuse_native_unmount: it
+ * unrefs the handle that keeps the event loop alive), for when fusermount failed and the
+ * mount was detached otherwise.
+ */
+export function releaseFuse (fuse: Fuse): void {
+  const thread = threadOf(fuse)
+  const unmount = binding.fuse_native_unmount as ((mnt: string, thread: Buffer) => void) | undefined
+  if (thread !== undefined && unmount !== undefined) unmount(fuse.mnt, thread)
+}
+
 export function createFuse (mountpoint: string, ops: FuseOps, opts: FuseOptions): Fuse {
   return new CorrectedFuse(path.resolve(mountpoint), ops, opts)
 }

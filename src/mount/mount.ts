@@ -7,7 +7,7 @@ import { EXISTS, INVALID_ARGUMENT } from '../errors'
 import { Store } from '../store'
 import { Vfs } from '../vfs'
 import { fuseOps } from './adapter'
-import { attrCacheOf, createFuse, fuseCaller, readWindowsOf, type AttrCache, type Fuse, type FuseOptions, type ReadWindowsNative } from './fuse'
+import { attrCacheOf, createFuse, fuseCaller, readWindowsOf, releaseFuse, type AttrCache, type Fuse, type FuseOptions, type ReadWindowsNative } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
 import { bucketfsMountedAt, canonicalMountpoint, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
 
@@ -186,11 +186,14 @@ function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: 
       failure = err
       log('shutdown failed: %s', err instanceof Error ? err.stack : String(err))
     }
+    let unmounted = false
     await new Promise<void>(resolve => {
       fuse.unmount(err => {
         if (err !== null) {
           failure ??= err
           log('fuse unmount failed: %s', err.message)
+        } else {
+          unmounted = true
         }
         resolve()
       })
@@ -198,6 +201,9 @@ function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: 
     // Still there (fusermount failed): detach it anyway. (No isStale() here: a sync call
     // on a mount we may still serve would deadlock.)
     if (bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
+    // fuse-native releases its hold on the event loop only when its own unmount succeeds:
+    // without this the daemon would never exit after a failed one.
+    if (!unmounted) releaseFuse(fuse)
     // Their entries are keyed by fuse-native's memory for this mount, which may be reused.
     cache?.forgetAll()
     windows?.end()

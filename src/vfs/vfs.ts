@@ -470,6 +470,8 @@ export class Vfs {
       // never came here).
       const sequential = h.nextRead !== undefined && offset >= h.nextRead - READ_AHEAD &&
         offset <= Math.max(h.nextRead, h.fedUntil ?? 0) + READ_AHEAD
+      // A read inside what was put reached us: those windows are gone (dropped by a change).
+      if (h.fedUntil !== undefined && offset < h.fedUntil) h.fedUntil = offset
       h.nextRead = offset + len
       const out = buf.subarray(0, len)
       const ahead = sequential ? READ_AHEAD : 0
