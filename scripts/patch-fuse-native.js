@@ -120,8 +120,8 @@ const edits = [
     '  bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info);\\\n  return l->res;\n'],
   ['export fast path', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_stats)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_stats)\n']
+    '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +
+    '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n']
 ]
 
 // The edits always apply to fuse-native's own source, kept beside it as fuse-native.c.orig

@@ -18,7 +18,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { mountFilesystem, type MountHandle } from '../src/mount/mount'
-import { attrCacheStats } from '../src/mount/fuse'
+import { fastPathStats } from '../src/mount/fuse'
 import { BIN } from './helpers/mount'
 import { runAsync, sleep } from './helpers/e2e'
 
@@ -32,7 +32,7 @@ function seen (st: fs.Stats): Record<string, number> {
   }
 }
 
-const hits = (): number => attrCacheStats()?.hits ?? 0
+const hits = (): number => fastPathStats()?.attrHits ?? 0
 
 /** The kernel forgets its dentries and inodes: its next lookups reach the mount. */
 async function forgetKernelNames (): Promise<void> {
@@ -57,7 +57,7 @@ async function mountTemp (t: tap.Test, name: string): Promise<{ mnt: string, dat
   return { mnt, data, handle }
 }
 
-t.test('listed attributes', { skip: attrCacheStats() === undefined ? 'the fuse-native addon has no attribute cache' : false }, async t => {
+t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no attribute cache' : false }, async t => {
   const { mnt, data } = await mountTemp(t, 'one')
   const dir = path.join(mnt, 'listed-58', 'd')
   await fsp.mkdir(dir, { recursive: true })
@@ -150,7 +150,7 @@ t.test('listed attributes', { skip: attrCacheStats() === undefined ? 'the fuse-n
   })
 })
 
-t.test('one mount\'s entries do not answer for another', { skip: attrCacheStats() === undefined || !root ? 'needs the attribute cache and root' : false }, async t => {
+t.test('one mount\'s entries do not answer for another', { skip: fastPathStats() === undefined || !root ? 'needs the attribute cache and root' : false }, async t => {
   const a = await mountTemp(t, 'a')
   const b = await mountTemp(t, 'b')
   for (const [m, size] of [[a, 10], [b, 20]] as const) {

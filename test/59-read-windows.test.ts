@@ -17,11 +17,11 @@ import path from 'node:path'
 import crypto from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { mountFilesystem } from '../src/mount/mount'
-import { readWindowStats } from '../src/mount/fuse'
+import { fastPathStats } from '../src/mount/fuse'
 import { MiB } from './helpers/e2e'
 
 const root = process.getuid?.() === 0
-const hits = (): number => readWindowStats()?.hits ?? 0
+const hits = (): number => fastPathStats()?.windowHits ?? 0
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex')
 
 async function dropPages (): Promise<void> {
@@ -39,7 +39,7 @@ async function readRange (fh: fsp.FileHandle, from: number, to: number): Promise
   return out
 }
 
-t.test('read windows', { skip: readWindowStats() === undefined ? 'the fuse-native addon has no read windows' : false }, async t => {
+t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no read windows' : false }, async t => {
   const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'bucketfs-59-')))
   const mnt = path.join(base, 'mnt')
   const handle = await mountFilesystem({ mountpoint: mnt, dataDir: path.join(base, 'data') })

@@ -155,6 +155,12 @@ static void bucketfs_attr_after (uint32_t op, const void *owner, const char *pat
   if (dest != NULL) bucketfs_attr_forget(dest);
 }
 
+/** The mount a Buffer names: fuse-native's fuse_thread_t, which JavaScript holds as a Buffer. */
+static int bucketfs_owner_of (napi_env env, napi_value value, void **owner) {
+  size_t len = 0;
+  return napi_get_buffer_info(env, value, owner, &len) == napi_ok && len == sizeof(fuse_thread_t);
+}
+
 /** bucketfs_attr_epoch(): the epoch a listing begins at. */
 NAPI_METHOD(bucketfs_attr_epoch) {
   pthread_mutex_lock(&bucketfs_attr_lock);
@@ -175,7 +181,6 @@ NAPI_METHOD(bucketfs_attr_put) {
   size_t argc = 6;
   napi_value argv[6];
   void *owner = NULL;
-  size_t owner_len = 0;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_value out;
   double epoch = 0;
@@ -186,13 +191,12 @@ NAPI_METHOD(bucketfs_attr_put) {
   size_t ints_len = 0;
   void *ints_data = NULL;
   if (argc < 6 ||
-      napi_get_buffer_info(env, argv[0], &owner, &owner_len) != napi_ok ||
+      !bucketfs_owner_of(env, argv[0], &owner) ||
       napi_get_value_double(env, argv[1], &epoch) != napi_ok ||
       napi_get_value_string_utf8(env, argv[2], dir, sizeof(dir), &dirlen) != napi_ok ||
       napi_get_array_length(env, argv[3], &count) != napi_ok ||
       napi_get_typedarray_info(env, argv[4], &type, &ints_len, &ints_data, NULL, NULL) != napi_ok ||
       napi_get_value_uint32(env, argv[5], &ttl) != napi_ok ||
-      owner_len != sizeof(fuse_thread_t) ||
       type != napi_uint32_array || ints_len < (size_t) count * 18 || dirlen + 2 >= sizeof(dir)) {
     napi_throw_type_error(env, NULL, "bucketfs_attr_put(thread, epoch, dir, names, ints, ttlMs)");
     return NULL;
@@ -251,18 +255,6 @@ NAPI_METHOD(bucketfs_attr_put) {
 NAPI_METHOD(bucketfs_attr_forget_all) {
   bucketfs_attr_forget(NULL);
   return NULL;
-}
-
-/** bucketfs_attr_stats(): [entries, getattrs answered here]. */
-NAPI_METHOD(bucketfs_attr_stats) {
-  pthread_mutex_lock(&bucketfs_attr_lock);
-  double entries = bucketfs_attrs_count, hits = (double) bucketfs_attrs_hits;
-  pthread_mutex_unlock(&bucketfs_attr_lock);
-  napi_value out, v;
-  napi_create_array_with_length(env, 2, &out);
-  napi_create_double(env, entries, &v); napi_set_element(env, out, 0, v);
-  napi_create_double(env, hits, &v); napi_set_element(env, out, 1, v);
-  return out;
 }
 
 // bucketfs: windows of file data answered on the FUSE thread. JavaScript puts verified
@@ -402,9 +394,8 @@ NAPI_METHOD(bucketfs_read_feeder) {
   size_t argc = 2;
   napi_value argv[2], name;
   void *owner = NULL;
-  size_t owner_len = 0;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2 || napi_get_buffer_info(env, argv[0], &owner, &owner_len) != napi_ok || owner_len != sizeof(fuse_thread_t)) {
+  if (argc < 2 || !bucketfs_owner_of(env, argv[0], &owner)) {
     napi_throw_type_error(env, NULL, "bucketfs_read_feeder(thread, fn)");
     return NULL;
   }
@@ -432,9 +423,8 @@ NAPI_METHOD(bucketfs_read_end) {
   size_t argc = 1;
   napi_value argv[1];
   void *owner = NULL;
-  size_t owner_len = 0;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_buffer_info(env, argv[0], &owner, &owner_len) != napi_ok) {
+  if (argc < 1 || !bucketfs_owner_of(env, argv[0], &owner)) {
     napi_throw_type_error(env, NULL, "bucketfs_read_end(thread)");
     return NULL;
   }
@@ -458,13 +448,13 @@ NAPI_METHOD(bucketfs_read_put) {
   size_t argc = 7;
   napi_value argv[7];
   void *owner = NULL, *data = NULL;
-  size_t owner_len = 0, len = 0, pathlen = 0;
+  size_t len = 0, pathlen = 0;
   double epoch = 0, fh = 0, off = 0;
   bool eof = false;
   char path[4096];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 7 ||
-      napi_get_buffer_info(env, argv[0], &owner, &owner_len) != napi_ok || owner_len != sizeof(fuse_thread_t) ||
+      !bucketfs_owner_of(env, argv[0], &owner) ||
       napi_get_value_double(env, argv[1], &epoch) != napi_ok ||
       napi_get_value_double(env, argv[2], &fh) != napi_ok ||
       napi_get_value_string_utf8(env, argv[3], path, sizeof(path), &pathlen) != napi_ok || pathlen + 1 >= sizeof(path) ||
@@ -508,15 +498,17 @@ NAPI_METHOD(bucketfs_read_put) {
   return out;
 }
 
-/** bucketfs_read_stats(): [bytes held, reads answered here]. */
-NAPI_METHOD(bucketfs_read_stats) {
+/**
+ * bucketfs_fast_stats(): [attribute entries held, getattrs answered here, window bytes
+ * held, reads answered here].
+ */
+NAPI_METHOD(bucketfs_fast_stats) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  double bytes = (double) bucketfs_window_bytes, hits = (double) bucketfs_window_hits;
+  double counts[4] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits };
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_value out, v;
-  napi_create_array_with_length(env, 2, &out);
-  napi_create_double(env, bytes, &v); napi_set_element(env, out, 0, v);
-  napi_create_double(env, hits, &v); napi_set_element(env, out, 1, v);
+  napi_create_array_with_length(env, 4, &out);
+  for (uint32_t i = 0; i < 4; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
   return out;
 }
 

@@ -4,7 +4,7 @@
 import debug from 'debug'
 import type { Vfs, Attr, Listing, StatFs, Caller as VfsCaller } from '../vfs'
 import { errnoOf } from './errno'
-import type { AttrCache, FuseOps, FuseStat, FuseStatfs, Caller } from './fuse'
+import type { FastPath, FuseOps, FuseStat, FuseStatfs, Caller } from './fuse'
 import { processOf } from './caller'
 
 /** Every op with its arguments, result and duration: DEBUG=bucketfs:fuse. */
@@ -106,7 +106,7 @@ function run<T> (op: string, args: () => string, call: () => Promise<T> | T, don
 function putExact (listed: ListedAttrs, epoch: number, dir: string, listing: Listing, stats: FuseStat[]): void {
   const exact = listing.exact ?? []
   if (exact.length === 0) return
-  listed.cache.put(epoch, dir, exact.map(i => listing.names[i]), exact.map(i => stats[i]), listed.ttlMs)
+  listed.cache.putAttrs(epoch, dir, exact.map(i => listing.names[i]), exact.map(i => stats[i]), listed.ttlMs)
 }
 
 function show (v: unknown): string {
@@ -118,7 +118,7 @@ function show (v: unknown): string {
 }
 
 /** Where readdir puts the attributes it listed exactly, and for how long they hold. */
-export interface ListedAttrs { cache: AttrCache, ttlMs: number }
+export interface ListedAttrs { cache: Pick<FastPath, 'epoch' | 'putAttrs'>, ttlMs: number }
 
 /**
  * `caller`: who made the op being run (fuse-native's patched binding); read

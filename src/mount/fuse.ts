@@ -115,82 +115,57 @@ const binding = (require(require.resolve('node-gyp-build', { paths: [fuseDir] })
 const nativeCaller = binding.fuse_native_caller as (() => [number, number, number]) | undefined
 
 /**
- * The attribute cache in the patched addon (scripts/fuse-native/fast-path.c): readdir
- * puts the exact attributes of what it listed, and the kernel's lookups of those names
- * are answered on the FUSE thread. Every op that may change something forgets its
- * paths before it is answered; a put is refused when anything was forgotten since
- * `epoch()` was read, so read it before computing what is put.
+ * The patched addon's fast path for one mount (scripts/fuse-native/fast-path.c), which
+ * answers on the FUSE thread:
+ * - lookups of the names a readdir put the exact attributes of (putAttrs);
+ * - reads inside the windows of verified bytes put ahead of a sequential reader (put).
+ * Every op that may change something forgets its paths before it is answered; a put is
+ * refused when anything was forgotten since `epoch()` was read, so read it before
+ * computing what is put.
  */
-export interface AttrCache {
+export interface FastPath {
   epoch: () => number
   /** Puts dir/names[i] → stats[i] for ttlMs; answers how many were put (0 when refused or not mounted). */
-  put: (epoch: number, dir: string, names: string[], stats: FuseStat[], ttlMs: number) => number
-  /** Forgets everything (every mount's). */
-  forgetAll: () => void
+  putAttrs: (epoch: number, dir: string, names: string[], stats: FuseStat[], ttlMs: number) => number
+  /** Puts bytes [off, off+data.length) of `path` as read by handle fh (copied); false when refused. */
+  put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
+  /** Forgets every attribute and window (every mount's) and moves the epoch on. */
+  dropAll: () => void
+  /** Once mounted: fn(fh, from) when a reader nears the end of what was put for fh. */
+  feeder: (fn: (fh: number, from: number) => void) => boolean
+  /** At unmount: the mount's windows and feeder go. */
+  end: () => void
 }
 
 interface NativeFastPath {
   bucketfs_attr_epoch: () => number
   bucketfs_attr_put: (thread: Buffer, epoch: number, dir: string, names: string[], ints: Uint32Array, ttlMs: number) => number
   bucketfs_attr_forget_all: () => void
-  bucketfs_attr_stats: () => [number, number]
   bucketfs_read_feeder: (thread: Buffer, fn: (fh: number, from: number) => void) => boolean
   bucketfs_read_end: (thread: Buffer) => void
   bucketfs_read_put: (thread: Buffer, epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
-  bucketfs_read_stats: () => [number, number]
+  bucketfs_fast_stats: () => [number, number, number, number]
 }
-const nativeAttrs = typeof binding.bucketfs_read_put === 'function' ? binding as unknown as NativeFastPath : undefined
+const nativeFast = typeof binding.bucketfs_fast_stats === 'function' ? binding as unknown as NativeFastPath : undefined
 
 /** fuse-native's fuse_thread_t, allocated by mount(): what the FUSE thread knows its mount by. */
 function threadOf (fuse: Fuse | undefined): Buffer | undefined {
   return (fuse as unknown as { _thread?: Buffer | null } | undefined)?._thread ?? undefined
 }
 
-/** The attribute cache of the mount `fuse()` (its entries are its own), if the addon has one. */
-export function attrCacheOf (fuse: () => Fuse | undefined): AttrCache | undefined {
-  const n = nativeAttrs
+/** The fast path of the mount `fuse()` (its entries and windows are its own), if the addon has one. */
+export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined {
+  const n = nativeFast
   if (n === undefined) return undefined
   return {
     epoch: () => n.bucketfs_attr_epoch(),
-    put: (epoch, dir, names, list, ttlMs) => {
+    putAttrs: (epoch, dir, names, list, ttlMs) => {
       const thread = threadOf(fuse())
       if (thread === undefined || names.length === 0) return 0
       const ints = new Uint32Array(STAT_INTS * list.length)
       list.forEach((st, i) => { putStat(ints, i * STAT_INTS, st) })
       return n.bucketfs_attr_put(thread, epoch, dir, names, ints, ttlMs)
     },
-    forgetAll: () => { n.bucketfs_attr_forget_all() }
-  }
-}
-
-/** Entries the addon's attribute cache holds, and the getattrs it answered since it was loaded. */
-export function attrCacheStats (): { entries: number, hits: number } | undefined {
-  if (nativeAttrs === undefined) return undefined
-  const [entries, hits] = nativeAttrs.bucketfs_attr_stats()
-  return { entries, hits }
-}
-
-/**
- * The mount's read windows in the patched addon (scripts/fuse-native/fast-path.c):
- * verified bytes put ahead of a sequential reader, whose reads inside them are answered
- * on the FUSE thread. Same epoch as the attribute cache.
- */
-export interface ReadWindowsNative {
-  epoch: () => number
-  put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
-  /** Once mounted: fn(fh, from) when a reader nears the end of what was put for fh. */
-  feeder: (fn: (fh: number, from: number) => void) => boolean
-  /** Drops every window (every mount's) and moves the epoch on. */
-  dropAll: () => void
-  /** At unmount: the mount's windows and feeder go. */
-  end: () => void
-}
-
-export function readWindowsOf (fuse: () => Fuse | undefined): ReadWindowsNative | undefined {
-  const n = nativeAttrs
-  if (n === undefined) return undefined
-  return {
-    epoch: () => n.bucketfs_attr_epoch(),
     put: (epoch, fh, path, off, data, eof) => {
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_read_put(thread, epoch, fh, path, off, data, eof)
@@ -207,11 +182,11 @@ export function readWindowsOf (fuse: () => Fuse | undefined): ReadWindowsNative 
   }
 }
 
-/** Bytes the addon's read windows hold, and the reads it answered from them since it was loaded. */
-export function readWindowStats (): { bytes: number, hits: number } | undefined {
-  if (nativeAttrs === undefined) return undefined
-  const [bytes, hits] = nativeAttrs.bucketfs_read_stats()
-  return { bytes, hits }
+/** What the addon's fast path holds and answered since it was loaded. */
+export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number } | undefined {
+  if (nativeFast === undefined) return undefined
+  const [attrEntries, attrHits, windowBytes, windowHits] = nativeFast.bucketfs_fast_stats()
+  return { attrEntries, attrHits, windowBytes, windowHits }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */

@@ -7,7 +7,7 @@ import { EXISTS, INVALID_ARGUMENT } from '../errors'
 import { Store } from '../store'
 import { Vfs } from '../vfs'
 import { fuseOps } from './adapter'
-import { attrCacheOf, createFuse, fuseCaller, readWindowsOf, releaseFuse, type AttrCache, type Fuse, type FuseOptions, type ReadWindowsNative } from './fuse'
+import { createFuse, fastPathOf, fuseCaller, releaseFuse, type FastPath, type Fuse, type FuseOptions } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
 import { bucketfsMountedAt, canonicalMountpoint, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
 
@@ -90,7 +90,7 @@ function fsname (dataDir: string): string {
 /**
  * Seconds the kernel may trust a name or attributes before asking again: long enough to
  * spare most lookups, short enough that changes made with the CLI show up soon. Attributes
- * a readdir listed are answered on the FUSE thread for as long again (attrCacheOf).
+ * a readdir listed are answered on the FUSE thread for as long again (fastPathOf).
  */
 const ATTR_TIMEOUT_S = 1
 
@@ -115,13 +115,12 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     fs.mkdirSync(mountpoint, { recursive: true })
 
     store = Store.open(dataDir)
-    const windows = readWindowsOf(() => fuse)
-    const vfs = new Vfs(store, { writeBudgetBytes: opts.writeBudgetBytes, showVersions: opts.showVersions, readWindows: windows })
+    const fast = fastPathOf(() => fuse)
+    const vfs = new Vfs(store, { writeBudgetBytes: opts.writeBudgetBytes, showVersions: opts.showVersions, readWindows: fast })
     log('recovering uploads that were fsynced but never closed')
     await vfs.recover()
 
-    const cache = attrCacheOf(() => fuse)
-    const listed = cache === undefined ? undefined : { cache, ttlMs: ATTR_TIMEOUT_S * 1000 }
+    const listed = fast === undefined ? undefined : { cache: fast, ttlMs: ATTR_TIMEOUT_S * 1000 }
     fuse = createFuse(mountpoint, fuseOps(vfs, fuseCaller, listed), {
       fsname: fsname(dataDir),
       subtype: 'bucketfs',
@@ -137,8 +136,8 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     log('mounting %s at %s with %s', dataDir, mountpoint, options)
     await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
     log('mounted %s', mountpoint)
-    windows?.feeder((fh, from) => { vfs.feedReads(fh, from) })
-    return running(mountpoint, dataDir, lock, store, vfs, fuse, cache, windows)
+    fast?.feeder((fh, from) => { vfs.feedReads(fh, from) })
+    return running(mountpoint, dataDir, lock, store, vfs, fuse, fast)
   } catch (err) {
     // Leave nothing behind: no half mount, no open store, no lock.
     if (fuse !== undefined && bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
@@ -169,7 +168,7 @@ async function clearStaleMount (mountpoint: string, source: string): Promise<voi
 }
 
 function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: Store, vfs: Vfs, fuse: Fuse,
-  cache: AttrCache | undefined, windows: ReadWindowsNative | undefined): MountHandle {
+  fast: FastPath | undefined): MountHandle {
   let resolveEnded!: () => void
   let rejectEnded!: (err: unknown) => void
   const ended = new Promise<void>((resolve, reject) => { resolveEnded = resolve; rejectEnded = reject })
@@ -205,8 +204,8 @@ function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: 
     // without this the daemon would never exit after a failed one.
     if (!unmounted) releaseFuse(fuse)
     // Their entries are keyed by fuse-native's memory for this mount, which may be reused.
-    cache?.forgetAll()
-    windows?.end()
+    fast?.dropAll()
+    fast?.end()
     try {
       store.close()
     } finally {
