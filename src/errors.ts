@@ -59,13 +59,16 @@ const make = (code: ErrorCode) => (message: string, cause?: unknown): BucketfsEr
  * absent xattr): no stack trace is captured, which cost 5 % of the daemon's time in
  * `rsync -a` (measured with --cpu-prof).
  */
-const answer = (code: ErrorCode) => (message: string, cause?: unknown): BucketfsError => {
-  const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
-  try {
-    return make(code)(message, cause)
-  } finally {
-    Error.stackTraceLimit = limit
+const answer = (code: ErrorCode) => {
+  const build = make(code)
+  return (message: string, cause?: unknown): BucketfsError => {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      return build(message, cause)
+    } finally {
+      Error.stackTraceLimit = limit
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import crypto from 'node:crypto'
 import zlib from 'node:zlib'
 import { Worker } from 'node:worker_threads'
 import createDebug from 'debug'
-import { POOLED, pooledBuffer, recycle } from './pool'
+import { POOLED, ownsBuffer, pooledBuffer, recycle } from './pool'
 
 const log = createDebug('bucketfs:hasher')
 
@@ -169,9 +169,11 @@ export async function sha256AndCrc (data: Buffer): Promise<{ hash: Buffer, crc: 
   return { hash: Buffer.from(a.value, 'hex'), crc: a.crc ?? null }
 }
 
-/** data owns its whole ArrayBuffer, so it can be moved to a worker rather than copied. */
-function ownsBuffer (data: Buffer): boolean {
-  return data.byteOffset === 0 && data.buffer.byteLength === data.length && data.buffer instanceof ArrayBuffer
+/** Asks the SHA-256 worker about data moved to it (not copied); answers with the same bytes back. */
+async function askMoving (op: 'sha256' | 'crc32', data: Buffer): Promise<{ answer: Answer, data: Buffer }> {
+  const answer = await shaWorker.ask({ op }, new Uint8Array(data.buffer), true)
+  if (answer.back === undefined) throw new Error('the hash worker did not give the chunk back')
+  return { answer, data: Buffer.from(answer.back) }
 }
 
 /**
@@ -181,17 +183,16 @@ function ownsBuffer (data: Buffer): boolean {
  */
 export async function sha256Moving (data: Buffer): Promise<{ hash: Buffer, data: Buffer }> {
   if (data.length <= IN_PLACE_MAX || !ownsBuffer(data)) return { hash: await sha256Of(data), data }
-  const { value, back } = await shaWorker.ask({ op: 'sha256' }, new Uint8Array(data.buffer), true)
-  if (back === undefined) throw new Error('the hash worker did not give the chunk back')
-  return { hash: Buffer.from(value, 'hex'), data: Buffer.from(back) }
+  const moved = await askMoving('sha256', data)
+  return { hash: Buffer.from(moved.answer.value, 'hex'), data: moved.data }
 }
 
 /** CRC-32 of data that is the caller's to give, as sha256Moving. Needs CRC_AVAILABLE. */
 export async function crc32Moving (data: Buffer): Promise<{ crc: number, data: Buffer }> {
   if (data.length <= IN_PLACE_MAX || !ownsBuffer(data)) return { crc: crc32(data), data }
-  const { crc, back } = await shaWorker.ask({ op: 'crc32' }, new Uint8Array(data.buffer), true)
-  if (back === undefined || crc === undefined) throw new Error('the hash worker did not give the chunk back')
-  return { crc, data: Buffer.from(back) }
+  const moved = await askMoving('crc32', data)
+  if (moved.answer.crc === undefined) throw new Error('the hash worker gave no CRC')
+  return { crc: moved.answer.crc, data: moved.data }
 }
 
 /**

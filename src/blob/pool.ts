@@ -11,9 +11,9 @@ export function pooledBuffer (): Buffer {
   return ab !== undefined ? Buffer.from(ab) : Buffer.allocUnsafeSlow(POOLED)
 }
 
-/** Whether b is a whole pooled-size ArrayBuffer's view (what pooledBuffer gives). */
-export function ownsPooled (b: Uint8Array): boolean {
-  return b.byteOffset === 0 && b.byteLength === POOLED && b.buffer.byteLength === POOLED
+/** Whether b views the whole of its ArrayBuffer (so it can be moved to a worker, or pooled). */
+export function ownsBuffer (b: Uint8Array): boolean {
+  return b.byteOffset === 0 && b.buffer.byteLength === b.byteLength && b.buffer instanceof ArrayBuffer
 }
 
 const cooling: ArrayBuffer[] = []

@@ -15,12 +15,11 @@ export interface VersionRow {
 
 export type NewVersion = Omit<VersionRow, 'seq'>
 
-/** A live key as a directory listing needs it: [key, size, mode, uid, gid, mtime_ms, ctime_ms]. */
 /** [size, stored, mode, uid, gid, mtime_ms, ctime_ms] of a live version. */
 export type LiveStatRow = [number, number | null, number, number, number, number, number]
 /** [key, mode, uid, gid, mtime_ms, ctime_ms] of a live version. */
 export type FirstLiveRow = [string, number, number, number, number, number]
-/** [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored] (stored is null in rows older than migration 3). */
+/** A live key as a directory listing needs it: [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored] (stored is null in rows older than migration 3). */
 export type DirEntryRow = [string, number, number, number, number, number, number, number | null]
 
 /** A byte range of an object: [off, off+len) is bytes [coff, coff+len) of a chunk, or zeros. */

@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache'
 import type { Catalog, Extent, ReadableExtent } from '../meta/catalog'
 import { ChunkFiles } from '../blob/chunks'
 import { sha256Moving, sha256AndCrc, crc32Moving, CRC_AVAILABLE } from '../blob/hasher'
-import { ownsPooled, recycle } from '../blob/pool'
+import { ownsBuffer, recycle } from '../blob/pool'
 import { SpaceReserve } from '../blob/space'
 import { CHUNK_SIZE, INLINE_MAX } from './limits'
 import { CORRUPT_CHUNK, ENTITY_TOO_LARGE } from '../errors'
@@ -41,7 +41,7 @@ export class Content {
     this.verified = new LRUCache<string, Buffer>({
       maxSize: cacheBytes,
       sizeCalculation: b => Math.max(1, b.length),
-      dispose: b => { if (ownsPooled(b)) recycle(b.buffer) }
+      dispose: b => { if (ownsBuffer(b)) recycle(b.buffer) } // (only pooled-size ones are kept)
     })
   }
 

@@ -276,7 +276,8 @@ export class Vfs {
       const attr = fileAttr(size, { mode, uid, gid, mtimeMs, ctimeMs }, stored ?? size)
       // What lookupAttr answers for it, unless a session or a hidden node answers first
       // (or the path is the bucket's .versions tree, which a key of that name cannot show).
-      const settled = !this.hidden.has(this.id(bucket, key)) && this.nodes.get(this.id(bucket, key))?.session == null &&
+      const id = this.id(bucket, key)
+      const settled = !this.hidden.has(id) && this.nodes.get(id)?.session == null &&
         !(prefix === '' && name === VERSIONS_DIR)
       // A file hides a directory of its name (lookupAttr does the same).
       const d = dirs.get(name)
@@ -511,21 +512,21 @@ export class Vfs {
         const n = Math.min(WINDOW, v.size - off)
         const extents = h.node.extents ??= this.store.extentsOf(v.seq)
         // Straight from the verified chunk when one holds the whole window (the sink copies
-        // it before anything else runs); else assembled.
-        const view = await this.store.content.viewAt(extents, off, n)
-        if (view !== undefined) {
-          this.store.content.prefetchFrom(extents, off + n, off + n + READ_AHEAD)
-          if (!still() || !sink.put(epoch, fh, path, off, view, off + n >= v.size)) return
-          h.node.windowed = true
-        } else {
-          const data = n === WINDOW ? pooledBuffer() : Buffer.allocUnsafeSlow(n)
-          try {
-            await this.store.content.readInto(extents, v.size, off, data, READ_AHEAD)
-            if (!still() || !sink.put(epoch, fh, path, off, data, off + n >= v.size)) return
-            h.node.windowed = true
-          } finally {
-            recycle(data.buffer) // the sink copied it
+        // it before anything else runs); else assembled in a buffer of our own.
+        let own: Buffer | undefined
+        try {
+          let data = await this.store.content.viewAt(extents, off, n)
+          if (data === undefined) {
+            own = n === WINDOW ? pooledBuffer() : Buffer.allocUnsafeSlow(n)
+            await this.store.content.readInto(extents, v.size, off, own, READ_AHEAD)
+            data = own
+          } else {
+            this.store.content.prefetchFrom(extents, off + n, off + n + READ_AHEAD)
           }
+          if (!still() || !sink.put(epoch, fh, path, off, data, off + n >= v.size)) return
+          h.node.windowed = true
+        } finally {
+          if (own !== undefined) recycle(own.buffer) // the sink copied it
         }
         h.fedUntil = off + n
       }
