@@ -18,7 +18,9 @@ const USER = 'bucketfs-test-user'
 function ensureUser (): { uid: number, gid: number } {
   const id = (flag: string): number => Number(spawnSync('id', [flag, USER], { encoding: 'utf8' }).stdout.trim())
   if (spawnSync('id', [USER]).status !== 0) {
-    const r = spawnSync('useradd', ['-M', '-s', '/usr/sbin/nologin', USER], { encoding: 'utf8' })
+    // A group of that name may be left from an earlier run (userdel without its group): join it.
+    const group = spawnSync('getent', ['group', USER]).status === 0 ? ['-g', USER] : []
+    const r = spawnSync('useradd', ['-M', '-s', '/usr/sbin/nologin', ...group, USER], { encoding: 'utf8' })
     if (r.status !== 0 && spawnSync('id', [USER]).status !== 0) throw new Error(`useradd failed: ${r.stderr}`)
   }
   return { uid: id('-u'), gid: id('-g') }
