@@ -53,7 +53,8 @@ const edits = [
     '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n  ops.flag_nullpath_ok = 1;\n'],
   ['null paths', /napi_create_string_utf8\(env, l->path, /g, 'napi_create_string_utf8(env, l->path ? l->path : "", '],
   ['errno include', '#include <pthread.h>\n', '#include <pthread.h>\n#include <errno.h>\n'],
-  ['caller fields', '  size_t mtime;\n  int32_t res;\n', '  size_t mtime;\n  int32_t res;\n  pid_t bucketfs_pid;\n  uid_t bucketfs_uid;\n  gid_t bucketfs_gid;\n'],
+  ['caller fields', '  size_t mtime;\n  int32_t res;\n', '  size_t mtime;\n  int32_t res;\n  pid_t bucketfs_pid;\n  uid_t bucketfs_uid;\n  gid_t bucketfs_gid;\n' +
+    '  uint64_t bucketfs_seq;\n  uint64_t bucketfs_then_seq;\n  uint64_t bucketfs_then_epoch;\n  char *bucketfs_then_path;\n  uint32_t bucketfs_then_ints[18];\n'],
   ['utf-8 check and caller', 'static pthread_key_t thread_locals_key;\n',
     'static pthread_key_t thread_locals_key;\n\n' +
     '// bucketfs: strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).\n' +
@@ -77,7 +78,8 @@ const edits = [
     '// bucketfs: the caller of the op JavaScript is being called for (set on the JS thread).\n' +
     'static pid_t bucketfs_caller_pid = 0;\n' +
     'static uid_t bucketfs_caller_uid = 0;\n' +
-    'static gid_t bucketfs_caller_gid = 0;\n\n' +
+    'static gid_t bucketfs_caller_gid = 0;\n' +
+    'static fuse_thread_locals_t *bucketfs_caller_locals = NULL;\n\n' +
     'NAPI_METHOD(fuse_native_caller) {\n' +
     '  napi_value out, v;\n' +
     '  napi_create_array_with_length(env, 3, &out);\n' +
@@ -101,7 +103,7 @@ const edits = [
     '  uv_async_send(&(l->async));\\\n'],
   ['dispatch caller',
     '      callbackBlk\\\n      NAPI_MAKE_CALLBACK(env, NULL, ctx, callback, callbackArgs + 2, argv, NULL)\\\n',
-    '      callbackBlk\\\n      bucketfs_caller_pid = l->bucketfs_pid; bucketfs_caller_uid = l->bucketfs_uid; bucketfs_caller_gid = l->bucketfs_gid;\\\n' +
+    '      callbackBlk\\\n      bucketfs_caller_pid = l->bucketfs_pid; bucketfs_caller_uid = l->bucketfs_uid; bucketfs_caller_gid = l->bucketfs_gid; bucketfs_caller_locals = l;\\\n' +
     '      NAPI_MAKE_CALLBACK(env, NULL, ctx, callback, callbackArgs + 2, argv, NULL)\\\n'],
   ['open keep_cache',
     '    napi_create_uint32(env, 0, &(argv[3]));\n  }\n}, {\n  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})',
@@ -117,11 +119,12 @@ const edits = [
     '  if (!bucketfs_check(l)) return -EILSEQ;\\\n' +
     '  int bucketfs_res;\\\n  if (bucketfs_answer(l, &bucketfs_res)) return bucketfs_res;\\\n' +
     '  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n' +
-    '  bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info);\\\n  return l->res;\n'],
+    '  bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info);\\\n  bucketfs_then_after(l);\\\n  return l->res;\n'],
   ['export fast path', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n']
+    '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n' +
+    '  NAPI_EXPORT_FUNCTION(bucketfs_op_token)\n  NAPI_EXPORT_FUNCTION(bucketfs_then_attrs)\n']
 ]
 
 // The edits always apply to fuse-native's own source, kept beside it as fuse-native.c.orig

@@ -138,6 +138,41 @@ t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-na
     t.equal((await runAsync('getfattr', ['--absolute-names', '--only-values', '-n', 'user.colour', f])).stdout, 'red', 'and read back')
   })
 
+  await t.test('ops that change a path answer libfuse\'s getattr after them with what getattr gives', async t => {
+    const then = (): number => fastPathStats()?.thenHits ?? 0
+    const sub = path.join(mnt, 'listed-58', 'then')
+    const f = path.join(sub, 'file')
+    const g = path.join(sub, 'other')
+    // Each change, then what the kernel was told right after it (its attribute cache,
+    // filled from the op's answer), then what the vfs answers once that has expired.
+    const changes: Array<[string, () => Promise<unknown>, string]> = [
+      ['mkdir', async () => await fsp.mkdir(sub), sub],
+      ['create', async () => { const h = await fsp.open(f, 'wx', 0o640); await h.write('hello'); await h.close() }, f],
+      ['chmod', async () => { await fsp.chmod(f, 0o604) }, f],
+      ['chown', async () => { await fsp.chown(f, 1234, 5678) }, f],
+      ['utimes', async () => { await fsp.utimes(f, new Date(1500000000000), new Date(1600000000000)) }, f],
+      ['truncate', async () => { await fsp.truncate(f, 3) }, f],
+      ['ftruncate', async () => { const h = await fsp.open(f, 'r+'); await h.truncate(70000); await h.close() }, f],
+      ['symlink', async () => { await fsp.symlink('file', g) }, g]
+    ]
+    for (const [name, change, p] of changes) {
+      if (name === 'chown' && !root) continue
+      const before = then()
+      await change()
+      const told = seen(await fsp.lstat(p))
+      t.ok(then() > before, `${name}: libfuse's getattr after it was answered from its answer`)
+      await sleep(1100) // the kernel's attributes of it have expired
+      const asked = seen(await fsp.lstat(p))
+      if (name === 'create' || name === 'ftruncate') {
+        // The close after them changed the times the kernel was told; the rest holds.
+        for (const k of ['mtimeMs', 'ctimeMs', 'atimeMs']) { delete told[k]; delete asked[k] }
+      }
+      t.same(told, asked, `${name}: the kernel was told what getattr answers`)
+    }
+    t.equal((await fsp.stat(f)).mode & 0o777, 0o604)
+    t.equal((await fsp.stat(f)).size, 70000)
+  })
+
   await t.test('a change made with the CLI shows within two attribute timeouts', async t => {
     const src = path.join(os.tmpdir(), `bucketfs-58-${process.pid}.txt`)
     fs.writeFileSync(src, 'x'.repeat(12345))

@@ -124,6 +124,103 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
   return hit;
 }
 
+// bucketfs: answers that carry attributes. libfuse's high-level API asks getattr of a
+// path right after it created or changed it (setattr, create, mkdir, symlink), on the
+// same thread, to fill its reply. JavaScript answers those ops with the attributes it
+// computed after the change (bucketfs_then_attrs, given the op's token); that next
+// getattr of the same path on the same thread is answered from them, unless anything
+// was forgotten meanwhile (the epoch moved after the op's own after-hook). Any other op
+// on the thread drops them.
+static uint64_t bucketfs_then_hits = 0;
+
+/** At every op's start (FUSE thread): its sequence number; a getattr the last op put attributes for is answered. */
+static int bucketfs_then_answer (fuse_thread_locals_t *l) {
+  int hit = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  uint64_t seq = ++l->bucketfs_seq;
+  if (l->bucketfs_then_path != NULL) {
+    if ((l->op == op_getattr || l->op == op_fgetattr) && l->path != NULL && l->stat != NULL &&
+        l->bucketfs_then_seq + 1 == seq && l->bucketfs_then_epoch == bucketfs_attrs_epoch &&
+        strcmp(l->path, l->bucketfs_then_path) == 0) {
+      populate_stat(l->bucketfs_then_ints, l->stat);
+      bucketfs_then_hits++;
+      hit = 1;
+    }
+    free(l->bucketfs_then_path);
+    l->bucketfs_then_path = NULL;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  return hit;
+}
+
+/** After the op's own forgets (FUSE thread): its attributes hold from this epoch. */
+static void bucketfs_then_after (fuse_thread_locals_t *l) {
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  if (l->bucketfs_then_path != NULL && l->bucketfs_then_seq == l->bucketfs_seq) l->bucketfs_then_epoch = bucketfs_attrs_epoch;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+}
+
+/** bucketfs_op_token(): [thread locals, sequence number] of the op JavaScript is being called for (read synchronously). */
+NAPI_METHOD(bucketfs_op_token) {
+  napi_value out, v;
+  fuse_thread_locals_t *l = bucketfs_caller_locals;
+  if (l == NULL) {
+    napi_get_undefined(env, &out);
+    return out;
+  }
+  napi_create_array_with_length(env, 2, &out);
+  napi_get_reference_value(env, l->self, &v);
+  napi_set_element(env, out, 0, v);
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  double seq = (double) l->bucketfs_seq;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  napi_create_double(env, seq, &v);
+  napi_set_element(env, out, 1, v);
+  return out;
+}
+
+/**
+ * bucketfs_then_attrs(locals, seq, path, ints): the attributes of path after the op the
+ * token [locals, seq] names (18 uint32s), given before that op is answered. Ignored
+ * when the thread has moved on (the op was answered by fuse-native's timeout).
+ */
+NAPI_METHOD(bucketfs_then_attrs) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  fuse_thread_locals_t *l = NULL;
+  size_t llen = 0;
+  double seq = 0;
+  char path[4096];
+  size_t plen = 0;
+  napi_typedarray_type type;
+  size_t ints_len = 0;
+  void *ints_data = NULL;
+  if (argc < 4 ||
+      napi_get_buffer_info(env, argv[0], (void **) &l, &llen) != napi_ok || llen != sizeof(fuse_thread_locals_t) ||
+      napi_get_value_double(env, argv[1], &seq) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], path, sizeof(path), &plen) != napi_ok ||
+      napi_get_typedarray_info(env, argv[3], &type, &ints_len, &ints_data, NULL, NULL) != napi_ok ||
+      type != napi_uint32_array || ints_len < 18 || plen + 1 >= sizeof(path)) {
+    napi_throw_type_error(env, NULL, "bucketfs_then_attrs(locals, seq, path, ints)");
+    return NULL;
+  }
+  char *copy = strdup(path);
+  if (copy == NULL) return NULL;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  if ((double) l->bucketfs_seq == seq) {
+    free(l->bucketfs_then_path);
+    l->bucketfs_then_path = copy;
+    copy = NULL;
+    l->bucketfs_then_seq = l->bucketfs_seq;
+    l->bucketfs_then_epoch = UINT64_MAX; // set by the op's after-hook
+    memcpy(l->bucketfs_then_ints, ints_data, sizeof(l->bucketfs_then_ints));
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  free(copy);
+  return NULL;
+}
+
 /**
  * An op answered here, without JavaScript: 1 with *res set, or 0. A getattr of a path a
  * readdir listed; a read inside the windows put for its handle; a getxattr of a name outside user.* (the kernel asks for
@@ -131,6 +228,10 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
  * whatever the path (src/vfs/xattr.ts classify).
  */
 static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
+  if (bucketfs_then_answer(l)) {
+    *res = 0;
+    return 1;
+  }
   if (l->op == op_getxattr && l->name != NULL && strncmp(l->name, "user.", 5) != 0) {
     *res = -ENOTSUP;
     return 1;
@@ -500,15 +601,15 @@ NAPI_METHOD(bucketfs_read_put) {
 
 /**
  * bucketfs_fast_stats(): [attribute entries held, getattrs answered here, window bytes
- * held, reads answered here].
+ * held, reads answered here, getattrs answered from an op's answer].
  */
 NAPI_METHOD(bucketfs_fast_stats) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  double counts[4] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits };
+  double counts[5] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits };
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_value out, v;
-  napi_create_array_with_length(env, 4, &out);
-  for (uint32_t i = 0; i < 4; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
+  napi_create_array_with_length(env, 5, &out);
+  for (uint32_t i = 0; i < 5; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
   return out;
 }
 

@@ -4,7 +4,7 @@
 import debug from 'debug'
 import type { Vfs, Attr, Listing, StatFs, Caller as VfsCaller } from '../vfs'
 import { errnoOf } from './errno'
-import type { FastPath, FuseOps, FuseStat, FuseStatfs, Caller } from './fuse'
+import type { FastPath, FuseOps, FuseStat, FuseStatfs, Caller, Then } from './fuse'
 import { processOf } from './caller'
 
 /** Every op with its arguments, result and duration: DEBUG=bucketfs:fuse. */
@@ -137,6 +137,17 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     run(name, args, call, code => { cb(code) })
   }
 
+  /**
+   * For ops after which libfuse asks the path's attributes at once: they are answered
+   * too (src/mount/fuse.ts opToken), when the vfs can give them.
+   */
+  const change = (name: string, args: () => string, call: () => Promise<unknown>, attrs: () => Promise<Attr>, cb: Then): void => {
+    run(name, args, async () => {
+      await call()
+      return await attrs().then(toStat, () => undefined)
+    }, (code, st) => { cb(code, st) })
+  }
+
   return {
     getattr: (path, cb) => { run('getattr', () => path, async () => toStat(await vfs.getattr(path)), cb) },
     fgetattr: (path, fh, cb) => { run('fgetattr', () => `${path}, ${fh}`, async () => toStat(await vfs.fgetattr(path, fh)), cb) },
@@ -175,7 +186,10 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     // applied O_EXCL (by looking the name up first), and O_APPEND offsets come from it.
     create: (path, mode, cb) => {
       const by = who(true)
-      run('create', () => `${path}, 0${mode.toString(8)}`, async () => checkHandle(await vfs.create(path, mode, 0, by)), cb)
+      run('create', () => `${path}, 0${mode.toString(8)}`, async () => {
+        const fh = checkHandle(await vfs.create(path, mode, 0, by))
+        return { fh, attrs: await vfs.fgetattr(path, fh).then(toStat, () => undefined) }
+      }, (code, made) => { cb(code, made?.fh, made?.attrs) })
     },
     read: (path, fh, buf, len, offset, cb) => {
       run('read', () => `${path}, ${fh}, ${len}, ${offset}`, () => vfs.read(fh, buf, len, offset),
@@ -194,21 +208,23 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       op('fsync', () => `${path}, ${datasync}, ${fh}`, async () => await vfs.fsync(fh, datasync !== 0), cb)
     },
     release: (path, fh, cb) => { op('release', () => `${path}, ${fh}`, async () => await vfs.release(path, fh), cb) },
-    truncate: (path, size, cb) => { op('truncate', () => `${path}, ${size}`, async () => await vfs.truncate(path, size), cb) },
+    truncate: (path, size, cb) => {
+      change('truncate', () => `${path}, ${size}`, async () => await vfs.truncate(path, size), async () => await vfs.getattr(path), cb)
+    },
     ftruncate: (path, fh, size, cb) => {
-      op('ftruncate', () => `${path}, ${fh}, ${size}`, async () => await vfs.ftruncate(fh, size), cb)
+      change('ftruncate', () => `${path}, ${fh}, ${size}`, async () => await vfs.ftruncate(fh, size), async () => await vfs.fgetattr(path, fh), cb)
     },
 
     unlink: (path, cb) => { op('unlink', () => path, async () => await vfs.unlink(path), cb) },
     mkdir: (path, mode, cb) => {
       const by = who()
-      op('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode, by), cb)
+      change('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode, by), async () => await vfs.getattr(path), cb)
     },
     rmdir: (path, cb) => { op('rmdir', () => path, async () => await vfs.rmdir(path), cb) },
     rename: (src, dest, cb) => { op('rename', () => `${src}, ${dest}`, async () => await vfs.rename(src, dest), cb) },
     symlink: (target, path, cb) => {
       const by = who()
-      op('symlink', () => `${target}, ${path}`, async () => await vfs.symlink(target, path, by), cb)
+      change('symlink', () => `${target}, ${path}`, async () => await vfs.symlink(target, path, by), async () => await vfs.getattr(path), cb)
     },
     readlink: (path, cb) => { run('readlink', () => path, async () => await vfs.readlink(path), cb) },
     link: (src, dest, cb) => { op('link', () => `${src}, ${dest}`, async () => await vfs.link(src, dest), cb) },
@@ -217,10 +233,14 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       op('mknod', () => `${path}, 0${mode.toString(8)}, ${dev}`, async () => await vfs.mknod(path, mode, dev, by), cb)
     },
 
-    chmod: (path, mode, cb) => { op('chmod', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.chmod(path, mode), cb) },
-    chown: (path, uid, gid, cb) => { op('chown', () => `${path}, ${uid}, ${gid}`, async () => await vfs.chown(path, uid, gid), cb) },
+    chmod: (path, mode, cb) => {
+      change('chmod', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.chmod(path, mode), async () => await vfs.getattr(path), cb)
+    },
+    chown: (path, uid, gid, cb) => {
+      change('chown', () => `${path}, ${uid}, ${gid}`, async () => await vfs.chown(path, uid, gid), async () => await vfs.getattr(path), cb)
+    },
     utimens: (path, atimeMs, mtimeMs, cb) => {
-      op('utimens', () => `${path}, ${atimeMs}, ${mtimeMs}`, async () => await vfs.utimens(path, atimeMs, mtimeMs), cb)
+      change('utimens', () => `${path}, ${atimeMs}, ${mtimeMs}`, async () => await vfs.utimens(path, atimeMs, mtimeMs), async () => await vfs.getattr(path), cb)
     },
 
     // The value is libfuse's memory, valid until we answer: the vfs gets its own copy.

@@ -29,6 +29,8 @@ export interface FuseStatfs {
 
 /** Answer of an op: 0 or a negative errno first, then the op's value. */
 type Cb<T = never> = [T] extends [never] ? (code: number) => void : (code: number, value?: T) => void
+/** Answer of an op that changes a path: with the path's attributes after it, when known. */
+export type Then = (code: number, attrs?: FuseStat) => void
 
 export interface FuseOps {
   init?: (cb: Cb) => void
@@ -40,12 +42,13 @@ export interface FuseOps {
   fsync: (path: string, datasync: number, fh: number, cb: Cb) => void
   fsyncdir: (path: string, datasync: number, fh: number, cb: Cb) => void
   readdir: (path: string, cb: (code: number, names?: string[], stats?: FuseStat[]) => void) => void
-  truncate: (path: string, size: number, cb: Cb) => void
-  ftruncate: (path: string, fh: number, size: number, cb: Cb) => void
-  utimens: (path: string, atimeMs: number, mtimeMs: number, cb: Cb) => void
+  // Ops after which libfuse asks getattr of the path at once may answer its attributes too (see Then).
+  truncate: (path: string, size: number, cb: Then) => void
+  ftruncate: (path: string, fh: number, size: number, cb: Then) => void
+  utimens: (path: string, atimeMs: number, mtimeMs: number, cb: Then) => void
   readlink: (path: string, cb: Cb<string>) => void
-  chown: (path: string, uid: number, gid: number, cb: Cb) => void
-  chmod: (path: string, mode: number, cb: Cb) => void
+  chown: (path: string, uid: number, gid: number, cb: Then) => void
+  chmod: (path: string, mode: number, cb: Then) => void
   mknod: (path: string, mode: number, dev: number, cb: Cb) => void
   setxattr: (path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb) => void
   getxattr: (path: string, name: string, position: number, cb: Cb<Buffer>) => void
@@ -59,12 +62,12 @@ export interface FuseOps {
   write: (path: string, fh: number, buf: Buffer, len: number, offset: number, cb: (result: number) => void) => void
   release: (path: string, fh: number, cb: Cb) => void
   releasedir: (path: string, fh: number, cb: Cb) => void
-  create: (path: string, mode: number, cb: Cb<number>) => void
+  create: (path: string, mode: number, cb: (code: number, fh?: number, attrs?: FuseStat) => void) => void
   unlink: (path: string, cb: Cb) => void
   rename: (src: string, dest: string, cb: Cb) => void
   link: (src: string, dest: string, cb: Cb) => void
-  symlink: (target: string, path: string, cb: Cb) => void
-  mkdir: (path: string, mode: number, cb: Cb) => void
+  symlink: (target: string, path: string, cb: Then) => void
+  mkdir: (path: string, mode: number, cb: Then) => void
   rmdir: (path: string, cb: Cb) => void
 }
 
@@ -113,6 +116,24 @@ const NativeFuse = require('fuse-native') as FuseClass
 const fuseDir = path.dirname(require.resolve('fuse-native/package.json'))
 const binding = (require(require.resolve('node-gyp-build', { paths: [fuseDir] })) as (dir: string) => Record<string, unknown>)(fuseDir)
 const nativeCaller = binding.fuse_native_caller as (() => [number, number, number]) | undefined
+const nativeToken = binding.bucketfs_op_token as (() => [Buffer, number] | undefined) | undefined
+const nativeThen = binding.bucketfs_then_attrs as ((locals: Buffer, seq: number, path: string, ints: Uint32Array) => void) | undefined
+let thenGiven = 0
+
+/**
+ * libfuse asks getattr of a path right after creating or changing it, on the same
+ * thread, to fill its reply. The answer to such an op can carry the attributes; the
+ * addon answers that getattr from them (scripts/fuse-native/fast-path.c). Read the
+ * token synchronously at the op's start; `then` is called before the op is answered.
+ */
+function opToken (): ((path: string, attrs: FuseStat | undefined) => void) {
+  const token = nativeToken?.()
+  return (path, attrs) => {
+    if (token === undefined || attrs === undefined || nativeThen === undefined) return
+    nativeThen(token[0], token[1], path, statArray(attrs))
+    thenGiven++
+  }
+}
 
 /**
  * The patched addon's fast path for one mount (scripts/fuse-native/fast-path.c), which
@@ -144,7 +165,7 @@ interface NativeFastPath {
   bucketfs_read_feeder: (thread: Buffer, fn: (fh: number, from: number) => void) => boolean
   bucketfs_read_end: (thread: Buffer) => void
   bucketfs_read_put: (thread: Buffer, epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
-  bucketfs_fast_stats: () => [number, number, number, number]
+  bucketfs_fast_stats: () => [number, number, number, number, number?]
 }
 const nativeFast = typeof binding.bucketfs_fast_stats === 'function' ? binding as unknown as NativeFastPath : undefined
 
@@ -183,10 +204,10 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
 }
 
 /** What the addon's fast path holds and answered since it was loaded. */
-export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number } | undefined {
+export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number } | undefined {
   if (nativeFast === undefined) return undefined
-  const [attrEntries, attrHits, windowBytes, windowHits] = nativeFast.bucketfs_fast_stats()
-  return { attrEntries, attrHits, windowBytes, windowHits }
+  const [attrEntries, attrHits, windowBytes, windowHits, thenHits] = nativeFast.bucketfs_fast_stats()
+  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits: thenHits ?? 0 }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */
@@ -203,7 +224,8 @@ export function fuseCaller (): Caller | undefined {
  *   open file (whose write session knows the size) or of an unlinked one goes by path;
  * - getxattr/listxattr: when the caller's buffer is too small it copies a truncated
  *   value and returns the full length, where POSIX wants ERANGE;
- * - `debug`: see _fuseOptions.
+ * - `debug`: see _fuseOptions;
+ * - ops after which libfuse asks getattr at once hand the attributes they answer with to the addon (opToken).
  * Signals are given exactly the arguments fuse-native's own handlers give.
  */
 class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Partial<FuseOps>, opts: FuseOptions) => Fuse & FuseInternals) {
@@ -218,6 +240,46 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
       if (code !== 0 || stat === undefined) return signal(code !== 0 ? code : -EIO)
       return signal(0, statArray(stat))
     })
+  }
+
+  _op_chmod (signal: Signal, path: string, mode: number): void {
+    const then = opToken()
+    this.ops.chmod(path, mode, (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
+  }
+
+  _op_chown (signal: Signal, path: string, uid: number, gid: number): void {
+    const then = opToken()
+    this.ops.chown(path, uid, gid, (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
+  }
+
+  _op_utimens (signal: Signal, path: string, atimeLow: number, atimeHigh: number, mtimeLow: number, mtimeHigh: number): void {
+    const then = opToken()
+    this.ops.utimens(path, doubleArg(atimeLow, atimeHigh), doubleArg(mtimeLow, mtimeHigh), (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
+  }
+
+  _op_truncate (signal: Signal, path: string, sizeLow: number, sizeHigh: number): void {
+    const then = opToken()
+    this.ops.truncate(path, doubleArg(sizeLow, sizeHigh), (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
+  }
+
+  _op_ftruncate (signal: Signal, path: string, fh: number, sizeLow: number, sizeHigh: number): void {
+    const then = opToken()
+    this.ops.ftruncate(path, fh, doubleArg(sizeLow, sizeHigh), (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
+  }
+
+  _op_create (signal: Signal, path: string, mode: number): void {
+    const then = opToken()
+    this.ops.create(path, mode, (code, fh, attrs) => { if (code === 0) then(path, attrs); signal(code, fh) })
+  }
+
+  _op_mkdir (signal: Signal, path: string, mode: number): void {
+    const then = opToken()
+    this.ops.mkdir(path, mode, (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
+  }
+
+  _op_symlink (signal: Signal, target: string, path: string): void {
+    const then = opToken()
+    this.ops.symlink(target, path, (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
   }
 
   _op_getxattr (signal: Signal, path: string, name: string, valueBuf: Buffer, position: number): void {
@@ -252,6 +314,11 @@ function statArray (st: FuseStat): Uint32Array {
   return a
 }
 
+/** fuse-native's 64-bit arguments come as two uint32s (its getDoubleArg). */
+function doubleArg (low: number, high: number): number {
+  return high * 4294967296 + low
+}
+
 function putStat (a: Uint32Array, at: number, st: FuseStat): void {
   const put64 = (i: number, n: number): void => { a[at + i] = n % 4294967296; a[at + i + 1] = Math.floor(n / 4294967296) }
   a[at] = st.mode
@@ -270,7 +337,8 @@ function putStat (a: Uint32Array, at: number, st: FuseStat): void {
 }
 
 // The corrections above replace private methods: fail loudly if fuse-native changes under them.
-for (const m of ['_op_fgetattr', '_op_getxattr', '_op_listxattr', '_fuseOptions', '_close']) {
+for (const m of ['_op_fgetattr', '_op_getxattr', '_op_listxattr', '_op_chmod', '_op_chown', '_op_utimens', '_op_truncate',
+  '_op_ftruncate', '_op_create', '_op_mkdir', '_op_symlink', '_fuseOptions', '_close']) {
   if (typeof (NativeFuse.prototype as unknown as Record<string, unknown>)[m] !== 'function') {
     throw new Error(`fuse-native changed: ${m} is gone; review src/mount/fuse.ts`)
   }
