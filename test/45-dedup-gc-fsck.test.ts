@@ -256,3 +256,34 @@ t.test('two stores on one data dir (daemon and CLI): gc in one never makes the o
   for await (const b of r.stream) parts.push(b)
   t.ok(Buffer.concat(parts).equals(y), 'readObject too')
 })
+
+t.test('pins dropped with unpin go with the next transaction, or soon on their own, never while it rolls back', async t => {
+  const ts = tempStore(t)
+  const store = ts.store
+  store.createBucket('pins', {})
+  const v = await store.putObject('pins', 'k', random(2 * MiB))
+  const pinned = (owner: number): number =>
+    (store.catalog.db.prepare('SELECT COUNT(*) AS n FROM pins WHERE owner = ?').get(owner) as { n: number }).n
+  const extents = store.extentsOf(v.seq)
+
+  const a = store.content.pinExtents(extents)
+  t.equal(pinned(a), 2, 'two chunks pinned')
+  store.content.unpin(a)
+  t.equal(pinned(a), 2, 'unpin leaves them for a moment')
+  store.catalog.write(() => {})
+  t.equal(pinned(a), 0, 'the next write transaction drops them')
+
+  const b = store.content.pinExtents(extents)
+  store.content.unpin(b)
+  t.throws(() => store.catalog.write(() => { throw new Error('no') }), /no/)
+  t.equal(pinned(b), 2, 'a transaction that rolls back keeps them')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(pinned(b), 0, 'and they go on their own soon after')
+
+  const c = store.content.pinExtents(extents)
+  store.content.unpin(c)
+  ts.close()
+  const again = Store.open(ts.dir)
+  t.teardown(() => { again.close() })
+  t.equal((again.catalog.db.prepare('SELECT COUNT(*) AS n FROM pins WHERE owner = ?').get(c) as { n: number }).n, 0, 'closing the store drops them')
+})

@@ -6,6 +6,9 @@ import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadR
 
 export * from './rows'
 
+/** How long unpinSoon's pins may wait for another transaction to take them along. */
+const UNPIN_DELAY_MS = 100
+
 export class Catalog {
   readonly db: Db
   private readonly cache = new Map<string, Statement>()
@@ -15,7 +18,10 @@ export class Catalog {
     this.db = openDatabase(file)
   }
 
-  close (): void { this.db.close() }
+  close (): void {
+    this.flushUnpins()
+    this.db.close()
+  }
 
   private s (sql: string): Statement {
     let st = this.cache.get(sql)
@@ -26,7 +32,49 @@ export class Catalog {
     return st
   }
 
-  write<T> (fn: () => T): T { return writeTransaction(this.db, fn) }
+  write<T> (fn: () => T): T {
+    if (this.unpins.length === 0) return writeTransaction(this.db, fn)
+    const owners = this.unpins.splice(0)
+    try {
+      return writeTransaction(this.db, () => {
+        for (const owner of owners) this.unpin(owner)
+        return fn()
+      })
+    } catch (err) {
+      this.unpins.unshift(...owners) // rolled back with it
+      this.scheduleUnpins()
+      throw err
+    }
+  }
+
+  private readonly unpins: number[] = []
+  private unpinTimer: NodeJS.Timeout | null = null
+
+  /**
+   * Drops an owner's pins in the next write transaction, or within UNPIN_DELAY_MS on
+   * their own: a pin only keeps gc off a chunk, so dropping it a little late is safe,
+   * and it saves a commit (an open file's base pins go at its last close; the next
+   * file's first store takes them along).
+   */
+  unpinSoon (owner: number): void {
+    this.unpins.push(owner)
+    this.scheduleUnpins()
+  }
+
+  private scheduleUnpins (): void {
+    if (this.unpinTimer !== null) return
+    this.unpinTimer = setTimeout(() => {
+      this.unpinTimer = null
+      try { this.flushUnpins() } catch {} // (rescheduled by write: a full disk, say)
+    }, UNPIN_DELAY_MS)
+    this.unpinTimer.unref()
+  }
+
+  /** Drops every pin left to unpinSoon now. */
+  flushUnpins (): void {
+    if (this.unpinTimer !== null) { clearTimeout(this.unpinTimer); this.unpinTimer = null }
+    if (this.unpins.length > 0 && this.db.open) this.write(() => {})
+  }
   writeDurably<T> (fn: () => T): T { return durableWriteTransaction(this.db, fn) }
   read<T> (fn: () => T): T { return this.db.transaction(fn).deferred() }
 
@@ -112,6 +160,10 @@ export class Catalog {
       @content_type, @headers, @user_meta, @mode, @uid, @gid, @mtime_ms, @ctime_ms, @stored)`).run(v).lastInsertRowid)
   }
   deleteVersion (seq: number): void { this.s('DELETE FROM versions WHERE seq = ?').run(seq) }
+  /** A version row moves to another key, as made now (a rename where neither bucket keeps history). */
+  moveVersion (seq: number, bucketId: number, key: string, lastModifiedMs: number, ctimeMs: number): void {
+    this.s('UPDATE versions SET bucket_id = ?, key = ?, last_modified_ms = ?, ctime_ms = ? WHERE seq = ?').run(bucketId, key, lastModifiedMs, ctimeMs, seq)
+  }
   /** Metadata changes that do not make a new version (chmod, utimens, xattrs). */
   updateVersionAttrs (seq: number, a: Pick<VersionRow, 'mode' | 'uid' | 'gid' | 'mtime_ms' | 'ctime_ms' | 'content_type' | 'user_meta' | 'headers'>): void {
     this.s(`UPDATE versions SET mode = @mode, uid = @uid, gid = @gid, mtime_ms = @mtime_ms, ctime_ms = @ctime_ms,

@@ -74,15 +74,20 @@ export class Content {
    */
   pinExtents (extents: Array<{ chunk: number | null }>): number {
     const owner = this.newOwner()
-    const ids = new Set<number>()
-    for (const e of extents) if (e.chunk !== null) ids.add(e.chunk)
-    if (ids.size > 0) this.catalog.write(() => { for (const id of ids) this.catalog.pin(id, owner, process.pid) })
+    if (extents.some(e => e.chunk !== null)) this.catalog.write(() => { this.pinIn(extents, owner) })
     return owner
   }
 
-  /** Drops pins taken with pinExtents. */
+  /** Pins the chunks of extents for owner, inside the caller's write transaction. */
+  pinIn (extents: Array<{ chunk: number | null }>, owner: number): void {
+    const ids = new Set<number>()
+    for (const e of extents) if (e.chunk !== null) ids.add(e.chunk)
+    for (const id of ids) this.catalog.pin(id, owner, process.pid)
+  }
+
+  /** Drops pins taken with pinExtents, soon (Catalog.unpinSoon): they only keep gc away. */
   unpin (owner: number): void {
-    this.catalog.write(() => this.catalog.unpin(owner))
+    this.catalog.unpinSoon(owner)
   }
 
   /** Drops an owner's pins (inside the transaction that committed its extents, or after a failure). */

@@ -48,15 +48,23 @@ export function persistSession (store: Store, uploadRowId: number | null, meta: 
   })
 }
 
-/** Commits a session's final content as one version and removes its upload, in one transaction. */
+/**
+ * Commits a session's final content as one version and removes its upload, in one
+ * transaction. `rebase`: the session goes on from the new version, whose chunks that
+ * transaction pins for `pin` (dropping the old base's pins, `unpin`).
+ */
 export function completeSession (store: Store, uploadRowId: number | null, meta: SessionMeta, extents: Extent[],
-  parts: Array<Omit<VersionPartRow, 'seq'>>, owner: number): ObjectVersion {
+  parts: Array<Omit<VersionPartRow, 'seq'>>, owner: number, rebase?: { pin: number, unpin: number | null }): ObjectVersion {
   const row = store.catalog.write(() => {
     const b = store.bucketRow(meta.bucket)
     const etag = etagOf(parts.map(p => p.md5))
     const r = store.commitVersion(b, meta.key, meta.fields, { size: meta.size, etag, extents, parts })
     if (uploadRowId !== null) store.catalog.deleteUpload(uploadRowId)
     store.content.release(owner)
+    if (rebase !== undefined) {
+      if (rebase.unpin !== null) store.content.release(rebase.unpin)
+      store.content.pinIn(extents, rebase.pin)
+    }
     return r
   })
   log('completed %s/%s (%d bytes)', meta.bucket, meta.key, meta.size)

@@ -348,9 +348,13 @@ export class WriteSession {
       if (this.detached) return null
       const extents = clip(this.committed, this.size)
       const parts = await partMd5s(this.store, extents, this.size, await this.knownMd5s())
-      const v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner)
+      // The session goes on from the new version: its chunks are pinned in the same transaction.
+      const pin = this.store.content.newOwner()
+      const v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner,
+        { pin, unpin: this.basePin })
       this.owner = null
-      this.rebase(v)
+      this.basePin = null
+      this.rebase(v, pin)
       return v
     })
   }
@@ -405,11 +409,11 @@ export class WriteSession {
     })
   }
 
-  private rebase (v: ObjectVersion): void {
+  /** Goes on from v, whose chunks `pin` holds (taken with it). */
+  private rebase (v: ObjectVersion, pin: number): void {
     this.base = v
     this.committed = this.store.extentsOf(v.seq)
-    this.releasePins()
-    this.basePin = this.committed.length > 0 ? this.store.content.pinExtents(this.committed) : null
+    this.basePin = pin
     this.size = v.size
     this.baseLimit = v.size
     this.uploadRowId = null
