@@ -383,6 +383,35 @@ t.test('rename of a file, over an existing file', async t => {
   await failsWith(t, () => vfs.rename('/other/x.txt', '/bkt/f/y'), 'NotDirectory', 'rename below a file')
 })
 
+t.test('rename over a file where no bucket keeps history: the old data is freed, nothing else changes', async t => {
+  const { vfs, store } = await setup(t)
+  const a = noise(2 * MiB + 7, 'a')
+  const b = noise(MiB + 3, 'b')
+  await putFile(vfs, '/bkt/a.bin', a)
+  await putFile(vfs, '/bkt/b.bin', b)
+  await vfs.chmod('/bkt/a.bin', 0o600)
+  const before = store.headObject('bkt', 'a.bin')
+  await new Promise(resolve => setTimeout(resolve, 5))
+  await vfs.rename('/bkt/a.bin', '/bkt/b.bin')
+  const after = store.headObject('bkt', 'b.bin')
+  t.match(after, { etag: before.etag, size: a.length, versionId: 'null', contentType: before.contentType }, 'the destination is the source')
+  t.equal((await vfs.getattr('/bkt/b.bin')).mode & 0o777, 0o600, 'with its mode')
+  t.ok(after.lastModifiedMs > before.lastModifiedMs, 'made now, as a copy would be')
+  t.same(store.listObjectVersions('bkt', {}).versions.map(v => v.key), ['b.bin'], 'one version of one key is left')
+  t.ok((await getFile(vfs, '/bkt/b.bin')).equals(a))
+  t.match(store.gc({}), { chunksRemoved: 2 }, 'the replaced file\'s chunks are freed')
+  t.equal((await store.fsck({ deep: true })).clean, true, 'reference counts are right')
+  t.ok((await getFile(vfs, '/bkt/b.bin')).equals(a), 'and the moved data is intact')
+
+  // Across buckets, into one that keeps history: a new version there, the source gone.
+  await vfs.mkdir('/ver', 0o755)
+  store.putBucketVersioning('ver', 'Enabled')
+  await vfs.rename('/bkt/b.bin', '/ver/b.bin')
+  t.not(store.headObject('ver', 'b.bin').versionId, 'null', 'a versioned bucket gives it a version ID')
+  t.same(keysOf(store, 'bkt'), [])
+  t.equal((await store.fsck({ deep: true })).clean, true)
+})
+
 t.test('rename of a file that is being written', async t => {
   const { vfs, store } = await setup(t)
   const fh = await vfs.create('/bkt/tmp.part', 0o644)

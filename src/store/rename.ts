@@ -1,7 +1,10 @@
 // Renames: one transaction, no data copied. The destination gets a new version
 // sharing the source's chunks (by its bucket's versioning rules) and the source
 // is deleted by its bucket's rules, so a versioned bucket keeps the history of
-// the old key behind a delete marker.
+// the old key behind a delete marker. Between buckets that were never versioned,
+// where that new version would be the only one of its key and the source's only
+// version would go, the version row itself moves instead (same outcome, no rows
+// copied, no reference counts touched).
 import type { Store, VersionFields } from './store'
 import type { BucketRow, VersionRow } from '../meta/catalog'
 import { validateKey } from './naming'
@@ -19,7 +22,14 @@ function fieldsOf (v: VersionRow): VersionFields {
 function moveKey (store: Store, src: BucketRow, srcKey: string, dst: BucketRow, dstKey: string): void {
   const { catalog } = store
   const v = catalog.liveVersion(src.id, srcKey)
-  if (v !== undefined) {
+  if (v !== undefined && src.versioning === 'Unversioned' && dst.versioning === 'Unversioned' && v.version_id === 'null') {
+    const replaced = catalog.versionById(dst.id, dstKey, 'null')
+    if (replaced !== undefined) catalog.deleteVersion(replaced.seq)
+    const now = Date.now()
+    catalog.moveVersion(v.seq, dst.id, dstKey, now, now)
+    catalog.refreshLive(src.id, srcKey)
+    catalog.refreshLive(dst.id, dstKey)
+  } else if (v !== undefined) {
     store.commitVersion(dst, dstKey, fieldsOf(v), store.sharedData(v))
     store.deleteInTransaction(src, srcKey)
   }
