@@ -119,7 +119,7 @@ const edits = [
     '  if (!bucketfs_check(l)) return -EILSEQ;\\\n' +
     '  int bucketfs_res;\\\n  if (bucketfs_answer(l, &bucketfs_res)) return bucketfs_res;\\\n' +
     '  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n' +
-    '  bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info);\\\n  bucketfs_then_after(l);\\\n  return l->res;\n'],
+    '  bucketfs_then_after(l, bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info));\\\n  return l->res;\n'],
   ['export fast path', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +

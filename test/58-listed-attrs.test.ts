@@ -171,6 +171,18 @@ t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-na
     }
     t.equal((await fsp.stat(f)).mode & 0o777, 0o604)
     t.equal((await fsp.stat(f)).size, 70000)
+
+    if (root) {
+      // They also stay in the cache for the kernel's next lookup, until a change forgets them.
+      await fsp.chmod(f, 0o640)
+      await forgetKernelNames()
+      const before = hits()
+      t.equal((await fsp.lstat(f)).mode & 0o777, 0o640, 'the lookup after a chmod sees it')
+      t.ok(hits() > before, 'answered from the cache')
+      await fsp.appendFile(f, 'more')
+      await forgetKernelNames()
+      t.equal((await fsp.lstat(f)).size, 70004, 'a write forgets it')
+    }
   })
 
   await t.test('a change made with the CLI shows within two attribute timeouts', async t => {

@@ -127,10 +127,12 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
 // bucketfs: answers that carry attributes. libfuse's high-level API asks getattr of a
 // path right after it created or changed it (setattr, create, mkdir, symlink), on the
 // same thread, to fill its reply. JavaScript answers those ops with the attributes it
-// computed after the change (bucketfs_then_attrs, given the op's token); that next
-// getattr of the same path on the same thread is answered from them, unless anything
-// was forgotten meanwhile (the epoch moved after the op's own after-hook). Any other op
-// on the thread drops them.
+// computed after the change (bucketfs_then_attrs, given the op's token, which notes the
+// epoch). They hold only if nothing but the op's own after-hook forgot anything since
+// (the epoch moved by exactly its forgets); then that next getattr of the same path on
+// the same thread is answered from them, and they are put in the attribute cache like
+// a listing's (the kernel often asks again before the next change: chown's getattr).
+// Any other op on the thread drops them from the thread.
 static uint64_t bucketfs_then_hits = 0;
 
 /** At every op's start (FUSE thread): its sequence number; a getattr the last op put attributes for is answered. */
@@ -153,10 +155,33 @@ static int bucketfs_then_answer (fuse_thread_locals_t *l) {
   return hit;
 }
 
-/** After the op's own forgets (FUSE thread): its attributes hold from this epoch. */
-static void bucketfs_then_after (fuse_thread_locals_t *l) {
+/** After the op's `forgets` (FUSE thread): its attributes hold from this epoch if nothing else was forgotten since they were given. */
+static void bucketfs_then_after (fuse_thread_locals_t *l, int forgets) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  if (l->bucketfs_then_path != NULL && l->bucketfs_then_seq == l->bucketfs_seq) l->bucketfs_then_epoch = bucketfs_attrs_epoch;
+  if (l->bucketfs_then_path != NULL && l->bucketfs_then_seq == l->bucketfs_seq) {
+    if (l->bucketfs_then_epoch + (uint64_t) forgets == bucketfs_attrs_epoch) {
+      l->bucketfs_then_epoch = bucketfs_attrs_epoch;
+      size_t n = strlen(l->bucketfs_then_path);
+      bucketfs_attr_t *e = malloc(sizeof(bucketfs_attr_t) + n + 1);
+      if (e != NULL) {
+        if (bucketfs_attrs_count >= BUCKETFS_ATTR_MAX) bucketfs_attr_empty_locked();
+        e->owner = l->fuse;
+        memcpy(e->path, l->bucketfs_then_path, n + 1);
+        e->len = n;
+        e->hash = bucketfs_hash(e->path, n);
+        e->expires_ms = bucketfs_now_ms() + 1000;
+        memcpy(e->ints, l->bucketfs_then_ints, sizeof(e->ints));
+        free(bucketfs_attr_find_locked(e->owner, e->path, n, 1));
+        bucketfs_attr_t **slot = &bucketfs_attrs[e->hash % BUCKETFS_ATTR_SLOTS];
+        e->next = *slot;
+        *slot = e;
+        bucketfs_attrs_count++;
+      }
+    } else {
+      free(l->bucketfs_then_path); // something else changed meanwhile
+      l->bucketfs_then_path = NULL;
+    }
+  }
   pthread_mutex_unlock(&bucketfs_attr_lock);
 }
 
@@ -213,7 +238,7 @@ NAPI_METHOD(bucketfs_then_attrs) {
     l->bucketfs_then_path = copy;
     copy = NULL;
     l->bucketfs_then_seq = l->bucketfs_seq;
-    l->bucketfs_then_epoch = UINT64_MAX; // set by the op's after-hook
+    l->bucketfs_then_epoch = bucketfs_attrs_epoch; // checked and moved on by the op's after-hook
     memcpy(l->bucketfs_then_ints, ints_data, sizeof(l->bucketfs_then_ints));
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);
@@ -244,16 +269,20 @@ static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
   return 0;
 }
 
-/** After JavaScript answered an op: forget what it may have changed (and a released handle's windows). */
-static void bucketfs_attr_after (uint32_t op, const void *owner, const char *path, const char *dest, struct fuse_file_info *info) {
-  if (bucketfs_attr_reads(op)) return;
+/**
+ * After JavaScript answered an op: forget what it may have changed (and a released
+ * handle's windows). Answers how many forgets it made (each moves the epoch on by one).
+ */
+static int bucketfs_attr_after (uint32_t op, const void *owner, const char *path, const char *dest, struct fuse_file_info *info) {
+  if (bucketfs_attr_reads(op)) return 0;
   // (Its path may not be the one its windows were put under: libfuse renames an open
   // file that is unlinked or replaced to .fuse_hiddenNNN.)
   if (op == op_release && info != NULL) bucketfs_windows_release(owner, info->fh);
-  if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return;
-  if (op == op_rename || op == op_rmdir || path == NULL) { bucketfs_attr_forget(NULL); return; }
+  if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return 0;
+  if (op == op_rename || op == op_rmdir || path == NULL) { bucketfs_attr_forget(NULL); return 1; }
   bucketfs_attr_forget(path);
-  if (dest != NULL) bucketfs_attr_forget(dest);
+  if (dest != NULL) { bucketfs_attr_forget(dest); return 2; }
+  return 1;
 }
 
 /** The mount a Buffer names: fuse-native's fuse_thread_t, which JavaScript holds as a Buffer. */
