@@ -25,7 +25,12 @@
 //     kernel's lookup) of a name a readdir listed is answered on the FUSE thread from an
 //     attribute cache, which ops clear of what they change before they are answered;
 //     the kernel's getxattr(security.capability) before each write; and reads of data
-//     JavaScript put ahead of a sequential reader (scripts/fuse-native/fast-path.c).
+//     JavaScript put ahead of a sequential reader (scripts/fuse-native/fast-path.c);
+//     and the getattr libfuse asks right after a setattr, create, mkdir or symlink,
+//     from the attributes JavaScript answered that op with.
+//  8. Each op woke the main thread from its sleep and was answered by waking the FUSE
+//     thread: for 1 ms after an op the event loop polls instead of sleeping, so the
+//     next op of a busy program is picked up without a wake-up (fast-path.c).
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
@@ -120,6 +125,9 @@ const edits = [
     '  int bucketfs_res;\\\n  if (bucketfs_answer(l, &bucketfs_res)) return bucketfs_res;\\\n' +
     '  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n' +
     '  bucketfs_then_after(l, bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info));\\\n  return l->res;\n'],
+  ['poll after dispatch',
+    '  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;\n\n  fn(handle, l, ft);\n',
+    '  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;\n\n  bucketfs_poll_after(l->op);\n  fn(handle, l, ft);\n'],
   ['export fast path', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +
