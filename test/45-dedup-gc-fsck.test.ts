@@ -287,3 +287,16 @@ t.test('pins dropped with unpin go with the next transaction, or soon on their o
   t.teardown(() => { again.close() })
   t.equal((again.catalog.db.prepare('SELECT COUNT(*) AS n FROM pins WHERE owner = ?').get(c) as { n: number }).n, 0, 'closing the store drops them')
 })
+
+t.test('a chunk file gc removed before it was synced does not fail the next sync', async t => {
+  const ts = tempStore(t)
+  const files = ts.store.content.files
+  const data = random(MiB)
+  const hash = Buffer.from(sha256hex(data), 'hex')
+  await files.write(hash, data, true) // written, not yet synced (a save that then failed)
+  fs.rmSync(files.pathOf(hash)) // what gc does once nothing pins it
+  await t.resolves(files.syncWritten(), 'the next save\'s sync goes on')
+  await files.write(hash, data, true)
+  await t.resolves(files.syncWritten())
+  t.ok(files.exists(hash), 'and the chunk can be written again')
+})

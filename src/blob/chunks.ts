@@ -188,7 +188,19 @@ export class ChunkFiles {
   }
 }
 
+/**
+ * fsyncs a file or directory. One that is gone is not an error: a chunk file written
+ * for a save that then failed stays listed here until the next sync, and gc (in any
+ * process) may remove it meanwhile, once unpinned; a chunk a save is committing is
+ * pinned, so gc never removes it.
+ */
 async function syncPath (file: string): Promise<void> {
-  const fh = await fsp.open(file, 'r')
+  let fh: fsp.FileHandle
+  try {
+    fh = await fsp.open(file, 'r')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw err
+  }
   try { await fh.sync() } finally { await fh.close() }
 }
