@@ -8,6 +8,7 @@ import fs, { constants as C } from 'node:fs'
 import os from 'node:os'
 import { Store } from '../src/store'
 import { Vfs } from '../src/vfs'
+import { WriteSession } from '../src/vfs/session'
 import type { VfsOptions } from '../src/vfs'
 import { failsWith, md5hex, multipartEtag, MiB, KiB } from './helpers/store'
 
@@ -410,6 +411,47 @@ t.test('rename over a file where no bucket keeps history: the old data is freed,
   t.not(store.headObject('ver', 'b.bin').versionId, 'null', 'a versioned bucket gives it a version ID')
   t.same(keysOf(store, 'bkt'), [])
   t.equal((await store.fsck({ deep: true })).clean, true)
+})
+
+t.test('pages the kernel cached do not survive a failed save moved away and back by renames', async t => {
+  const { vfs } = await setup(t)
+  await putFile(vfs, '/bkt/a.bin', 'first')
+  const opened = async (p: string): Promise<boolean> => {
+    const fh = await vfs.open(p, C.O_RDONLY)
+    const keeps = vfs.keepsCache(fh)
+    await vfs.release(p, fh)
+    return keeps
+  }
+  const failedSave = async (p: string): Promise<void> => {
+    await opened(p)
+    const fh = await vfs.open(p, C.O_WRONLY)
+    await vfs.write(fh, Buffer.from('SECOND'), 6, 0)
+    const complete = WriteSession.prototype.complete
+    WriteSession.prototype.complete = async function () { throw Object.assign(new Error('disk full (test)'), { code: 'ENOSPC' }) }
+    try {
+      await t.rejects(vfs.release(p, fh), 'the save fails')
+    } finally {
+      WriteSession.prototype.complete = complete
+    }
+  }
+  await opened('/bkt/a.bin')
+  t.equal(await opened('/bkt/a.bin'), true, 'unchanged since it was cached: the pages are kept')
+  // In a bucket without history the rename moves the version itself, seq and all.
+  await vfs.rename('/bkt/a.bin', '/bkt/c.bin')
+  await failedSave('/bkt/c.bin')
+  await vfs.rename('/bkt/c.bin', '/bkt/a.bin')
+  t.equal(await opened('/bkt/a.bin'), false, 'back under its first name, the pages of the failed save are dropped')
+  t.equal((await getFile(vfs, '/bkt/a.bin')).toString(), 'first', 'and the file is what was saved')
+
+  await vfs.mkdir('/bkt/d', 0o755)
+  await vfs.rename('/bkt/a.bin', '/bkt/d/a.bin')
+  await opened('/bkt/d/a.bin')
+  t.equal(await opened('/bkt/d/a.bin'), true)
+  await vfs.rename('/bkt/d', '/bkt/e')
+  await failedSave('/bkt/e/a.bin')
+  await vfs.rename('/bkt/e', '/bkt/d')
+  t.equal(await opened('/bkt/d/a.bin'), false, 'the same through renames of its directory')
+  t.equal((await getFile(vfs, '/bkt/d/a.bin')).toString(), 'first')
 })
 
 t.test('rename of a file that is being written', async t => {

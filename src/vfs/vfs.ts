@@ -750,6 +750,9 @@ export class Vfs {
         await this.requireEmptyDir(d.bucket, d.key)
       }
       renamePrefix(this.store, s.bucket, s.key + '/', d.bucket, d.key + '/')
+      // A moved version keeps its seq: what was noted under either name no longer says
+      // what the kernel holds (see keepsPages). Directory renames are rare: forget it all.
+      this.cachedSeq.clear()
       for (const n of [...this.nodes.values()]) {
         if (n.bucket === s.bucket && n.key.startsWith(s.key + '/')) this.moveNode(n, d.bucket, d.key + n.key.slice(s.key.length))
       }
@@ -759,6 +762,8 @@ export class Vfs {
     const node = this.nodes.get(this.id(s.bucket, s.key))
     const replaced = this.nodes.get(this.id(d.bucket, d.key))
     renameObject(this.store, s.bucket, s.key, d.bucket, d.key, node?.session != null)
+    this.cachedSeq.delete(this.id(s.bucket, s.key)) // a moved version keeps its seq (see keepsPages)
+    this.cachedSeq.delete(this.id(d.bucket, d.key))
     this.takeBackMarker(d.bucket, d.key)
     if (replaced !== undefined) this.detach(replaced)
     if (node !== undefined) this.moveNode(node, d.bucket, d.key)
