@@ -128,8 +128,8 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
 // path right after it created or changed it (setattr, create, mkdir, symlink), on the
 // same thread, to fill its reply. JavaScript answers those ops with the attributes it
 // computed after the change (bucketfs_then_attrs, given the op's token, which notes the
-// epoch). They hold only if nothing but the op's own after-hook forgot anything since
-// (the epoch moved by exactly its forgets); then that next getattr of the same path on
+// epoch at the op's start). They hold only if nothing but the op's own after-hook forgot
+// anything since (the epoch moved by exactly its forgets); then that next getattr of the same path on
 // the same thread is answered from them, and they are put in the attribute cache like
 // a listing's (the kernel often asks again before the next change: chown's getattr).
 // Any other op on the thread drops them from the thread.
@@ -158,6 +158,7 @@ static int bucketfs_then_answer (fuse_thread_locals_t *l) {
 /** After the op's `forgets` (FUSE thread): its attributes hold from this epoch if nothing else was forgotten since they were given. */
 static void bucketfs_then_after (fuse_thread_locals_t *l, int forgets) {
   pthread_mutex_lock(&bucketfs_attr_lock);
+  l->bucketfs_done_seq = l->bucketfs_seq; // answered: attributes given later are refused
   if (l->bucketfs_then_path != NULL && l->bucketfs_then_seq == l->bucketfs_seq) {
     if (l->bucketfs_then_epoch + (uint64_t) forgets == bucketfs_attrs_epoch) {
       l->bucketfs_then_epoch = bucketfs_attrs_epoch;
@@ -185,7 +186,11 @@ static void bucketfs_then_after (fuse_thread_locals_t *l, int forgets) {
   pthread_mutex_unlock(&bucketfs_attr_lock);
 }
 
-/** bucketfs_op_token(): [thread locals, sequence number] of the op JavaScript is being called for (read synchronously). */
+/**
+ * bucketfs_op_token(): [thread locals, sequence number, epoch] of the op JavaScript is
+ * being called for (read synchronously, at the op's start: attributes computed after
+ * it hold only if nothing but the op's own after-hook forgets anything from then on).
+ */
 NAPI_METHOD(bucketfs_op_token) {
   napi_value out, v;
   fuse_thread_locals_t *l = bucketfs_caller_locals;
@@ -193,52 +198,57 @@ NAPI_METHOD(bucketfs_op_token) {
     napi_get_undefined(env, &out);
     return out;
   }
-  napi_create_array_with_length(env, 2, &out);
+  napi_create_array_with_length(env, 3, &out);
   napi_get_reference_value(env, l->self, &v);
   napi_set_element(env, out, 0, v);
   pthread_mutex_lock(&bucketfs_attr_lock);
   double seq = (double) l->bucketfs_seq;
+  double epoch = (double) bucketfs_attrs_epoch;
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_create_double(env, seq, &v);
   napi_set_element(env, out, 1, v);
+  napi_create_double(env, epoch, &v);
+  napi_set_element(env, out, 2, v);
   return out;
 }
 
 /**
- * bucketfs_then_attrs(locals, seq, path, ints): the attributes of path after the op the
- * token [locals, seq] names (18 uint32s), given before that op is answered. Ignored
- * when the thread has moved on (the op was answered by fuse-native's timeout).
+ * bucketfs_then_attrs(locals, seq, epoch, path, ints): the attributes of path after the
+ * op the token [locals, seq, epoch] names (18 uint32s), given before that op is answered.
+ * Ignored once the op was answered (by fuse-native's timeout) or the thread moved on.
  */
 NAPI_METHOD(bucketfs_then_attrs) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   fuse_thread_locals_t *l = NULL;
   size_t llen = 0;
   double seq = 0;
+  double epoch = 0;
   char path[4096];
   size_t plen = 0;
   napi_typedarray_type type;
   size_t ints_len = 0;
   void *ints_data = NULL;
-  if (argc < 4 ||
+  if (argc < 5 ||
       napi_get_buffer_info(env, argv[0], (void **) &l, &llen) != napi_ok || llen != sizeof(fuse_thread_locals_t) ||
       napi_get_value_double(env, argv[1], &seq) != napi_ok ||
-      napi_get_value_string_utf8(env, argv[2], path, sizeof(path), &plen) != napi_ok ||
-      napi_get_typedarray_info(env, argv[3], &type, &ints_len, &ints_data, NULL, NULL) != napi_ok ||
+      napi_get_value_double(env, argv[2], &epoch) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[3], path, sizeof(path), &plen) != napi_ok ||
+      napi_get_typedarray_info(env, argv[4], &type, &ints_len, &ints_data, NULL, NULL) != napi_ok ||
       type != napi_uint32_array || ints_len < 18 || plen + 1 >= sizeof(path)) {
-    napi_throw_type_error(env, NULL, "bucketfs_then_attrs(locals, seq, path, ints)");
+    napi_throw_type_error(env, NULL, "bucketfs_then_attrs(locals, seq, epoch, path, ints)");
     return NULL;
   }
   char *copy = strdup(path);
   if (copy == NULL) return NULL;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  if ((double) l->bucketfs_seq == seq) {
+  if ((double) l->bucketfs_seq == seq && l->bucketfs_done_seq != l->bucketfs_seq) {
     free(l->bucketfs_then_path);
     l->bucketfs_then_path = copy;
     copy = NULL;
     l->bucketfs_then_seq = l->bucketfs_seq;
-    l->bucketfs_then_epoch = bucketfs_attrs_epoch; // checked and moved on by the op's after-hook
+    l->bucketfs_then_epoch = (uint64_t) epoch; // checked and moved on by the op's after-hook
     memcpy(l->bucketfs_then_ints, ints_data, sizeof(l->bucketfs_then_ints));
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);

@@ -116,8 +116,8 @@ const NativeFuse = require('fuse-native') as FuseClass
 const fuseDir = path.dirname(require.resolve('fuse-native/package.json'))
 const binding = (require(require.resolve('node-gyp-build', { paths: [fuseDir] })) as (dir: string) => Record<string, unknown>)(fuseDir)
 const nativeCaller = binding.fuse_native_caller as (() => [number, number, number]) | undefined
-const nativeToken = binding.bucketfs_op_token as (() => [Buffer, number] | undefined) | undefined
-const nativeThen = binding.bucketfs_then_attrs as ((locals: Buffer, seq: number, path: string, ints: Uint32Array) => void) | undefined
+const nativeToken = binding.bucketfs_op_token as (() => [Buffer, number, number] | undefined) | undefined
+const nativeThen = binding.bucketfs_then_attrs as ((locals: Buffer, seq: number, epoch: number, path: string, ints: Uint32Array) => void) | undefined
 let thenGiven = 0
 
 /**
@@ -130,8 +130,12 @@ function opToken (): ((path: string, attrs: FuseStat | undefined) => void) {
   const token = nativeToken?.()
   return (path, attrs) => {
     if (token === undefined || attrs === undefined || nativeThen === undefined) return
-    nativeThen(token[0], token[1], path, statArray(attrs))
-    thenGiven++
+    try {
+      nativeThen(token[0], token[1], token[2], path, statArray(attrs))
+      thenGiven++
+    } catch {
+      // Not given: the getattr that follows goes to the vfs as any other.
+    }
   }
 }
 
