@@ -25,7 +25,9 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const crypto = require('node:crypto')
 const zlib = require('node:zlib')
-const crc32 = workerData.crcModule ? require(workerData.crcModule).crc32 : zlib.crc32
+// The same CRC-32 either way: zlib's when the faster module cannot be loaded here.
+let crc32 = zlib.crc32
+try { if (workerData.crcModule) crc32 = require(workerData.crcModule).crc32 } catch {}
 const streams = new Map()
 const zeros = Buffer.alloc(8 * 1024 * 1024)
 parentPort.on('message', m => {
