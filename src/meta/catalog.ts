@@ -19,8 +19,13 @@ export class Catalog {
   }
 
   close (): void {
-    this.flushUnpins()
-    this.db.close()
+    try {
+      this.flushUnpins()
+    } catch {
+      // Left pinned (a full disk, say): pins name this process, whose leftovers are dropped later.
+    } finally {
+      this.db.close()
+    }
   }
 
   private s (sql: string): Statement {
