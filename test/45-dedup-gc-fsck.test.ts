@@ -5,6 +5,11 @@
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
+import os from 'node:os'
+import crypto from 'node:crypto'
+import fsp from 'node:fs/promises'
+import { ChunkFiles } from '../src/blob/chunks'
+import { alignedBuffer, directWritable } from '../src/blob/aligned'
 import { Store } from '../src/store'
 import { tempStore, failsWith, random, chunkFiles, sha256hex, md5hex, MiB } from './helpers/store'
 
@@ -299,4 +304,51 @@ t.test('a chunk file gc removed before it was synced does not fail the next sync
   await files.write(hash, data, true)
   await t.resolves(files.syncWritten())
   t.ok(files.exists(hash), 'and the chunk can be written again')
+})
+
+t.test('whole chunks on aligned memory are written with O_DIRECT, the rest through the page cache', async t => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bucketfs-direct-'))
+  t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }) })
+  const files = new ChunkFiles(root)
+  const opened: number[] = []
+  const open = fsp.open
+  let refuse = false
+  fsp.open = (async (file: fs.PathLike, flags?: string | number, mode?: fs.Mode) => {
+    if (typeof flags === 'number') opened.push(flags)
+    if (refuse && typeof flags === 'number' && (flags & fs.constants.O_DIRECT) !== 0) {
+      throw Object.assign(new Error('EINVAL: invalid argument, open'), { code: 'EINVAL' })
+    }
+    return await open(file, flags, mode)
+  }) as typeof fsp.open
+  t.teardown(() => { fsp.open = open })
+  const direct = (): number => opened.filter(f => (f & fs.constants.O_DIRECT) !== 0).length
+
+  const aligned = alignedBuffer(MiB)
+  if (aligned === undefined) throw new Error('the patched fuse-native addon gives no aligned memory')
+  t.ok(directWritable(aligned), 'the addon gives aligned memory')
+  t.notOk(directWritable(Buffer.alloc(MiB)), 'ordinary memory is not')
+  t.notOk(directWritable(aligned.subarray(0, MiB - 100)), 'nor a length that ends off a boundary')
+  crypto.randomFillSync(aligned)
+  const a = crypto.createHash('sha256').update(aligned).digest()
+  await files.write(a, aligned, true)
+  t.equal(direct(), 1, 'a whole chunk from aligned memory: opened with O_DIRECT')
+  t.ok(fs.readFileSync(files.pathOf(a)).equals(aligned), 'and its file holds the chunk')
+
+  const odd = random(MiB - 100)
+  const b = crypto.createHash('sha256').update(odd).digest()
+  await files.write(b, odd, true)
+  t.equal(direct(), 1, 'other data goes through the page cache')
+  t.ok(fs.readFileSync(files.pathOf(b)).equals(odd))
+
+  // A filesystem without O_DIRECT answers EINVAL: written the usual way, and not tried again.
+  refuse = true
+  crypto.randomFillSync(aligned)
+  const c = crypto.createHash('sha256').update(aligned).digest()
+  await files.write(c, aligned, true)
+  t.ok(fs.readFileSync(files.pathOf(c)).equals(aligned), 'refused O_DIRECT: the chunk is written all the same')
+  const tried = direct()
+  crypto.randomFillSync(aligned)
+  await files.write(crypto.createHash('sha256').update(aligned).digest(), aligned, true)
+  t.equal(direct(), tried, 'and O_DIRECT is not tried again')
+  await files.syncWritten()
 })

@@ -6,12 +6,16 @@
 // journal commits per MiB. After a power loss a chunk no committed metadata names
 // may be short; writers compare an existing file before trusting it and readers
 // verify every chunk's hash, so such a file is rewritten or collected, never served.
+// A write session's whole chunks are written with O_DIRECT (writeNew).
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { fromSystemError } from '../errors'
 import { POOLED, pooledBuffer } from './pool'
+import { directWritable } from './aligned'
+
+const DIRECT_WRITE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_DIRECT
 
 export function sha256 (data: Buffer): Buffer {
   return crypto.createHash('sha256').update(data).digest()
@@ -63,12 +67,7 @@ export class ChunkFiles {
         await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
         this.dirs.add(dir)
       }
-      const fh = await fsp.open(tmp, 'w', 0o600)
-      try {
-        await fh.writeFile(data)
-      } finally {
-        await fh.close()
-      }
+      await this.writeNew(tmp, data)
       await fsp.rename(tmp, dest)
     } catch (err) {
       await fsp.rm(tmp, { force: true }).catch(() => {})
@@ -76,6 +75,38 @@ export class ChunkFiles {
     }
     this.unsynced.set(dest, null)
     this.unsynced.set(dir, null)
+  }
+
+  /** Whether O_DIRECT writes work here (a filesystem without them answers EINVAL: tmpfs, say). */
+  private direct = true
+
+  /**
+   * Writes data as the new file tmp. From aligned memory (a write session's whole
+   * chunks) it goes with O_DIRECT, straight from our buffer to the disk: no copy into
+   * new page-cache pages (most of a sequential write's CPU on this VM), and nothing
+   * left for the sync. Durability is the same either way: syncWritten fsyncs the file.
+   */
+  private async writeNew (tmp: string, data: Buffer): Promise<void> {
+    if (this.direct && directWritable(data)) {
+      try {
+        const fh = await fsp.open(tmp, DIRECT_WRITE, 0o600)
+        try {
+          for (let done = 0; done < data.length;) done += (await fh.write(data, done, data.length - done, done)).bytesWritten
+        } finally {
+          await fh.close()
+        }
+        return
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+        this.direct = false // and written through the page cache below
+      }
+    }
+    const fh = await fsp.open(tmp, 'w', 0o600)
+    try {
+      await fh.writeFile(data)
+    } finally {
+      await fh.close()
+    }
   }
 
   /**

@@ -15,6 +15,7 @@
 import os from 'node:os'
 import path from 'node:path'
 import { bucketfsMountedAt } from './mounts'
+import { fuseAddon } from '../blob/aligned'
 
 export interface FuseStat {
   mode: number, uid: number, gid: number, size: number, nlink: number, ino: number
@@ -113,8 +114,7 @@ interface FuseClass {
 const NativeFuse = require('fuse-native') as FuseClass
 
 /** The addon fuse-native loaded (node-gyp-build caches it); its patched `fuse_native_caller` (scripts/patch-fuse-native.js). */
-const fuseDir = path.dirname(require.resolve('fuse-native/package.json'))
-const binding = (require(require.resolve('node-gyp-build', { paths: [fuseDir] })) as (dir: string) => Record<string, unknown>)(fuseDir)
+const binding = fuseAddon()
 const nativeCaller = binding.fuse_native_caller as (() => [number, number, number]) | undefined
 const nativeToken = binding.bucketfs_op_token as (() => [Buffer, number, number] | undefined) | undefined
 const nativeThen = binding.bucketfs_then_attrs as ((locals: Buffer, seq: number, epoch: number, path: string, ints: Uint32Array) => void) | undefined

@@ -6,6 +6,7 @@
 // and leaving each to the garbage collector kept hundreds of MiB of dead buffers
 // (and malloc's free lists) in the daemon's RSS during a 4 GiB write.
 import { CHUNK_SIZE } from '../store/limits'
+import { alignedBuffer } from '../blob/aligned'
 
 const SPARE_CHUNKS = 32
 
@@ -17,11 +18,15 @@ export class MemoryBudget {
   give (n: number): void { this.used = Math.max(0, this.used - n) }
   get exceeded (): boolean { return this.used > this.limit }
 
-  /** A zero-filled buffer of `size` bytes, recycled when it is a whole chunk. */
+  /**
+   * A zero-filled buffer of `size` bytes, recycled when it is a whole chunk. Whole-chunk
+   * ones are on aligned memory when they can be, so their chunk files are written with
+   * O_DIRECT (src/blob/chunks.ts).
+   */
   buffer (size: number): Buffer {
     if (size !== CHUNK_SIZE) return Buffer.alloc(size)
     const b = this.spare.pop()
-    return b === undefined ? Buffer.alloc(size) : b.fill(0)
+    return b === undefined ? alignedBuffer(size) ?? Buffer.alloc(size) : b.fill(0)
   }
 
   /** Takes back a buffer nothing refers to any more. */
