@@ -306,7 +306,7 @@ t.test('a chunk file gc removed before it was synced does not fail the next sync
   t.ok(files.exists(hash), 'and the chunk can be written again')
 })
 
-t.test('whole chunks on aligned memory are written with O_DIRECT, the rest through the page cache', async t => {
+t.test('whole chunks are written from aligned memory and read with O_DIRECT, the rest through the page cache', async t => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bucketfs-direct-'))
   t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }) })
   const files = new ChunkFiles(root)
@@ -333,11 +333,18 @@ t.test('whole chunks on aligned memory are written with O_DIRECT, the rest throu
   await files.write(a, aligned, true)
   t.equal(direct(), 1, 'a whole chunk from aligned memory: opened with O_DIRECT')
   t.ok(fs.readFileSync(files.pathOf(a)).equals(aligned), 'and its file holds the chunk')
+  const written = Buffer.from(aligned)
+  t.ok((await files.readWhole(a, MiB)).equals(written), 'a whole chunk is read back…')
+  t.equal(direct(), 2, '…with O_DIRECT')
+  fs.truncateSync(files.pathOf(a), 5000)
+  t.ok((await files.readWhole(a, MiB)).equals(written.subarray(0, 5000)), 'a short (damaged) file reads short, for the caller to refuse')
+  t.equal(direct(), 3)
+  fs.writeFileSync(files.pathOf(a), written)
 
   const odd = random(MiB - 100)
   const b = crypto.createHash('sha256').update(odd).digest()
   await files.write(b, odd, true)
-  t.equal(direct(), 1, 'other data goes through the page cache')
+  t.equal(direct(), 3, 'other data goes through the page cache')
   t.ok(fs.readFileSync(files.pathOf(b)).equals(odd))
 
   // A filesystem without O_DIRECT answers EINVAL: written the usual way, and not tried again.
@@ -350,5 +357,9 @@ t.test('whole chunks on aligned memory are written with O_DIRECT, the rest throu
   crypto.randomFillSync(aligned)
   await files.write(crypto.createHash('sha256').update(aligned).digest(), aligned, true)
   t.equal(direct(), tried, 'and O_DIRECT is not tried again')
+  t.ok((await files.readWhole(a, MiB)).equals(written), 'refused O_DIRECT: a chunk is read all the same')
+  const readTried = direct()
+  t.ok((await files.readWhole(a, MiB)).equals(written))
+  t.equal(direct(), readTried, 'and O_DIRECT reads are not tried again')
   await files.syncWritten()
 })

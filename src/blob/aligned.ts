@@ -36,6 +36,11 @@ export function alignedBuffer (size: number): Buffer | undefined {
   }
 }
 
+/** Whether ab is memory alignedBuffer made. */
+export function alignedMemory (ab: ArrayBufferLike): boolean {
+  return made.has(ab)
+}
+
 /** Whether b can be written with O_DIRECT: on aligned memory, starting and ending on a boundary. */
 export function directWritable (b: Uint8Array): boolean {
   return b.length > 0 && b.byteOffset % ALIGN === 0 && b.length % ALIGN === 0 && made.has(b.buffer)

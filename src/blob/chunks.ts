@@ -12,10 +12,11 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { fromSystemError } from '../errors'
-import { POOLED, pooledBuffer } from './pool'
-import { directWritable } from './aligned'
+import { POOLED, pooledBuffer, pooledAligned } from './pool'
+import { ALIGN, directWritable } from './aligned'
 
 const DIRECT_WRITE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_DIRECT
+const DIRECT_READ = fs.constants.O_RDONLY | fs.constants.O_DIRECT
 
 export function sha256 (data: Buffer): Buffer {
   return crypto.createHash('sha256').update(data).digest()
@@ -77,8 +78,9 @@ export class ChunkFiles {
     this.unsynced.set(dir, null)
   }
 
-  /** Whether O_DIRECT writes work here (a filesystem without them answers EINVAL: tmpfs, say). */
+  /** Whether O_DIRECT writes and reads work here (a filesystem without them answers EINVAL). */
   private direct = true
+  private directRead = true
 
   /**
    * Writes data as the new file tmp. From aligned memory (a write session's whole
@@ -166,14 +168,25 @@ export class ChunkFiles {
    */
   async readWhole (hash: Buffer, size?: number): Promise<Buffer> {
     if (size === undefined) return await fsp.readFile(this.pathOf(hash))
-    const fh = await fsp.open(this.pathOf(hash), 'r')
+    // A whole chunk is read with O_DIRECT into aligned memory when it can be: straight
+    // from the disk, without filling new page-cache pages first.
+    const aligned = size === POOLED && this.directRead ? pooledAligned() : undefined
+    let fh: fsp.FileHandle
     try {
-      const buf = size === POOLED ? pooledBuffer() : Buffer.allocUnsafeSlow(size)
+      fh = await fsp.open(this.pathOf(hash), aligned !== undefined ? DIRECT_READ : 'r')
+    } catch (err) {
+      if (aligned === undefined || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+      this.directRead = false
+      return await this.readWhole(hash, size)
+    }
+    try {
+      const buf = aligned ?? (size === POOLED ? pooledBuffer() : Buffer.allocUnsafeSlow(size))
       let got = 0
       while (got < size) {
         const { bytesRead } = await fh.read(buf, got, size - got, got)
         if (bytesRead === 0) break
         got += bytesRead
+        if (aligned !== undefined && got % ALIGN !== 0) break // the end of a short file: O_DIRECT reads on from boundaries only
       }
       return got === size ? buf : buf.subarray(0, got)
     } finally {

@@ -1,6 +1,8 @@
 // Whole-chunk (1 MiB) buffers kept for reuse. A cold 1 GiB read allocated two per
 // chunk (the chunk read from disk, and its copy for the hash worker), and V8's
 // collections of them took 28 % of the main thread (--cpu-prof of `seqread`).
+import { alignedBuffer, alignedMemory } from './aligned'
+
 export const POOLED = 1024 * 1024
 const MAX = 64
 const free: ArrayBuffer[] = []
@@ -16,6 +18,15 @@ export function ownsBuffer (b: Uint8Array): boolean {
   return b.byteOffset === 0 && b.buffer.byteLength === b.byteLength && b.buffer instanceof ArrayBuffer
 }
 
+/** Pooled buffers on aligned memory (src/blob/aligned.ts), for O_DIRECT reads; kept apart: moving one to a worker copies it. */
+const freeAligned: ArrayBuffer[] = []
+
+/** A 1 MiB buffer on aligned memory, or undefined when there is none to be had. */
+export function pooledAligned (): Buffer | undefined {
+  const ab = freeAligned.pop()
+  return ab !== undefined ? Buffer.from(ab) : alignedBuffer(POOLED)
+}
+
 const cooling: ArrayBuffer[] = []
 let warming = false
 
@@ -25,12 +36,12 @@ let warming = false
  * back (a read whose chunk load has just resolved) copies out of it first.
  */
 export function recycle (ab: ArrayBufferLike): void {
-  if (ab.byteLength !== POOLED || !(ab instanceof ArrayBuffer) || free.length + cooling.length >= MAX) return
+  if (ab.byteLength !== POOLED || !(ab instanceof ArrayBuffer) || free.length + freeAligned.length + cooling.length >= MAX) return
   cooling.push(ab)
   if (warming) return
   warming = true
   setImmediate(() => {
     warming = false
-    free.push(...cooling.splice(0))
+    for (const b of cooling.splice(0)) (alignedMemory(b) ? freeAligned : free).push(b)
   })
 }
