@@ -54,6 +54,9 @@ const O_RDONLY = 0
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
 
+/** A cachedSeq entry saying the kernel's pages of the key must be dropped (seqs start at 1). */
+const PAGES_UNKNOWN = -1
+
 /** How far past a sequential read chunks are loaded ahead (kept in the verified-chunk cache). */
 const READ_AHEAD = 4 * 1024 * 1024
 /** How far past a sequential read its windows are put (ReadWindows), in windows of WINDOW bytes. */
@@ -441,10 +444,20 @@ export class Vfs {
   private keepsPages (node: FileNode): boolean {
     const id = this.id(node.bucket, node.key)
     const cached = this.cachedSeq.get(id)
-    if (node.session !== null) return cached !== undefined
+    if (node.session !== null) return cached !== undefined && cached !== PAGES_UNKNOWN
     const seq = this.store.liveVersion(node.bucket, node.key)?.seq ?? 0
     this.cachedSeq.set(id, seq)
     return cached === seq
+  }
+
+  /**
+   * What the kernel holds of the key is not known: its next open drops its pages. (Noted
+   * rather than deleted: lru-cache clears all its slots when its last entry is deleted,
+   * which cost 235 µs per rename in `rsync`.)
+   */
+  private forgetPages (bucket: string, key: string): void {
+    const id = this.id(bucket, key)
+    if (this.cachedSeq.has(id)) this.cachedSeq.set(id, PAGES_UNKNOWN)
   }
 
   /** Whether an open handle may use the kernel's cached pages of its file (see keepsPages). */
@@ -666,7 +679,7 @@ export class Vfs {
   private async dropFailedSave (node: FileNode, s: WriteSession, err: unknown): Promise<void> {
     log('save of %s/%s failed, dropping it: %s', node.bucket, node.key, (err as Error).message)
     if (node.session === s) node.session = null
-    this.cachedSeq.delete(this.id(node.bucket, node.key)) // its pages hold what was not saved
+    this.forgetPages(node.bucket, node.key) // its pages hold what was not saved
     for (const h of this.handles.values()) {
       if (h.kind === 'file' && h.node === node && h.wrote) { h.wrote = false; h.lost = err }
     }
@@ -762,8 +775,8 @@ export class Vfs {
     const node = this.nodes.get(this.id(s.bucket, s.key))
     const replaced = this.nodes.get(this.id(d.bucket, d.key))
     renameObject(this.store, s.bucket, s.key, d.bucket, d.key, node?.session != null)
-    this.cachedSeq.delete(this.id(s.bucket, s.key)) // a moved version keeps its seq (see keepsPages)
-    this.cachedSeq.delete(this.id(d.bucket, d.key))
+    this.forgetPages(s.bucket, s.key) // a moved version keeps its seq (see keepsPages)
+    this.forgetPages(d.bucket, d.key)
     this.takeBackMarker(d.bucket, d.key)
     if (replaced !== undefined) this.detach(replaced)
     if (node !== undefined) this.moveNode(node, d.bucket, d.key)
