@@ -63,6 +63,13 @@ const TIMEOUTS: FuseOptions['timeout'] = {
 }
 
 /**
+ * Seconds the kernel may trust a name or attributes before asking again: long enough to
+ * spare most lookups, short enough that changes made with the CLI show up soon. Attributes
+ * a readdir listed are answered on the FUSE thread for as long again (fastPathOf).
+ */
+const ATTR_TIMEOUT_S = 1
+
+/**
  * Options for libfuse that fuse-native has no setting for ride along in the fsname value:
  * its option string goes to libfuse as is.
  * - big_writes: the kernel sends writes of up to 128 KiB instead of 4 KiB pages
@@ -77,22 +84,20 @@ const TIMEOUTS: FuseOptions['timeout'] = {
  *   (Vfs.keepsCache: kept unless the file changed other than through this mount's saves).
  *   Dropping them at every open (libfuse's default) lets a reader racing an appender keep
  *   a page the kernel zero-filled past a short read (NUL bytes seen by `cat`).
+ * - negative_timeout: a name found missing stays missing in the kernel for as long as a
+ *   found one keeps its attributes (a build or `git status` probes many missing names).
+ *   Names made or removed through the mount update the kernel at once; names the CLI
+ *   makes show within the timeout, as its changes to existing files do. (O_EXCL creates
+ *   and rename targets are always looked up again by the kernel.)
  * No use_ino (the vfs has no inode numbers; libfuse's node ids are unique per mount).
  */
-const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc']
+const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc', `negative_timeout=${ATTR_TIMEOUT_S}`]
 
 /** `bucketfs:<data dir>` in /proc/mounts and df, when the path survives option parsing. */
 function fsname (dataDir: string): string {
   const name = /^[^,\\\s]+$/.test(dataDir) ? `bucketfs:${dataDir}` : 'bucketfs'
   return [name, ...EXTRA_OPTIONS].join(',')
 }
-
-/**
- * Seconds the kernel may trust a name or attributes before asking again: long enough to
- * spare most lookups, short enough that changes made with the CLI show up soon. Attributes
- * a readdir listed are answered on the FUSE thread for as long again (fastPathOf).
- */
-const ATTR_TIMEOUT_S = 1
 
 /** fuse-native copies the mountpoint and the option string into 1024-byte buffers and cuts them silently. */
 const NATIVE_STRING_MAX = 1023
