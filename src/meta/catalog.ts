@@ -1,7 +1,7 @@
 // Typed queries over the metadata database. Callers group calls into one
 // transaction with `write(fn)`; nothing here commits on its own.
 import type { Db, Statement } from './db'
-import { openDatabase, writeTransaction, durableWriteTransaction } from './db'
+import { openDatabase, writeTransaction, durableWriteTransaction, runner } from './db'
 import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirEntryRow, LiveStatRow, FirstLiveRow } from './rows'
 
 export * from './rows'
@@ -84,7 +84,7 @@ export class Catalog {
     if (this.unpins.length > 0 && this.db.open) this.write(() => {})
   }
   writeDurably<T> (fn: () => T): T { return durableWriteTransaction(this.db, fn) }
-  read<T> (fn: () => T): T { return this.db.transaction(fn).deferred() }
+  read<T> (fn: () => T): T { return runner(this.db).deferred(fn) as T }
 
   private externalGen = 0
   private genCheckedAt = -Infinity

@@ -45,10 +45,25 @@ function migrate (db: Db): void {
   }
 }
 
+/**
+ * One transaction function per connection that runs what it is given: better-sqlite3
+ * builds four wrappers for each db.transaction(fn), which cost 1.6 % of an rsync when
+ * made per call.
+ */
+const runners = new WeakMap<Db, Database.Transaction<(fn: () => unknown) => unknown>>()
+export function runner (db: Db): Database.Transaction<(fn: () => unknown) => unknown> {
+  let r = runners.get(db)
+  if (r === undefined) {
+    r = db.transaction((fn: () => unknown) => fn())
+    runners.set(db, r)
+  }
+  return r
+}
+
 /** Runs fn in one IMMEDIATE transaction (the write lock is taken up front, so no upgrade deadlocks). */
 export function writeTransaction<T> (db: Db, fn: () => T): T {
   try {
-    return db.transaction(fn).immediate()
+    return runner(db).immediate(fn) as T
   } catch (err) {
     throw fromSystemError(err)
   }
