@@ -84,14 +84,13 @@ const ATTR_TIMEOUT_S = 1
  *   (Vfs.keepsCache: kept unless the file changed other than through this mount's saves).
  *   Dropping them at every open (libfuse's default) lets a reader racing an appender keep
  *   a page the kernel zero-filled past a short read (NUL bytes seen by `cat`).
- * - negative_timeout: a name found missing stays missing in the kernel for as long as a
- *   found one keeps its attributes (a build or `git status` probes many missing names).
- *   Names made or removed through the mount update the kernel at once; names the CLI
- *   makes show within the timeout, as its changes to existing files do. (O_EXCL creates
- *   and rename targets are always looked up again by the kernel.)
+ * - no negative_timeout: with a name remembered as missing, the kernel sends a create for
+ *   it without looking it up, and a create starts the file empty (fuse-native does not
+ *   pass its flags): `touch f` within the timeout of a miss would empty an object the CLI
+ *   had just put there.
  * No use_ino (the vfs has no inode numbers; libfuse's node ids are unique per mount).
  */
-const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc', `negative_timeout=${ATTR_TIMEOUT_S}`]
+const EXTRA_OPTIONS = ['big_writes', 'atomic_o_trunc']
 
 /** `bucketfs:<data dir>` in /proc/mounts and df, when the path survives option parsing. */
 function fsname (dataDir: string): string {
