@@ -5,7 +5,7 @@ import t from 'tap'
 import crypto from 'node:crypto'
 import zlib from 'node:zlib'
 import { sha256Of, sha256AndCrc, sha256Moving, crc32Moving, CRC_AVAILABLE, CRC_IN_PLACE, Md5Stream } from '../src/blob/hasher'
-import { pooledBuffer, POOLED } from '../src/blob/pool'
+import { pooledBuffer, pooledAligned, POOLED } from '../src/blob/pool'
 
 const md5 = (b: Buffer): string => crypto.createHash('md5').update(b).digest('hex')
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex')
@@ -85,4 +85,14 @@ t.test('a chunk\'s SHA-256 and CRC-32 together; a read chunk moved to the worker
   const view = copy.subarray(10, 10 + 200 * 1024)
   t.equal((await crc32Moving(view)).crc, crc32(view), 'a view into a larger buffer is hashed in place')
   t.equal(view.length, 200 * 1024, 'and stays usable')
+  // Aligned memory from the addon (O_DIRECT reads) cannot be moved to a worker.
+  const aligned = pooledAligned()
+  if (aligned !== undefined) {
+    crypto.randomFillSync(aligned)
+    const bytes = Buffer.from(aligned)
+    const a = await sha256Moving(aligned)
+    t.equal(a.hash.toString('hex'), sha(bytes), 'the SHA-256 of an aligned chunk')
+    t.equal(a.data, aligned, 'is taken from a copy: the aligned buffer itself comes back')
+    t.equal(aligned.length, POOLED, 'still whole')
+  }
 })

@@ -12,6 +12,7 @@ import zlib from 'node:zlib'
 import { Worker } from 'node:worker_threads'
 import createDebug from 'debug'
 import { POOLED, ownsBuffer, pooledBuffer, recycle } from './pool'
+import { alignedMemory } from './aligned'
 
 const log = createDebug('bucketfs:hasher')
 
@@ -25,7 +26,8 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const crypto = require('node:crypto')
 const zlib = require('node:zlib')
-// The same CRC-32 either way: zlib's when the faster module cannot be loaded here.
+// The same CRC-32 either way: zlib's when the faster module cannot be loaded here. With
+// neither (Node before 20.15), no CRC is answered: the chunk is stored without one.
 let crc32 = zlib.crc32
 try { if (workerData.crcModule) crc32 = require(workerData.crcModule).crc32 } catch {}
 const streams = new Map()
@@ -35,7 +37,7 @@ parentPort.on('message', m => {
   try {
     if (m.op === 'sha256') {
       answer = { req: m.req, value: crypto.createHash('sha256').update(m.data).digest('hex') }
-      if (m.crc === true) answer.crc = crc32(m.data)
+      if (m.crc === true && crc32 !== undefined) answer.crc = crc32(m.data)
     } else if (m.op === 'crc32') {
       answer = { req: m.req, value: '', crc: crc32(m.data) }
     } else if (m.op === 'update') {
@@ -141,8 +143,14 @@ class HashWorker {
     const req = nextReq++
     const answer = new Promise<Answer>((resolve, reject) => { this.pending.set(req, { resolve, reject, wantsBack }) })
     w.ref()
-    if (data === undefined) w.postMessage({ ...msg, req })
-    else { w.postMessage({ ...msg, req, data }, [data.buffer as ArrayBuffer]); this.queued++ }
+    try {
+      if (data === undefined) w.postMessage({ ...msg, req })
+      else { w.postMessage({ ...msg, req, data }, [data.buffer as ArrayBuffer]); this.queued++ }
+    } catch (err) {
+      this.pending.delete(req)
+      this.idleCheck(w)
+      throw err
+    }
     return await answer
   }
 }
@@ -193,6 +201,15 @@ export async function sha256AndCrc (data: Buffer): Promise<{ hash: Buffer, crc: 
   return { hash: Buffer.from(a.value, 'hex'), crc: a.crc ?? null }
 }
 
+/**
+ * Whether data can be moved to a worker: it owns its whole ArrayBuffer, which is not
+ * aligned memory from the addon (such a buffer is copied by postMessage on Node 20 and
+ * refused on later versions).
+ */
+function canMove (data: Buffer): boolean {
+  return ownsBuffer(data) && !alignedMemory(data.buffer)
+}
+
 /** Asks the SHA-256 worker about data moved to it (not copied); answers with the same bytes back. */
 async function askMoving (op: 'sha256' | 'crc32', data: Buffer): Promise<{ answer: Answer, data: Buffer }> {
   const answer = await shaWorker.ask({ op }, new Uint8Array(data.buffer), true)
@@ -206,14 +223,14 @@ async function askMoving (op: 'sha256' | 'crc32', data: Buffer): Promise<{ answe
  * until this answers; use the `data` answered (the same bytes) instead.
  */
 export async function sha256Moving (data: Buffer): Promise<{ hash: Buffer, data: Buffer }> {
-  if (data.length <= IN_PLACE_MAX || !ownsBuffer(data)) return { hash: await sha256Of(data), data }
+  if (data.length <= IN_PLACE_MAX || !canMove(data)) return { hash: await sha256Of(data), data }
   const moved = await askMoving('sha256', data)
   return { hash: Buffer.from(moved.answer.value, 'hex'), data: moved.data }
 }
 
 /** CRC-32 of data that is the caller's to give, as sha256Moving. Needs CRC_AVAILABLE. */
 export async function crc32Moving (data: Buffer): Promise<{ crc: number, data: Buffer }> {
-  if (CRC_IN_PLACE || data.length <= IN_PLACE_MAX || !ownsBuffer(data)) return { crc: crc32(data), data }
+  if (CRC_IN_PLACE || data.length <= IN_PLACE_MAX || !canMove(data)) return { crc: crc32(data), data }
   const moved = await askMoving('crc32', data)
   if (moved.answer.crc === undefined) throw new Error('the hash worker gave no CRC')
   return { crc: moved.answer.crc, data: moved.data }
