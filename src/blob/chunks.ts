@@ -90,17 +90,20 @@ export class ChunkFiles {
    */
   private async writeNew (tmp: string, data: Buffer): Promise<void> {
     if (this.direct && directWritable(data)) {
+      let done = 0
       try {
         const fh = await fsp.open(tmp, DIRECT_WRITE, 0o600)
         try {
-          for (let done = 0; done < data.length;) done += (await fh.write(data, done, data.length - done, done)).bytesWritten
+          while (done < data.length) done += (await fh.write(data, done, data.length - done, done)).bytesWritten
         } finally {
           await fh.close()
         }
         return
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
-        this.direct = false // and written through the page cache below
+        // Refused outright: this filesystem has no O_DIRECT. (Past a short write, at an
+        // offset off a boundary, EINVAL says nothing about it.) Written again below.
+        if (done === 0) this.direct = false
       }
     }
     const fh = await fsp.open(tmp, 'w', 0o600)
@@ -179,16 +182,19 @@ export class ChunkFiles {
       this.directRead = false
       return await this.readWhole(hash, size)
     }
-    try {
-      const buf = aligned ?? (size === POOLED ? pooledBuffer() : Buffer.allocUnsafeSlow(size))
-      let got = 0
-      while (got < size) {
-        const { bytesRead } = await fh.read(buf, got, size - got, got)
-        if (bytesRead === 0) break
-        got += bytesRead
-        if (aligned !== undefined && got % ALIGN !== 0) break // the end of a short file: O_DIRECT reads on from boundaries only
+    if (aligned !== undefined) {
+      try {
+        return await readInto(fh, aligned, size, true)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+        this.directRead = false // opened, but the reads are refused: read as before
+        return await this.readWhole(hash, size)
+      } finally {
+        await fh.close()
       }
-      return got === size ? buf : buf.subarray(0, got)
+    }
+    try {
+      return await readInto(fh, size === POOLED ? pooledBuffer() : Buffer.allocUnsafeSlow(size), size, false)
     } finally {
       await fh.close()
     }
@@ -230,6 +236,21 @@ export class ChunkFiles {
     }
     return out
   }
+}
+
+/**
+ * Reads the first `size` bytes of a file into buf: all of them, or what a short file
+ * holds. O_DIRECT (`direct`) reads go on from block boundaries only: a count off one is the end.
+ */
+async function readInto (fh: fsp.FileHandle, buf: Buffer, size: number, direct: boolean): Promise<Buffer> {
+  let got = 0
+  while (got < size) {
+    const { bytesRead } = await fh.read(buf, got, size - got, got)
+    if (bytesRead === 0) break
+    got += bytesRead
+    if (direct && got % ALIGN !== 0) break
+  }
+  return got === size ? buf : buf.subarray(0, got)
 }
 
 /**
