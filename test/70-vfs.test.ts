@@ -9,6 +9,7 @@ import os from 'node:os'
 import { Store } from '../src/store'
 import { Vfs } from '../src/vfs'
 import { WriteSession } from '../src/vfs/session'
+import { MemoryBudget } from '../src/vfs/budget'
 import type { VfsOptions } from '../src/vfs'
 import { failsWith, md5hex, multipartEtag, MiB, KiB } from './helpers/store'
 
@@ -452,6 +453,39 @@ t.test('pages the kernel cached do not survive a failed save moved away and back
   await vfs.rename('/bkt/e', '/bkt/d')
   t.equal(await opened('/bkt/d/a.bin'), false, 'the same through renames of its directory')
   t.equal((await getFile(vfs, '/bkt/d/a.bin')).toString(), 'first')
+})
+
+t.test('a small file goes in with its version in one transaction; a completion that failed keeps its bytes', async t => {
+  const { vfs, store } = await setup(t)
+  const write = store.catalog.write.bind(store.catalog)
+  let transactions = 0
+  store.catalog.write = (fn => { transactions++; return write(fn) }) as typeof store.catalog.write
+  t.teardown(() => { store.catalog.write = write })
+  const text = 'a small file, stored inline\n'
+  const fh = await vfs.create('/bkt/small.txt', 0o644)
+  await vfs.write(fh, Buffer.from(text), text.length, 0)
+  transactions = 0
+  await vfs.release('/bkt/small.txt', fh)
+  t.equal(transactions, 1, 'its close commits once: chunk and version together')
+  t.equal((await getFile(vfs, '/bkt/small.txt')).toString(), text)
+  t.equal(store.headObject('bkt', 'small.txt').etag, md5hex(Buffer.from(text)), 'with the MD5 streamed as it was written')
+
+  // The completion fails (a full disk, say) after the chunk was taken from the buffers.
+  const session = new WriteSession(store, new MemoryBudget(64 * MiB), 'bkt', 'again.txt', null, store.fieldsFor('again.txt', {}), false)
+  await session.write(Buffer.from(text), 0)
+  const commitVersion = store.commitVersion.bind(store)
+  store.commitVersion = () => { throw Object.assign(new Error('disk full (test)'), { code: 'ENOSPC' }) }
+  try {
+    await t.rejects(session.complete(), 'the completion fails')
+  } finally {
+    store.commitVersion = commitVersion
+  }
+  t.equal((await session.read(0, 100)).toString(), text, 'the session still reads what was written')
+  const v = await session.complete()
+  t.equal(v?.size, text.length, 'and a later completion stores it')
+  t.equal((await getFile(vfs, '/bkt/again.txt')).toString(), text)
+  t.equal(store.headObject('bkt', 'again.txt').etag, md5hex(Buffer.from(text)), 'with the right MD5')
+  t.equal((await store.fsck({ deep: true })).clean, true, 'reference counts are right')
 })
 
 t.test('rename of a file that is being written', async t => {

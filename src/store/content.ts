@@ -26,6 +26,9 @@ export interface Ingested {
 /** A stored chunk, as extents name it. */
 export interface ChunkRef { id: number, hash: Buffer, inline: number, size: number }
 
+/** A chunk small enough to live in SQLite, hashed and ready to go into a transaction that names it (Content.insertInline). */
+export interface InlineChunk { data: Buffer, hash: Buffer, crc: number | null }
+
 export type Source = Buffer | string | AsyncIterable<Buffer | Uint8Array | string>
 
 export class Content {
@@ -66,6 +69,26 @@ export class Content {
     })
     if (!inline) await this.files.write(hash, data, fresh)
     return { id, hash, inline: inline ? 1 : 0, size: data.length }
+  }
+
+  /**
+   * Hashes a chunk that lives inline (at most INLINE_MAX bytes; copied) for a later
+   * insertInline. Its new bytes are checked against the free-space reserve now.
+   */
+  async prepareInline (data: Buffer): Promise<InlineChunk> {
+    if (data.length > INLINE_MAX) throw new Error(`prepareInline: ${data.length} bytes do not live inline`)
+    const { hash, crc } = await sha256AndCrc(data)
+    if (this.catalog.chunkIdByHash(hash) === undefined) await this.space.claim(data.length)
+    return { data: Buffer.from(data), hash, crc }
+  }
+
+  /**
+   * Stores a prepared inline chunk inside the caller's write transaction, the one whose
+   * extents name it: no transaction and no pin of its own (gc cannot see it before
+   * that commit). Answers its id.
+   */
+  insertInline (c: InlineChunk): number {
+    return this.catalog.ensureChunk(c.hash, c.data.length, c.data, c.crc)
   }
 
   /**

@@ -9,6 +9,7 @@ import { partsOf, partRange, etagOf, md5OfZeros } from './layout'
 import { Md5Stream } from '../blob/hasher'
 import { toVersion } from './convert'
 import { firstExtentAt } from './content'
+import type { InlineChunk } from './content'
 import type { ObjectVersion } from './types'
 import createDebug from 'debug'
 
@@ -54,8 +55,14 @@ export function persistSession (store: Store, uploadRowId: number | null, meta: 
  * transaction pins for `pin` (dropping the old base's pins, `unpin`).
  */
 export function completeSession (store: Store, uploadRowId: number | null, meta: SessionMeta, extents: Extent[],
-  parts: Array<Omit<VersionPartRow, 'seq'>>, owner: number, rebase?: { pin: number, unpin: number | null }): ObjectVersion {
+  parts: Array<Omit<VersionPartRow, 'seq'>>, owner: number, rebase?: { pin: number, unpin: number | null },
+  inline: Array<{ off: number, chunk: InlineChunk }> = []): ObjectVersion {
   const row = store.catalog.write(() => {
+    // Small chunks go in with the version that names them (one commit for a small file).
+    if (inline.length > 0) {
+      const put = inline.map(i => ({ off: i.off, len: i.chunk.data.length, chunk: store.content.insertInline(i.chunk), coff: 0 }))
+      extents = clip(overlayMany(extents, put.sort((a, b) => a.off - b.off)), meta.size)
+    }
     const b = store.bucketRow(meta.bucket)
     const etag = etagOf(parts.map(p => p.md5))
     const r = store.commitVersion(b, meta.key, meta.fields, { size: meta.size, etag, extents, parts })

@@ -6,7 +6,8 @@
 import type { Store, VersionFields } from '../store/store'
 import type { ObjectVersion } from '../store/types'
 import type { ReadableExtent } from '../meta/catalog'
-import { CHUNK_SIZE, MAX_OBJECT_SIZE } from '../store/limits'
+import { CHUNK_SIZE, INLINE_MAX, MAX_OBJECT_SIZE } from '../store/limits'
+import type { InlineChunk } from '../store/content'
 import { partAt, partRange } from '../store/layout'
 import { persistSession, completeSession, overlay, overlayMany, clip, partMd5s } from '../store/sessions'
 import type { SessionMeta } from '../store/sessions'
@@ -284,6 +285,47 @@ export class WriteSession {
     void p.finally(() => this.inflight.delete(p))
   }
 
+  /**
+   * The dirty chunks small enough to live inline whose part's MD5 they complete: taken
+   * out of memory here, to be stored inside the completing transaction (a small file's
+   * close commits once, not twice). Others are left to storeDirtyChunks.
+   */
+  private async takeInlineChunks (): Promise<Array<{ off: number, chunk: InlineChunk }>> {
+    const out: Array<{ off: number, chunk: InlineChunk }> = []
+    for (const idx of [...this.dirty.keys()].sort((a, b) => a - b)) {
+      const buf = this.dirty.get(idx) as Buffer
+      const start = idx * CHUNK_SIZE
+      const len = Math.min(CHUNK_SIZE, this.size - start)
+      if (len <= 0 || len > INLINE_MAX) continue
+      const r = partAt(start)
+      // Its part's MD5 must be known once it is fed: the part is not read back before the commit.
+      const fedTo = this.md5.get(r.part)?.next ?? (start === r.start ? start : -1)
+      if (fedTo !== start || start + len !== Math.min(r.end, this.size)) continue
+      const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
+      const chunk = await this.store.content.prepareInline(data)
+      await this.streamMd5(start, chunk.data)
+      this.dirty.delete(idx)
+      this.seqFill.delete(idx)
+      this.budget.give(buf.length)
+      this.budget.recycle(buf)
+      out.push({ off: start, chunk })
+    }
+    return out
+  }
+
+  /** Inline chunks taken for a completion that failed are dirty again (their part's MD5 is read again later). */
+  private giveBackInline (inline: Array<{ off: number, chunk: InlineChunk }>): void {
+    for (const { off, chunk } of inline) {
+      const idx = off / CHUNK_SIZE
+      this.dropMd5(partAt(off).part)
+      if (this.dirty.has(idx)) continue
+      const buf = this.budget.buffer(capacityFor(chunk.data.length))
+      chunk.data.copy(buf)
+      this.budget.take(buf.length)
+      this.dirty.set(idx, buf)
+    }
+  }
+
   /** Waits for every chunk store in flight; throws (once) the first failure. */
   private async settleStores (): Promise<void> {
     while (this.inflight.size > 0) await Promise.all([...this.inflight])
@@ -344,14 +386,22 @@ export class WriteSession {
   async complete (): Promise<ObjectVersion | null> {
     return await this.lock.run(async () => {
       if (!this.changed || this.detached) return null
-      const owner = await this.storeDirtyChunks()
-      if (this.detached) return null
-      const extents = clip(this.committed, this.size)
-      const parts = await partMd5s(this.store, extents, this.size, await this.knownMd5s())
+      await this.settleStores()
+      const inline = await this.takeInlineChunks()
+      let v: ObjectVersion
       // The session goes on from the new version: its chunks are pinned in the same transaction.
       const pin = this.store.content.newOwner()
-      const v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner,
-        { pin, unpin: this.basePin })
+      try {
+        const owner = await this.storeDirtyChunks()
+        if (this.detached) return null
+        const extents = clip(this.committed, this.size)
+        const parts = await partMd5s(this.store, extents, this.size, await this.knownMd5s())
+        v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner,
+          { pin, unpin: this.basePin }, inline)
+      } catch (err) {
+        this.giveBackInline(inline)
+        throw err
+      }
       this.owner = null
       this.basePin = null
       this.rebase(v, pin)
