@@ -56,7 +56,8 @@ async function answer (call: (cb: (...args: unknown[]) => void) => void): Promis
 t.test('ops answer as fuse-native expects', async t => {
   const calls: unknown[][] = []
   const vfs = {
-    getattr: async (p: string) => { if (p === '/missing') throw errors.NOT_FOUND('no'); return attr },
+    // As the vfs: answered at once, or refused at once.
+    getattr: (p: string) => { if (p === '/missing') throw errors.NOT_FOUND('no'); return attr },
     fgetattr: async (p: string, fh: number) => { calls.push(['fgetattr', p, fh]); return { ...attr, size: 7 } },
     // fh 8 answers at once (bytes in memory), the others through a promise.
     read: (fh: number, buf: Buffer, len: number) => {
@@ -80,6 +81,12 @@ t.test('ops answer as fuse-native expects', async t => {
   t.equal(code, 0)
   t.equal((st as { size: number }).size, 5_000_000_000)
   t.same(await answer(cb => { ops.getattr('/missing', cb) }), [-E.ENOENT], 'an error answers its negative errno alone')
+  {
+    const answered: unknown[][] = []
+    ops.getattr('/f', (...a: unknown[]) => { answered.push(a) })
+    ops.getattr('/missing', (...a: unknown[]) => { answered.push(a) })
+    t.same(answered.map(a => a[0]), [0, -E.ENOENT], 'a lookup the vfs answers or refuses at once is answered before ops.getattr returns')
+  }
   const [, fst] = await answer(cb => { ops.fgetattr('/f', 9, cb) })
   t.equal((fst as { size: number }).size, 7, 'fgetattr goes to vfs.fgetattr with the handle')
   t.same(calls.pop(), ['fgetattr', '/f', 9])

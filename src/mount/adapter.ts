@@ -73,33 +73,41 @@ function checkHandle (fh: number): number {
 const DROP_CACHE = 0x40000000
 
 /**
- * Runs one vfs call and answers: done(0, value) or done(-errno).
- * The answer goes through .then(ok, fail) so an answer that throws is never answered twice.
+ * Runs one vfs call and answers: done(0, value) or done(-errno), at once when the call
+ * answers or throws without a promise. A promised answer goes through .then(ok, fail),
+ * so an answer that throws is never answered twice.
  */
 function run<T> (op: string, args: () => string, call: () => Promise<T> | T, done: (code: number, value?: T) => void): void {
   const started = trace.enabled ? process.hrtime.bigint() : 0n
   const took = (): string => `${Number(process.hrtime.bigint() - started) / 1e6} ms`
-  let pending: Promise<T>
-  try {
-    const result = call()
-    if (!(result instanceof Promise)) {
-      // Answered without waiting (a read from verified chunks in memory): no promise round.
-      if (trace.enabled) trace('%s(%s) → %s, %s', op, args(), show(result), took())
-      done(0, result)
-      return
-    }
-    pending = result
-  } catch (err) {
-    pending = Promise.reject(err)
-  }
-  pending.then(value => {
-    if (trace.enabled) trace('%s(%s) → %s, %s', op, args(), show(value), took())
-    done(0, value)
-  }, (err: unknown) => {
+  const failed = (err: unknown): void => {
     const code = errnoOf(err, op)
     if (trace.enabled) trace('%s(%s) → %d (%s), %s', op, args(), code, (err as { code?: string }).code ?? String(err), took())
     done(code)
-  })
+  }
+  let result: Promise<T> | T
+  try {
+    result = call()
+  } catch (err) {
+    // Refused at once (a lookup of a missing name): no promise round either.
+    failed(err)
+    return
+  }
+  if (!(result instanceof Promise)) {
+    // Answered without waiting (a lookup, a read from verified chunks in memory): no promise round.
+    if (trace.enabled) trace('%s(%s) → %s, %s', op, args(), show(result), took())
+    done(0, result)
+    return
+  }
+  result.then(value => {
+    if (trace.enabled) trace('%s(%s) → %s, %s', op, args(), show(value), took())
+    done(0, value)
+  }, failed)
+}
+
+/** f of a value, now if it is there, else once it is (a vfs call may answer either way). */
+function nowOrLater<T, U> (v: T | Promise<T>, f: (t: T) => U): U | Promise<U> {
+  return v instanceof Promise ? v.then(f) : f(v)
 }
 
 /** The kernel's next lookups of these names are answered without asking the vfs. */
@@ -133,7 +141,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
   }
 
   /** For ops answering only a code. */
-  const op = (name: string, args: () => string, call: () => Promise<unknown>, cb: (code: number) => void): void => {
+  const op = (name: string, args: () => string, call: () => Promise<unknown> | unknown, cb: (code: number) => void): void => {
     run(name, args, call, code => { cb(code) })
   }
 
@@ -149,9 +157,9 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
   }
 
   return {
-    getattr: (path, cb) => { run('getattr', () => path, async () => toStat(await vfs.getattr(path)), cb) },
+    getattr: (path, cb) => { run('getattr', () => path, () => nowOrLater(vfs.getattr(path), toStat), cb) },
     fgetattr: (path, fh, cb) => { run('fgetattr', () => `${path}, ${fh}`, async () => toStat(await vfs.fgetattr(path, fh)), cb) },
-    access: (path, mode, cb) => { op('access', () => `${path}, ${mode}`, async () => await vfs.access(path, mode), cb) },
+    access: (path, mode, cb) => { op('access', () => `${path}, ${mode}`, () => vfs.access(path, mode), cb) },
     statfs: (path, cb) => { run('statfs', () => path, async () => toStatfs(await vfs.statfs(path)), cb) },
 
     readdir: (path, cb) => {
