@@ -149,10 +149,19 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
    * For ops after which libfuse asks the path's attributes at once: they are answered
    * too (src/mount/fuse.ts opToken), when the vfs can give them.
    */
-  const change = (name: string, args: () => string, call: () => Promise<unknown>, attrs: () => Promise<Attr>, cb: Then): void => {
-    run(name, args, async () => {
-      await call()
-      return await attrs().then(toStat, () => undefined)
+  const change = (name: string, args: () => string, call: () => Promise<unknown> | unknown, attrs: () => Attr | Promise<Attr>, cb: Then): void => {
+    // The attributes after the change, or none when the vfs cannot give them (at once when it can).
+    const after = (): FuseStat | undefined | Promise<FuseStat | undefined> => {
+      try {
+        const a = attrs()
+        return a instanceof Promise ? a.then(toStat, () => undefined) : toStat(a)
+      } catch {
+        return undefined
+      }
+    }
+    run(name, args, () => {
+      const done = call()
+      return done instanceof Promise ? done.then(after) : after()
     }, (code, st) => { cb(code, st) })
   }
 
@@ -242,13 +251,13 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     },
 
     chmod: (path, mode, cb) => {
-      change('chmod', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.chmod(path, mode), async () => await vfs.getattr(path), cb)
+      change('chmod', () => `${path}, 0${mode.toString(8)}`, () => vfs.chmod(path, mode), () => vfs.getattr(path), cb)
     },
     chown: (path, uid, gid, cb) => {
-      change('chown', () => `${path}, ${uid}, ${gid}`, async () => await vfs.chown(path, uid, gid), async () => await vfs.getattr(path), cb)
+      change('chown', () => `${path}, ${uid}, ${gid}`, () => vfs.chown(path, uid, gid), () => vfs.getattr(path), cb)
     },
     utimens: (path, atimeMs, mtimeMs, cb) => {
-      change('utimens', () => `${path}, ${atimeMs}, ${mtimeMs}`, async () => await vfs.utimens(path, atimeMs, mtimeMs), async () => await vfs.getattr(path), cb)
+      change('utimens', () => `${path}, ${atimeMs}, ${mtimeMs}`, () => vfs.utimens(path, atimeMs, mtimeMs), () => vfs.getattr(path), cb)
     },
 
     // The value is libfuse's memory, valid until we answer: the vfs gets its own copy.

@@ -29,8 +29,11 @@ export class Metadata {
   constructor (private readonly ctx: MetadataContext) {}
 
 
-  /** Applies a metadata change to whatever the path is; none of these creates a version. */
-  private async changeAttrs (path: string, change: (p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }) => void): Promise<void> {
+  /**
+   * Applies a metadata change to whatever the path is; none of these creates a version.
+   * Done at once (a promise only when a directory's marker object must be made first).
+   */
+  private changeAttrs (path: string, change: (p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }) => void): void | Promise<void> {
     const loc = parsePath(path)
     if (loc.kind === 'root') throw NOT_PERMITTED('the root\'s attributes are fixed')
     if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
@@ -47,11 +50,9 @@ export class Metadata {
     const a = this.ctx.keyAttr(bucket, key)
     if (isDirMode(a.mode)) {
       const markerKey = key + '/'
-      if (this.ctx.store.liveVersion(bucket, markerKey) === undefined) {
-        await this.ctx.store.putObject(bucket, markerKey, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } })
-      }
-      this.ctx.store.updateObjectMetadata(bucket, markerKey, v => { const p = { ...v.posix, ctimeMs: now }; change(p); return { posix: p } })
-      return
+      const update = (): void => { this.ctx.store.updateObjectMetadata(bucket, markerKey, v => { const p = { ...v.posix, ctimeMs: now }; change(p); return { posix: p } }) }
+      if (this.ctx.store.liveVersion(bucket, markerKey) !== undefined) return update()
+      return this.ctx.store.putObject(bucket, markerKey, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } }).then(update)
     }
     if (node?.session != null) {
       const p = node.session.fields.posix
@@ -64,20 +65,20 @@ export class Metadata {
     }
   }
 
-  async chmod (path: string, mode: number): Promise<void> {
-    await this.changeAttrs(path, p => { p.mode = (p.mode & S_IFMT) | (mode & 0o7777) })
+  chmod (path: string, mode: number): void | Promise<void> {
+    return this.changeAttrs(path, p => { p.mode = (p.mode & S_IFMT) | (mode & 0o7777) })
   }
 
-  async chown (path: string, uid: number, gid: number): Promise<void> {
-    await this.changeAttrs(path, p => {
+  chown (path: string, uid: number, gid: number): void | Promise<void> {
+    return this.changeAttrs(path, p => {
       if (uid !== NO_ID && uid !== -1) p.uid = uid
       if (gid !== NO_ID && gid !== -1) p.gid = gid
     })
   }
 
   /** atime is not stored (it reads as the mtime); an omitted mtime is left as it is. */
-  async utimens (path: string, _atimeMs: number, mtimeMs: number): Promise<void> {
-    await this.changeAttrs(path, p => { if (mtimeMs !== UTIME_OMIT_MS) p.mtimeMs = mtimeMs })
+  utimens (path: string, _atimeMs: number, mtimeMs: number): void | Promise<void> {
+    return this.changeAttrs(path, p => { if (mtimeMs !== UTIME_OMIT_MS) p.mtimeMs = mtimeMs })
   }
 
 

@@ -845,9 +845,10 @@ export class Vfs {
 
   // ------------------------------------------------------------ attributes and xattrs (src/vfs/metadata.ts)
 
-  async chmod (path: string, mode: number): Promise<void> { await this.metadata.chmod(path, mode) }
-  async chown (path: string, uid: number, gid: number): Promise<void> { await this.metadata.chown(path, uid, gid) }
-  async utimens (path: string, atimeMs: number, mtimeMs: number): Promise<void> { await this.metadata.utimens(path, atimeMs, mtimeMs) }
+  // At once, unless a directory's marker object must be made first (then a promise).
+  chmod (path: string, mode: number): void | Promise<void> { return this.metadata.chmod(path, mode) }
+  chown (path: string, uid: number, gid: number): void | Promise<void> { return this.metadata.chown(path, uid, gid) }
+  utimens (path: string, atimeMs: number, mtimeMs: number): void | Promise<void> { return this.metadata.utimens(path, atimeMs, mtimeMs) }
   async getxattr (path: string, name: string): Promise<Buffer> { return await this.metadata.getxattr(path, name) }
   async listxattr (path: string): Promise<string[]> { return await this.metadata.listxattr(path) }
   async setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void> { await this.metadata.setxattr(path, name, value, flags) }
