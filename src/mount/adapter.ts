@@ -174,7 +174,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     readdir: (path, cb) => {
       // Read before the listing is made: a change answered meanwhile makes the put a no-op.
       const epoch = listed?.cache.epoch()
-      run('readdir', () => path, async () => await vfs.readdir(path), (code, listing) => {
+      run('readdir', () => path, () => vfs.readdir(path), (code, listing) => {
         if (code !== 0 || listing === undefined) return cb(code)
         // The vfs lists entries; '.' and '..' are the adapter's to add. libfuse uses a
         // listed stat only for the entry's type (d_type), so theirs need nothing more.
@@ -185,9 +185,9 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       })
     },
     opendir: (path, _fh, cb) => {
-      run('opendir', () => path, async () => checkHandle(await vfs.opendir(path)), cb)
+      run('opendir', () => path, () => checkHandle(vfs.opendir(path)), cb)
     },
-    releasedir: (path, fh, cb) => { op('releasedir', () => `${path}, ${fh}`, async () => await vfs.releasedir(path, fh), cb) },
+    releasedir: (path, fh, cb) => { op('releasedir', () => `${path}, ${fh}`, () => vfs.releasedir(path, fh), cb) },
     // Every namespace change is already committed in its own transaction when its op
     // answers: there is nothing more to make durable for a directory.
     fsyncdir: (_path, _datasync, _fh, cb) => { cb(0) },
@@ -232,13 +232,13 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       change('ftruncate', () => `${path}, ${fh}, ${size}`, async () => await vfs.ftruncate(fh, size), async () => await vfs.fgetattr(path, fh), cb)
     },
 
-    unlink: (path, cb) => { op('unlink', () => path, async () => await vfs.unlink(path), cb) },
+    unlink: (path, cb) => { op('unlink', () => path, () => vfs.unlink(path), cb) },
     mkdir: (path, mode, cb) => {
       const by = who()
       change('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode, by), async () => await vfs.getattr(path), cb)
     },
-    rmdir: (path, cb) => { op('rmdir', () => path, async () => await vfs.rmdir(path), cb) },
-    rename: (src, dest, cb) => { op('rename', () => `${src}, ${dest}`, async () => await vfs.rename(src, dest), cb) },
+    rmdir: (path, cb) => { op('rmdir', () => path, () => vfs.rmdir(path), cb) },
+    rename: (src, dest, cb) => { op('rename', () => `${src}, ${dest}`, () => vfs.rename(src, dest), cb) },
     symlink: (target, path, cb) => {
       const by = who()
       change('symlink', () => `${target}, ${path}`, async () => await vfs.symlink(target, path, by), async () => await vfs.getattr(path), cb)

@@ -247,7 +247,7 @@ export class Vfs {
 
   // ------------------------------------------------------------ directories
 
-  async readdir (path: string): Promise<Listing> {
+  readdir (path: string): Listing {
     const loc = parsePath(path)
     if (loc.kind === 'root') {
       const buckets = this.store.listBuckets()
@@ -311,13 +311,13 @@ export class Vfs {
     return { names, attrs, exact }
   }
 
-  async opendir (path: string): Promise<number> {
-    const a = await this.getattr(path)
+  opendir (path: string): number {
+    const a = this.getattr(path)
     if (!isDirMode(a.mode)) throw NOT_DIRECTORY(`${path} is not a directory`)
     return 0
   }
 
-  async releasedir (_path: string, _fh: number): Promise<void> {}
+  releasedir (_path: string, _fh: number): void {}
 
   async mkdir (path: string, mode: number, caller?: Caller): Promise<void> {
     const loc = parsePath(path)
@@ -339,7 +339,7 @@ export class Vfs {
     })
   }
 
-  async rmdir (path: string): Promise<void> {
+  rmdir (path: string): void {
     const loc = parsePath(path)
     if (loc.kind === 'root') throw NOT_PERMITTED('cannot remove /')
     if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
@@ -720,7 +720,7 @@ export class Vfs {
     }
   }
 
-  async unlink (path: string): Promise<void> {
+  unlink (path: string): void {
     const { bucket, key } = keyLocation(path)
     const gone = this.hidden.get(this.id(bucket, key))
     if (gone !== undefined) {
@@ -749,7 +749,7 @@ export class Vfs {
     if (node.opens === 0 && node.session !== null) void this.abortSession(node.session)
   }
 
-  async rename (src: string, dst: string): Promise<void> {
+  rename (src: string, dst: string): void {
     const s = keyLocation(src)
     const d = keyLocation(dst)
     if (s.bucket === d.bucket && s.key === d.key) return
@@ -761,7 +761,7 @@ export class Vfs {
       if (s.bucket === d.bucket && (d.key + '/').startsWith(s.key + '/')) throw INVALID_ARGUMENT('cannot move a directory into itself')
       if (da !== undefined) {
         if (!isDirMode(da.mode)) throw NOT_DIRECTORY(`${dst} is not a directory`)
-        await this.requireEmptyDir(d.bucket, d.key)
+        this.requireEmptyDir(d.bucket, d.key)
       }
       renamePrefix(this.store, s.bucket, s.key + '/', d.bucket, d.key + '/')
       // A moved version keeps its seq: what was noted under either name no longer says
@@ -815,7 +815,7 @@ export class Vfs {
     this.nodes.set(this.id(bucket, key), node)
   }
 
-  private async requireEmptyDir (bucket: string, key: string): Promise<void> {
+  private requireEmptyDir (bucket: string, key: string): void {
     const prefix = key + '/'
     const page = this.store.listObjects(bucket, { prefix, delimiter: '/', maxKeys: 2 })
     if (page.commonPrefixes.length + page.contents.filter(v => v.key !== prefix).length > 0 || this.sessionsUnder(bucket, prefix).length > 0) {
