@@ -481,6 +481,14 @@ t.test('a small file goes in with its version in one transaction; a completion t
     store.commitVersion = commitVersion
   }
   t.equal((await session.read(0, 100)).toString(), text, 'the session still reads what was written')
+  const prepare = store.content.prepareInline.bind(store.content)
+  store.content.prepareInline = async () => { throw Object.assign(new Error('the reserve is reached (test)'), { code: 'NoSpace' }) }
+  try {
+    await t.rejects(session.complete(), 'a completion that fails while hashing its small chunks')
+  } finally {
+    store.content.prepareInline = prepare
+  }
+  t.equal((await session.read(0, 100)).toString(), text, 'keeps them too')
   const v = await session.complete()
   t.equal(v?.size, text.length, 'and a later completion stores it')
   t.equal((await getFile(vfs, '/bkt/again.txt')).toString(), text)

@@ -292,23 +292,28 @@ export class WriteSession {
    */
   private async takeInlineChunks (): Promise<Array<{ off: number, chunk: InlineChunk }>> {
     const out: Array<{ off: number, chunk: InlineChunk }> = []
-    for (const idx of [...this.dirty.keys()].sort((a, b) => a - b)) {
-      const buf = this.dirty.get(idx) as Buffer
-      const start = idx * CHUNK_SIZE
-      const len = Math.min(CHUNK_SIZE, this.size - start)
-      if (len <= 0 || len > INLINE_MAX) continue
-      const r = partAt(start)
-      // Its part's MD5 must be known once it is fed: the part is not read back before the commit.
-      const fedTo = this.md5.get(r.part)?.next ?? (start === r.start ? start : -1)
-      if (fedTo !== start || start + len !== Math.min(r.end, this.size)) continue
-      const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
-      const chunk = await this.store.content.prepareInline(data)
-      await this.streamMd5(start, chunk.data)
-      this.dirty.delete(idx)
-      this.seqFill.delete(idx)
-      this.budget.give(buf.length)
-      this.budget.recycle(buf)
-      out.push({ off: start, chunk })
+    try {
+      for (const idx of [...this.dirty.keys()].sort((a, b) => a - b)) {
+        const buf = this.dirty.get(idx) as Buffer
+        const start = idx * CHUNK_SIZE
+        const len = Math.min(CHUNK_SIZE, this.size - start)
+        if (len <= 0 || len > INLINE_MAX) continue
+        const r = partAt(start)
+        // Its part's MD5 must be known once it is fed: the part is not read back before the commit.
+        const fedTo = this.md5.get(r.part)?.next ?? (start === r.start ? start : -1)
+        if (fedTo !== start || start + len !== Math.min(r.end, this.size)) continue
+        const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
+        const chunk = await this.store.content.prepareInline(data) // (ENOSPC: the reserve is reached)
+        await this.streamMd5(start, chunk.data)
+        this.dirty.delete(idx)
+        this.seqFill.delete(idx)
+        this.budget.give(buf.length)
+        this.budget.recycle(buf)
+        out.push({ off: start, chunk })
+      }
+    } catch (err) {
+      this.giveBackInline(out)
+      throw err
     }
     return out
   }
