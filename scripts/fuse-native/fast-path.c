@@ -129,9 +129,9 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
 // same thread, to fill its reply. JavaScript answers those ops with the attributes it
 // computed after the change (bucketfs_then_attrs, given the op's token, which notes the
 // epoch at the op's start). They hold only if nothing but the op's own after-hook forgot
-// anything since (the epoch moved by exactly its forgets); then that next getattr of the same path on
-// the same thread is answered from them, and they are put in the attribute cache like
-// a listing's (the kernel often asks again before the next change: chown's getattr).
+// anything since (the epoch moved by exactly its forgets); then that next getattr of the
+// same path on the same thread is answered from them, and they are put in the attribute
+// cache like a listing's (the kernel often asks again before the next change: chown's getattr).
 // Any other op on the thread drops them from the thread.
 static uint64_t bucketfs_then_hits = 0;
 
@@ -657,7 +657,7 @@ NAPI_METHOD(bucketfs_aligned_buffer) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   double size = 0;
-  if (argc < 1 || napi_get_value_double(env, argv[0], &size) != napi_ok || size < 1 || size > (double) (1 << 30)) {
+  if (argc < 1 || napi_get_value_double(env, argv[0], &size) != napi_ok || !(size >= 1 && size <= (double) (1 << 30))) {
     napi_throw_type_error(env, NULL, "bucketfs_aligned_buffer(size)");
     return NULL;
   }

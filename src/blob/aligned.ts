@@ -3,15 +3,9 @@
 // (scripts/fuse-native/fast-path.c, bucketfs_aligned_buffer), the one native module our
 // install builds; without it there are none, and every chunk is written through the
 // page cache as before.
-import path from 'node:path'
+import { fuseAddon } from '../addon'
 
 export const ALIGN = 4096
-
-/** The patched fuse-native addon (node-gyp-build caches it: fuse-native gets the same one). */
-export function fuseAddon (): Record<string, unknown> {
-  const fuseDir = path.dirname(require.resolve('fuse-native/package.json'))
-  return (require(require.resolve('node-gyp-build', { paths: [fuseDir] })) as (dir: string) => Record<string, unknown>)(fuseDir)
-}
 
 const make = ((): ((size: number) => ArrayBuffer) | undefined => {
   try {

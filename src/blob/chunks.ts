@@ -79,7 +79,7 @@ export class ChunkFiles {
   }
 
   /** Whether O_DIRECT writes and reads work here (a filesystem without them answers EINVAL). */
-  private direct = true
+  private directWrite = true
   private directRead = true
 
   /**
@@ -89,7 +89,7 @@ export class ChunkFiles {
    * left for the sync. Durability is the same either way: syncWritten fsyncs the file.
    */
   private async writeNew (tmp: string, data: Buffer): Promise<void> {
-    if (this.direct && directWritable(data)) {
+    if (this.directWrite && directWritable(data)) {
       let done = 0
       try {
         const fh = await fsp.open(tmp, DIRECT_WRITE, 0o600)
@@ -103,7 +103,7 @@ export class ChunkFiles {
         if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
         // Refused outright: this filesystem has no O_DIRECT. (Past a short write, at an
         // offset off a boundary, EINVAL says nothing about it.) Written again below.
-        if (done === 0) this.direct = false
+        if (done === 0) this.directWrite = false
       }
     }
     const fh = await fsp.open(tmp, 'w', 0o600)
@@ -171,32 +171,37 @@ export class ChunkFiles {
    */
   async readWhole (hash: Buffer, size?: number): Promise<Buffer> {
     if (size === undefined) return await fsp.readFile(this.pathOf(hash))
-    // A whole chunk is read with O_DIRECT into aligned memory when it can be: straight
-    // from the disk, without filling new page-cache pages first.
-    const aligned = size === POOLED && this.directRead ? pooledAligned() : undefined
-    let fh: fsp.FileHandle
-    try {
-      fh = await fsp.open(this.pathOf(hash), aligned !== undefined ? DIRECT_READ : 'r')
-    } catch (err) {
-      if (aligned === undefined || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
-      this.directRead = false
-      return await this.readWhole(hash, size)
+    if (size === POOLED && this.directRead) {
+      const read = await this.readDirect(hash)
+      if (read !== undefined) return read
     }
-    if (aligned !== undefined) {
-      try {
-        return await readInto(fh, aligned, size, true)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
-        this.directRead = false // opened, but the reads are refused: read as before
-        return await this.readWhole(hash, size)
-      } finally {
-        await fh.close()
-      }
-    }
+    const fh = await fsp.open(this.pathOf(hash), 'r')
     try {
       return await readInto(fh, size === POOLED ? pooledBuffer() : Buffer.allocUnsafeSlow(size), size, false)
     } finally {
       await fh.close()
+    }
+  }
+
+  /**
+   * A whole chunk read with O_DIRECT into aligned memory: straight from the disk, without
+   * filling new page-cache pages first. Undefined when there is no aligned memory, or the
+   * filesystem refuses O_DIRECT (EINVAL at the open or the read: never tried again).
+   */
+  private async readDirect (hash: Buffer): Promise<Buffer | undefined> {
+    const buf = pooledAligned()
+    if (buf === undefined) return undefined
+    try {
+      const fh = await fsp.open(this.pathOf(hash), DIRECT_READ)
+      try {
+        return await readInto(fh, buf, POOLED, true)
+      } finally {
+        await fh.close()
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+      this.directRead = false
+      return undefined
     }
   }
 

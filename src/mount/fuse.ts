@@ -15,7 +15,7 @@
 import os from 'node:os'
 import path from 'node:path'
 import { bucketfsMountedAt } from './mounts'
-import { fuseAddon } from '../blob/aligned'
+import { fuseAddon } from '../addon'
 
 export interface FuseStat {
   mode: number, uid: number, gid: number, size: number, nlink: number, ino: number
