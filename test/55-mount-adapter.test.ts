@@ -133,3 +133,30 @@ t.test('ops answer as fuse-native expects', async t => {
     process.stderr.write = quiet
   }
 })
+
+t.test('a lookup the vfs finds missing is put for the FUSE thread to answer, where the vfs allows', async t => {
+  const put: unknown[][] = []
+  let epoch = 7
+  const listed = {
+    cache: {
+      epoch: () => epoch,
+      putAttrs: () => 0,
+      putMissing: (e: number, p: string, ttl: number) => { put.push([e, p, ttl]); return true }
+    },
+    ttlMs: 1000
+  }
+  const vfs = {
+    getattr: (p: string) => {
+      epoch++ // as if a change were answered meanwhile: the put must carry the epoch read before
+      if (p === '/b/denied') throw errors.ACCESS_DENIED('no')
+      throw errors.NOT_FOUND('no')
+    },
+    missCacheable: (p: string) => !p.includes('.versions')
+  } as unknown as Vfs
+  const ops = fuseOps(vfs, () => undefined, listed)
+  t.same(await answer(cb => { ops.getattr('/b/missing', cb) }), [-E.ENOENT])
+  t.same(put, [[7, '/b/missing', 1000]], 'put with the epoch read before the lookup, for the entries\' time')
+  t.same(await answer(cb => { ops.getattr('/b/.versions/k', cb) }), [-E.ENOENT])
+  t.same(await answer(cb => { ops.getattr('/b/denied', cb) }), [-E.EACCES])
+  t.equal(put.length, 1, 'not where the vfs says a miss may not hold, nor for other refusals')
+})

@@ -200,6 +200,40 @@ t.test('create, write at offsets, read at offsets', async t => {
   await failsWith(t, () => vfs.open('/bkt/d', C.O_WRONLY), 'IsDirectory', 'open of a directory for writing')
 })
 
+t.test('create of a name that exists after all (another process made it) opens it as POSIX says', async t => {
+  const { vfs, store } = await setup(t)
+  await store.putObject('bkt', 'there.txt', Buffer.from('stored'))
+  await failsWith(t, () => vfs.create('/bkt/there.txt', 0o600, C.O_WRONLY | C.O_CREAT | C.O_EXCL), 'Exists', 'O_EXCL: EEXIST')
+  const fh = await vfs.create('/bkt/there.txt', 0o600, C.O_WRONLY | C.O_CREAT)
+  t.same(await readAt(vfs, fh, 0, 100), Buffer.from('stored'), 'without O_TRUNC the content is kept')
+  await vfs.write(fh, Buffer.from('S'), 1, 0)
+  await vfs.release('/bkt/there.txt', fh)
+  t.same(await getFile(vfs, '/bkt/there.txt'), Buffer.from('Stored'), 'and written in place')
+  t.equal((await vfs.getattr('/bkt/there.txt')).mode & 0o777, 0o644, 'the mode given applies only to a new file')
+  const untouched = store.headObject('bkt', 'there.txt').versionId
+  const idle = await vfs.create('/bkt/there.txt', 0o600, C.O_WRONLY | C.O_CREAT)
+  await vfs.release('/bkt/there.txt', idle)
+  t.equal(store.headObject('bkt', 'there.txt').versionId, untouched, 'a create that writes nothing makes no version (touch)')
+  const tr = await vfs.create('/bkt/there.txt', 0o600, C.O_WRONLY | C.O_CREAT | C.O_TRUNC)
+  await vfs.release('/bkt/there.txt', tr)
+  t.equal((await vfs.getattr('/bkt/there.txt')).size, 0, 'O_TRUNC empties it')
+  await vfs.symlink('there.txt', '/bkt/link')
+  await failsWith(t, () => vfs.create('/bkt/link', 0o644, C.O_WRONLY | C.O_CREAT), 'Exists', 'a symlink is not replaced')
+  t.equal(await vfs.readlink('/bkt/link'), 'there.txt')
+  await vfs.mkdir('/bkt/dir', 0o755)
+  await failsWith(t, () => vfs.create('/bkt/dir', 0o644, C.O_WRONLY | C.O_CREAT), 'IsDirectory', 'a directory: EISDIR')
+  await failsWith(t, () => vfs.create('/bkt/dir', 0o644, C.O_WRONLY | C.O_CREAT | C.O_EXCL), 'Exists', 'with O_EXCL: EEXIST')
+  await failsWith(t, () => vfs.mknod('/bkt/there.txt', S_IFREG | 0o644, 0), 'Exists', 'mknod of an existing name: EEXIST')
+})
+
+t.test('a miss may be kept for a key path, not under .versions (a save adds names there)', async t => {
+  const { vfs } = await setup(t)
+  t.ok(vfs.missCacheable('/bkt/a/b.txt'))
+  t.notOk(vfs.missCacheable('/bkt/.versions/b.txt'))
+  t.notOk(vfs.missCacheable('/bkt'), 'nor a bucket (the CLI makes those)')
+  t.notOk(vfs.missCacheable('/'))
+})
+
 t.test('append: O_APPEND writes go to the end whatever the offset', async t => {
   const { vfs } = await setup(t)
   await putFile(vfs, '/bkt/log.txt', 'one\n')

@@ -2,8 +2,11 @@
 // attributes of the files a readdir listed (put); a getattr (the kernel's lookup)
 // of such a path is then answered here without a round trip to JavaScript, until
 // the entry's time is up or an op changes it. After every op that may change
-// anything, the op's paths and their ancestors are forgotten (rename and rmdir
-// forget everything) before the op is answered. Each forget moves the epoch on; a
+// anything, the op's paths and their ancestors are forgotten (rename and rmdir also
+// forget everything under their paths) before the op is answered. An entry with mode 0
+// says the name is missing: its getattr is answered ENOENT (JavaScript puts one when it
+// answered a lookup so, and any op that makes the name forgets it like any entry).
+// Each forget moves the epoch on; a
 // put whose listing began before it is refused, so nothing computed before a
 // change can be put after it. Entries belong to one mount (its fuse_thread_t, which
 // JavaScript holds as a Buffer); a forget reaches every mount's entries.
@@ -25,7 +28,7 @@ static uint64_t bucketfs_attrs_hits = 0;
 static pthread_mutex_t bucketfs_attr_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // The file-data windows (below) share the lock and the epoch.
-static void bucketfs_windows_forget_locked (const char *path);
+static void bucketfs_windows_forget_locked (const char *path, int tree);
 static void bucketfs_windows_release (const void *owner, uint64_t fh);
 static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info, char *buf, size_t len, off_t offset, int *res);
 
@@ -79,14 +82,44 @@ static void bucketfs_attr_remove_locked (const char *path, size_t n) {
   }
 }
 
-/** Forgets everything (path NULL), or path and each of its ancestors (and the path's file-data windows). */
-static void bucketfs_attr_forget (const char *path) {
+/** Whether p[0..len) is dir[0..n) or lies under it. */
+static int bucketfs_within (const char *p, size_t len, const char *dir, size_t n) {
+  return len >= n && memcmp(p, dir, n) == 0 && (len == n || p[n] == '/');
+}
+
+/** Removes every entry of path[0..n) and under it (one pass over the table). */
+static void bucketfs_attr_remove_tree_locked (const char *path, size_t n) {
+  for (size_t i = 0; i < BUCKETFS_ATTR_SLOTS && bucketfs_attrs_count > 0; i++) {
+    bucketfs_attr_t **at = &bucketfs_attrs[i];
+    while (*at != NULL) {
+      bucketfs_attr_t *e = *at;
+      if (bucketfs_within(e->path, e->len, path, n)) {
+        *at = e->next;
+        bucketfs_attrs_count--;
+        free(e);
+      } else {
+        at = &e->next;
+      }
+    }
+  }
+}
+
+/**
+ * Forgets everything (path NULL), or path and each of its ancestors, and with `tree`
+ * everything under path too (a directory renamed or removed); the file-data windows
+ * of the same paths go with them.
+ */
+static void bucketfs_attr_forget (const char *path, int tree) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  bucketfs_windows_forget_locked(path);
+  bucketfs_windows_forget_locked(path, tree);
   if (path == NULL) {
     bucketfs_attr_empty_locked();
   } else if (bucketfs_attrs_count > 0) {
     size_t n = strlen(path);
+    if (tree) {
+      bucketfs_attr_remove_tree_locked(path, n);
+      do n--; while (n > 0 && path[n] != '/');
+    }
     while (n > 0) {
       bucketfs_attr_remove_locked(path, n);
       do n--; while (n > 0 && path[n] != '/');
@@ -102,8 +135,8 @@ static int bucketfs_attr_reads (uint32_t op) {
     op == op_read || op == op_fsyncdir || op == op_init;
 }
 
-/** A getattr answered from the entries: 1 with *stat filled, or 0. */
-static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *path, struct stat *stat) {
+/** A getattr answered from the entries: 1 with *res 0 and *stat filled (or *res -ENOENT: a missing name), or 0. */
+static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *path, struct stat *stat, int *res) {
   if (op != op_getattr || path == NULL) return 0;
   int hit = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
@@ -112,7 +145,12 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
     bucketfs_attr_t *e = bucketfs_attr_find_locked(owner, path, n, 0);
     if (e != NULL) {
       if (bucketfs_now_ms() < e->expires_ms) {
-        populate_stat(e->ints, stat);
+        if (e->ints[0] == 0) {
+          *res = -ENOENT;
+        } else {
+          populate_stat(e->ints, stat);
+          *res = 0;
+        }
         bucketfs_attrs_hits++;
         hit = 1;
       } else {
@@ -271,10 +309,7 @@ static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
     *res = -ENOTSUP;
     return 1;
   }
-  if (bucketfs_attr_answer(l->op, l->fuse, l->path, l->stat)) {
-    *res = 0;
-    return 1;
-  }
+  if (bucketfs_attr_answer(l->op, l->fuse, l->path, l->stat, res)) return 1;
   if (l->op == op_read) return bucketfs_read_answer(l->fuse, l->info, (char *) l->buf, l->len, l->offset, res);
   return 0;
 }
@@ -289,9 +324,11 @@ static int bucketfs_attr_after (uint32_t op, const void *owner, const char *path
   // file that is unlinked or replaced to .fuse_hiddenNNN.)
   if (op == op_release && info != NULL) bucketfs_windows_release(owner, info->fh);
   if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return 0;
-  if (op == op_rename || op == op_rmdir || path == NULL) { bucketfs_attr_forget(NULL); return 1; }
-  bucketfs_attr_forget(path);
-  if (dest != NULL) { bucketfs_attr_forget(dest); return 2; }
+  if (path == NULL) { bucketfs_attr_forget(NULL, 0); return 1; }
+  // A rename or rmdir may move or remove a whole directory: what lay under it goes too.
+  int tree = op == op_rename || op == op_rmdir;
+  bucketfs_attr_forget(path, tree);
+  if (dest != NULL) { bucketfs_attr_forget(dest, tree); return 2; }
   return 1;
 }
 
@@ -393,7 +430,7 @@ NAPI_METHOD(bucketfs_attr_put) {
 
 /** bucketfs_attr_forget(): forgets every entry (a change JavaScript made on its own). */
 NAPI_METHOD(bucketfs_attr_forget_all) {
-  bucketfs_attr_forget(NULL);
+  bucketfs_attr_forget(NULL, 0);
   return NULL;
 }
 
@@ -437,10 +474,11 @@ typedef struct { uint64_t fh; uint64_t from; } bucketfs_low_t;
   }\
 } while (0)
 
-/** A path's windows go (path NULL: every window). Called with bucketfs_attr_lock held. */
-static void bucketfs_windows_forget_locked (const char *path) {
+/** A path's windows go (with `tree`, also those under it; path NULL: every window). Called with bucketfs_attr_lock held. */
+static void bucketfs_windows_forget_locked (const char *path, int tree) {
   if (bucketfs_windows == NULL) return;
   if (path == NULL) BUCKETFS_DROP_WINDOWS(1);
+  else if (tree) { size_t n = strlen(path); BUCKETFS_DROP_WINDOWS(bucketfs_within(w->path, strlen(w->path), path, n)); }
   else BUCKETFS_DROP_WINDOWS(strcmp(w->path, path) == 0);
 }
 

@@ -3,7 +3,7 @@
 // converts between fuse-native's shapes and the Vfs API, and errors to errnos.
 import debug from 'debug'
 import type { Vfs, Attr, Listing, StatFs, Caller as VfsCaller } from '../vfs'
-import { errnoOf } from './errno'
+import { errnoOf, isMissing } from './errno'
 import type { FastPath, FuseOps, FuseStat, FuseStatfs, Caller, Then } from './fuse'
 import { processOf } from './caller'
 
@@ -126,7 +126,7 @@ function show (v: unknown): string {
 }
 
 /** Where readdir puts the attributes it listed exactly, and for how long they hold. */
-export interface ListedAttrs { cache: Pick<FastPath, 'epoch' | 'putAttrs'>, ttlMs: number }
+export interface ListedAttrs { cache: Pick<FastPath, 'epoch' | 'putAttrs' | 'putMissing'>, ttlMs: number }
 
 /**
  * `caller`: who made the op being run (fuse-native's patched binding); read
@@ -166,7 +166,19 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
   }
 
   return {
-    getattr: (path, cb) => { run('getattr', () => path, () => nowOrLater(vfs.getattr(path), toStat), cb) },
+    getattr: (path, cb) => {
+      // Read before the lookup is made: a change answered meanwhile makes the put a no-op.
+      const epoch = listed?.cache.epoch()
+      run('getattr', () => path, () => nowOrLater(vfs.getattr(path), toStat), (code, st) => {
+        // The kernel keeps no missing names (negative_timeout would let a create skip
+        // its lookup): the fast path answers the next lookups of this one instead.
+        if (code === 0) return cb(0, st)
+        if (isMissing(code) && listed !== undefined && epoch !== undefined && vfs.missCacheable(path)) {
+          listed.cache.putMissing(epoch, path, listed.ttlMs)
+        }
+        cb(code)
+      })
+    },
     fgetattr: (path, fh, cb) => { run('fgetattr', () => `${path}, ${fh}`, async () => toStat(await vfs.fgetattr(path, fh)), cb) },
     access: (path, mode, cb) => { op('access', () => `${path}, ${mode}`, () => vfs.access(path, mode), cb) },
     statfs: (path, cb) => { run('statfs', () => path, async () => toStatfs(await vfs.statfs(path)), cb) },
@@ -199,12 +211,14 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
         return vfs.keepsCache(fh) ? fh : fh | DROP_CACHE
       }, cb)
     },
-    // fuse-native does not pass create's open flags on; the kernel has already
-    // applied O_EXCL (by looking the name up first), and O_APPEND offsets come from it.
+    // The open's flags come from the patched addon (fuse-native drops them): the name
+    // may exist after all (another process made it since the last lookup), and then
+    // O_EXCL and O_TRUNC decide. O_APPEND offsets come from the kernel.
     create: (path, mode, cb) => {
       const by = who(true)
+      const flags = caller()?.flags
       run('create', () => `${path}, 0${mode.toString(8)}`, async () => {
-        const fh = checkHandle(await vfs.create(path, mode, 0, by))
+        const fh = checkHandle(await vfs.create(path, mode, flags, by))
         return { fh, attrs: await vfs.fgetattr(path, fh).then(toStat, () => undefined) }
       }, (code, made) => { cb(code, made?.fh, made?.attrs) })
     },

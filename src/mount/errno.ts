@@ -60,3 +60,6 @@ export function errnoOf (err: unknown, op = '?'): number {
   }
   return -errno
 }
+
+/** Whether an answer says the name is not there. */
+export function isMissing (code: number): boolean { return code === -E.ENOENT }

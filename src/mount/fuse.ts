@@ -115,7 +115,7 @@ const NativeFuse = require('fuse-native') as FuseClass
 
 /** The addon fuse-native loaded (node-gyp-build caches it); its patched `fuse_native_caller` (scripts/patch-fuse-native.js). */
 const binding = fuseAddon()
-const nativeCaller = binding.fuse_native_caller as (() => [number, number, number]) | undefined
+const nativeCaller = binding.fuse_native_caller as (() => [number, number, number, number?]) | undefined
 const nativeToken = binding.bucketfs_op_token as (() => [Buffer, number, number] | undefined) | undefined
 const nativeThen = binding.bucketfs_then_attrs as ((locals: Buffer, seq: number, epoch: number, path: string, ints: Uint32Array) => void) | undefined
 let thenGiven = 0
@@ -152,6 +152,8 @@ export interface FastPath {
   epoch: () => number
   /** Puts dir/names[i] → stats[i] for ttlMs; answers how many were put (0 when refused or not mounted). */
   putAttrs: (epoch: number, dir: string, names: string[], stats: FuseStat[], ttlMs: number) => number
+  /** Puts "path is missing" for ttlMs (its lookups are answered ENOENT); false when refused or not mounted. */
+  putMissing: (epoch: number, path: string, ttlMs: number) => boolean
   /** Puts bytes [off, off+data.length) of `path` as read by handle fh (copied); false when refused. */
   put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
   /** Forgets every attribute and window (every mount's) and moves the epoch on. */
@@ -191,6 +193,13 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
       list.forEach((st, i) => { putStat(ints, i * STAT_INTS, st) })
       return n.bucketfs_attr_put(thread, epoch, dir, names, ints, ttlMs)
     },
+    putMissing: (epoch, path, ttlMs) => {
+      const thread = threadOf(fuse())
+      const slash = path.lastIndexOf('/')
+      if (thread === undefined || slash < 0 || slash === path.length - 1) return false
+      // An entry of mode 0 is a missing name (fast-path.c).
+      return n.bucketfs_attr_put(thread, epoch, path.slice(0, slash), [path.slice(slash + 1)], MISSING, ttlMs) === 1
+    },
     put: (epoch, fh, path, off, data, eof) => {
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_read_put(thread, epoch, fh, path, off, data, eof)
@@ -214,12 +223,15 @@ export function fastPathStats (): { attrEntries: number, attrHits: number, windo
   return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits: thenHits ?? 0 }
 }
 
-/** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */
-export interface Caller { tid: number, uid: number, gid: number }
+/**
+ * The thread id, uid and gid of the caller of the op being run, and a create's open
+ * flags (undefined for other ops); only valid synchronously inside an op.
+ */
+export interface Caller { tid: number, uid: number, gid: number, flags?: number }
 export function fuseCaller (): Caller | undefined {
   if (nativeCaller === undefined) return undefined
-  const [tid, uid, gid] = nativeCaller()
-  return { tid, uid, gid }
+  const [tid, uid, gid, flags] = nativeCaller()
+  return { tid, uid, gid, flags: flags === 0 ? undefined : flags }
 }
 
 /**
@@ -311,6 +323,8 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
 
 /** The stat wire format of fuse-native 2.2.6 (its private getStatArray): 18 uint32s. */
 const STAT_INTS = 18
+/** The stat of a missing name in the fast path's entries: mode 0. */
+const MISSING = new Uint32Array(STAT_INTS)
 
 function statArray (st: FuseStat): Uint32Array {
   const a = new Uint32Array(STAT_INTS)

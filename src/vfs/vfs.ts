@@ -51,6 +51,9 @@ export interface StatFs { bsize: number, frsize: number, blocks: number, bfree: 
 
 const O_ACCMODE = 3
 const O_RDONLY = 0
+const O_RDWR = 2
+const O_CREAT = 0o100
+const O_EXCL = 0o200
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
 
@@ -219,6 +222,19 @@ export class Vfs {
     }
   }
 
+  /**
+   * Whether a lookup of path that found nothing may be answered so again until an op
+   * of the mount makes something there: for a key path, yes (only the mount's own ops and
+   * other processes make keys); under .versions, no (each save adds a version there).
+   */
+  missCacheable (path: string): boolean {
+    try {
+      return parsePath(path).kind === 'key'
+    } catch {
+      return false
+    }
+  }
+
   async fgetattr (path: string, fh: number): Promise<Attr> {
     const h = this.handles.get(fh)
     if (h?.kind === 'file') {
@@ -362,12 +378,22 @@ export class Vfs {
 
   // ------------------------------------------------------------ files
 
-  async create (path: string, mode: number, _flags = 0, caller?: Caller): Promise<number> {
+  /**
+   * open(O_CREAT) of a name the kernel believes missing. `flags` are the open's: the
+   * name may exist all the same (made by another process since the kernel or the mount
+   * last looked), and then it is opened as POSIX says: EEXIST with O_EXCL, emptied only
+   * with O_TRUNC. Without flags, the file starts empty.
+   */
+  async create (path: string, mode: number, flags = O_CREAT | O_RDWR | O_TRUNC, caller?: Caller): Promise<number> {
     const { bucket, key } = keyLocation(path)
     this.markers.delete(this.id(bucket, key))
     this.requireParentDir(bucket, key)
     const existing = this.tryAttr(bucket, key)
-    if (existing !== undefined && isDirMode(existing.mode)) throw IS_DIRECTORY(`${path} is a directory`)
+    if (existing !== undefined) {
+      if ((flags & O_EXCL) !== 0 || isLinkMode(existing.mode)) throw EXISTS(`${path} exists`)
+      if (isDirMode(existing.mode)) throw IS_DIRECTORY(`${path} is a directory`)
+      if ((flags & O_TRUNC) === 0) return await this.open(path, (flags & ~(O_CREAT | O_ACCMODE)) | O_RDWR, caller)
+    }
     const node = this.nodeFor(bucket, key)
     if (node.session === null) {
       const fields = this.store.fieldsFor(key, { posix: { mode: S_IFREG | (mode & 0o7777), ...this.owner(caller) } })
@@ -382,7 +408,7 @@ export class Vfs {
   async mknod (path: string, mode: number, _dev: number, caller?: Caller): Promise<void> {
     keyLocation(path) // EROFS under .versions, EPERM at the root, before the type is looked at
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw NOT_PERMITTED('device nodes, FIFOs and sockets cannot be stored')
-    const fh = await this.create(path, mode, 0, caller)
+    const fh = await this.create(path, mode, O_CREAT | O_EXCL | O_RDWR, caller)
     await this.release(path, fh)
   }
 
