@@ -592,6 +592,48 @@ t.test('rename of a directory moves every key, copies no data', async t => {
   t.equal(store.stats().storedBytes, beforeCross.storedBytes, 'completing the moved open file stored nothing new')
 })
 
+t.test('a directory moves in one set of statements where no bucket keeps history, with the same outcome', async t => {
+  const { vfs, store } = await setup(t)
+  // Names past ASCII: the new keys are cut by characters, not bytes or UTF-16 units.
+  await vfs.mkdir('/bkt/dïr😀', 0o710)
+  await putFile(vfs, '/bkt/dïr😀/ä.txt', 'a')
+  await vfs.mkdir('/bkt/dïr😀/ß', 0o755)
+  await putFile(vfs, '/bkt/dïr😀/ß/🎉', 'party')
+  await putFile(vfs, '/bkt/dïr😀x', 'beside') // shares the prefix, not under it
+  await vfs.rename('/bkt/dïr😀', '/bkt/ñew')
+  t.same(keysOf(store, 'bkt'), ['dïr😀x', 'ñew/', 'ñew/ß/', 'ñew/ß/🎉', 'ñew/ä.txt'])
+  t.equal((await getFile(vfs, '/bkt/ñew/ß/🎉')).toString(), 'party')
+  t.equal((await vfs.getattr('/bkt/ñew')).mode, S_IFDIR | 0o710, 'the marker moved with its mode')
+  t.equal(store.headObject('bkt', 'ñew/ä.txt').size, 1)
+  t.same(store.listObjects('bkt', { prefix: 'ñew/', delimiter: '/' }).contents.map(v => v.key), ['ñew/', 'ñew/ä.txt'], 'listed at the new place')
+  t.equal((await store.fsck({ deep: true })).clean, true, 'reference counts are right')
+
+  // A directory implied by its keys (put by the CLI) onto an empty one made on the mount:
+  // as a key-by-key move, the target keeps its marker, since nothing replaces it.
+  await store.putObject('bkt', 'implied/k', Buffer.from('k'))
+  await vfs.mkdir('/bkt/target', 0o700)
+  await vfs.rename('/bkt/implied', '/bkt/target')
+  t.same(keysOf(store, 'bkt', 'target'), ['target/', 'target/k'])
+  t.equal((await vfs.getattr('/bkt/target')).mode, S_IFDIR | 0o700)
+  t.same(keysOf(store, 'bkt', 'implied'), [])
+
+  // A key that would grow past 1,024 bytes: refused, nothing moved.
+  const long = 'l'.repeat(1000)
+  await store.putObject('bkt', `s/${long}`, Buffer.from('x'))
+  await failsWith(t, () => vfs.rename('/bkt/s', '/bkt/' + 'n'.repeat(40)), 'KeyTooLong')
+  t.same(keysOf(store, 'bkt', 's/'), [`s/${long}`], 'every key stayed')
+
+  // Where a bucket keeps history, each key gets a new version and a delete marker.
+  await vfs.mkdir('/hist', 0o755)
+  await enableVersioning(vfs, 'hist')
+  await vfs.mkdir('/hist/a', 0o755)
+  await putFile(vfs, '/hist/a/f', 'one')
+  await vfs.rename('/hist/a', '/hist/b')
+  t.same(keysOf(store, 'hist'), ['b/', 'b/f'])
+  t.equal(store.listObjectVersions('hist', { prefix: 'a/f' }).versions.length, 2, 'the old key keeps its version behind a delete marker')
+  t.equal((await store.fsck({ deep: true })).clean, true)
+})
+
 // ---------------------------------------------------------------- links, nodes
 
 t.test('symlink and readlink; hard links and device nodes are refused', async t => {

@@ -173,6 +173,36 @@ export class Catalog {
   moveVersion (seq: number, bucketId: number, key: string, lastModifiedMs: number, ctimeMs: number): void {
     this.s('UPDATE versions SET bucket_id = ?, key = ?, last_modified_ms = ?, ctime_ms = ? WHERE seq = ?').run(bucketId, key, lastModifiedMs, ctimeMs, seq)
   }
+  /**
+   * Whether [from, until) of a bucket holds a version row other than `except`'s, or one
+   * that is not the only, live 'null' version of its key (history, a delete marker).
+   */
+  rangeHas (bucketId: number, from: string, until: string, what: 'any' | 'history', except = ''): boolean {
+    const where = what === 'any' ? 'key != ?' : "(version_id != 'null' OR delete_marker = 1) AND key != ?"
+    return this.s(`SELECT 1 FROM versions WHERE bucket_id = ? AND key >= ? AND key < ? AND ${where} LIMIT 1`)
+      .pluck().get(bucketId, from, until, except) !== undefined
+  }
+  /** The longest key in [from, until) of a bucket, in UTF-8 bytes (0 when none). */
+  longestKeyIn (bucketId: number, from: string, until: string): number {
+    return (this.s('SELECT max(length(CAST(key AS BLOB))) FROM versions WHERE bucket_id = ? AND key >= ? AND key < ?')
+      .pluck().get(bucketId, from, until) as number | null) ?? 0
+  }
+  /**
+   * Every key in [prefix, until) moves to toPrefix + its rest, with its versions (as made
+   * now), live row and write sessions, in three statements. Only where nothing lies under
+   * toPrefix. Answers how many live keys moved.
+   */
+  moveRange (bucketId: number, prefix: string, until: string, toBucketId: number, toPrefix: string, nowMs: number): number {
+    // substr counts characters (code points) from 1.
+    const rest = [...prefix].length + 1
+    this.s(`UPDATE versions SET bucket_id = ?, key = ? || substr(key, ?), last_modified_ms = ?, ctime_ms = ?
+      WHERE bucket_id = ? AND key >= ? AND key < ?`).run(toBucketId, toPrefix, rest, nowMs, nowMs, bucketId, prefix, until)
+    const moved = this.s('UPDATE live SET bucket_id = ?, key = ? || substr(key, ?) WHERE bucket_id = ? AND key >= ? AND key < ?')
+      .run(toBucketId, toPrefix, rest, bucketId, prefix, until).changes
+    this.s(`UPDATE uploads SET bucket_id = ?, key = ? || substr(key, ?) WHERE bucket_id = ? AND key >= ? AND key < ? AND kind = 'session'`)
+      .run(toBucketId, toPrefix, rest, bucketId, prefix, until)
+    return moved
+  }
   /** Metadata changes that do not make a new version (chmod, utimens, xattrs). */
   updateVersionAttrs (seq: number, a: Pick<VersionRow, 'mode' | 'uid' | 'gid' | 'mtime_ms' | 'ctime_ms' | 'content_type' | 'user_meta' | 'headers'>): void {
     this.s(`UPDATE versions SET mode = @mode, uid = @uid, gid = @gid, mtime_ms = @mtime_ms, ctime_ms = @ctime_ms,

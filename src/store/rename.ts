@@ -4,12 +4,14 @@
 // the old key behind a delete marker. Between buckets that were never versioned,
 // where that new version would be the only one of its key and the source's only
 // version would go, the version row itself moves instead (same outcome, no rows
-// copied, no reference counts touched).
+// copied, no reference counts touched), and a whole directory's rows move in three
+// statements.
 import type { Store, VersionFields } from './store'
 import type { BucketRow, VersionRow } from '../meta/catalog'
 import { validateKey } from './naming'
 import { prefixEnd } from './listing'
 import { NO_SUCH_KEY } from '../errors'
+import { MAX_KEY_BYTES } from './limits'
 
 function fieldsOf (v: VersionRow): VersionFields {
   return {
@@ -48,6 +50,31 @@ export function renameObject (store: Store, srcBucket: string, srcKey: string, d
   })
 }
 
+/**
+ * Inside a write transaction: the whole directory moves in three statements where
+ * moveKey would move each key's version row anyway (neither bucket was ever versioned)
+ * and nothing but the target's own marker lies under dstPrefix (an empty directory a
+ * rename replaces). Answers how many live keys moved, or undefined where that does not
+ * hold (moveKey then moves them one by one).
+ */
+function moveRange (store: Store, src: BucketRow, srcPrefix: string, until: string, dst: BucketRow, dstPrefix: string): number | undefined {
+  const { catalog } = store
+  const dstUntil = prefixEnd(dstPrefix)
+  if (src.versioning !== 'Unversioned' || dst.versioning !== 'Unversioned' || dstUntil === null) return undefined
+  if (catalog.rangeHas(dst.id, dstPrefix, dstUntil, 'any', dstPrefix)) return undefined
+  if (catalog.rangeHas(src.id, srcPrefix, until, 'history')) return undefined
+  // A key that would grow too long: moveKey names it in its error.
+  const longest = catalog.longestKeyIn(src.id, srcPrefix, until)
+  if (longest - Buffer.byteLength(srcPrefix) + Buffer.byteLength(dstPrefix) > MAX_KEY_BYTES) return undefined
+  // As moveKey: the source's marker replaces the target's; without one, the target's stays.
+  const replaced = catalog.versionById(dst.id, dstPrefix, 'null')
+  if (replaced !== undefined && catalog.versionById(src.id, srcPrefix, 'null') !== undefined) {
+    catalog.deleteVersion(replaced.seq)
+    catalog.refreshLive(dst.id, dstPrefix)
+  }
+  return catalog.moveRange(src.id, srcPrefix, until, dst.id, dstPrefix, Date.now())
+}
+
 /** Renames every live key under srcPrefix (a directory, ending in '/') to dstPrefix, in one transaction. */
 export function renamePrefix (store: Store, srcBucket: string, srcPrefix: string, dstBucket: string, dstPrefix: string): number {
   if (srcBucket === dstBucket && srcPrefix === dstPrefix) return 0
@@ -56,6 +83,8 @@ export function renamePrefix (store: Store, srcBucket: string, srcPrefix: string
     const src = store.bucketRow(srcBucket)
     const dst = store.bucketRow(dstBucket)
     const until = prefixEnd(srcPrefix)
+    const inOne = until === null ? undefined : moveRange(store, src, srcPrefix, until, dst, dstPrefix)
+    if (inOne !== undefined) return inOne
     const keys: string[] = []
     for (const row of catalog.liveKeysFrom(src.id, srcPrefix, true, until)) keys.push(row.key)
     const sessions = catalog.sessionUploadKeysUnder(src.id, srcPrefix, until)
