@@ -32,7 +32,8 @@
 //     from the attributes JavaScript answered that op with.
 //  8. Each op woke the main thread from its sleep and was answered by waking the FUSE
 //     thread: for 1 ms after an op the event loop polls instead of sleeping, so the
-//     next op of a busy program is picked up without a wake-up (fast-path.c).
+//     next op of a busy program is picked up without a wake-up, and the FUSE thread
+//     spins up to 100 µs for the answer before it sleeps (fast-path.c).
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
@@ -127,7 +128,7 @@ const edits = [
     '  if (!bucketfs_check(l)) return -EILSEQ;\\\n  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n  return l->res;\n',
     '  if (!bucketfs_check(l)) return -EILSEQ;\\\n' +
     '  int bucketfs_res;\\\n  if (bucketfs_answer(l, &bucketfs_res)) return bucketfs_res;\\\n' +
-    '  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n' +
+    '  uv_async_send(&(l->async));\\\n  bucketfs_wait_answer(l);\\\n' +
     '  bucketfs_then_after(l, bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info));\\\n  return l->res;\n'],
   ['poll after dispatch',
     '  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;\n\n  fn(handle, l, ft);\n',

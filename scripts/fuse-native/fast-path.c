@@ -770,3 +770,24 @@ static void bucketfs_poll_after (uint32_t op) {
   uv_idle_start(&bucketfs_poll_idle, bucketfs_poll_check);
   bucketfs_poll_state = 2;
 }
+
+// bucketfs: the FUSE thread waits for JavaScript's answer spinning a while before it
+// sleeps. Its program is blocked on the op meanwhile, so its core is otherwise idle;
+// an answer found while spinning costs no futex wake on the main thread (sem_post only
+// wakes registered sleepers) and no wake-up of this thread. Reads and writes sleep at
+// once (the hash workers need the core while a write's data is hashed).
+#define BUCKETFS_SPIN_NS 100000ULL
+static void bucketfs_wait_answer (fuse_thread_locals_t *l) {
+  if (l->op != op_read && l->op != op_write) {
+    uint64_t until = bucketfs_mono_ns() + BUCKETFS_SPIN_NS;
+    do {
+      for (int i = 0; i < 32; i++) {
+        if (uv_sem_trywait(&(l->sem)) == 0) return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      }
+    } while (bucketfs_mono_ns() < until);
+  }
+  uv_sem_wait(&(l->sem));
+}
