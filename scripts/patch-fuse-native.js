@@ -15,10 +15,9 @@
 //  4. Names that are not UTF-8 reached JavaScript with U+FFFD in place of the bad
 //     bytes, so different names became one key: such a path or xattr name is now
 //     refused with EILSEQ before it reaches JavaScript.
-//  5. The caller of each op (fuse_get_context: pid, uid, gid) was not passed on, nor
-//     were create's open flags: `binding.fuse_native_caller()` answers [pid, uid, gid,
-//     flags] of the op JavaScript is being called for (the FUSE pid is the calling
-//     thread's id; flags are 0 but for a create).
+//  5. The caller of each op (fuse_get_context: pid, uid, gid) was not passed on:
+//     `binding.fuse_native_caller()` answers [pid, uid, gid] of the op JavaScript
+//     is being called for (the FUSE pid is the calling thread's id).
 //  6. open could not choose whether the kernel keeps the file's cached pages: bit 30
 //     of the handle it answers now clears keep_cache (which is set otherwise) and is
 //     not kept in the handle.
@@ -90,12 +89,10 @@ const edits = [
     'static fuse_thread_locals_t *bucketfs_caller_locals = NULL;\n\n' +
     'NAPI_METHOD(fuse_native_caller) {\n' +
     '  napi_value out, v;\n' +
-    '  napi_create_array_with_length(env, 4, &out);\n' +
+    '  napi_create_array_with_length(env, 3, &out);\n' +
     '  napi_create_int32(env, (int32_t) bucketfs_caller_pid, &v); napi_set_element(env, out, 0, v);\n' +
     '  napi_create_uint32(env, (uint32_t) bucketfs_caller_uid, &v); napi_set_element(env, out, 1, v);\n' +
     '  napi_create_uint32(env, (uint32_t) bucketfs_caller_gid, &v); napi_set_element(env, out, 2, v);\n' +
-    '  fuse_thread_locals_t *l = bucketfs_caller_locals;\n' +
-    '  napi_create_int32(env, l != NULL && l->op == op_create && l->info != NULL ? l->info->flags : 0, &v); napi_set_element(env, out, 3, v);\n' +
     '  return out;\n' +
     '}\n\n' +
     '// bucketfs: (in the handler macro, whose parameter `name` hides l->name)\n' +

@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'NoAttribute'
   | 'Range'
   | 'NotSupported'
+  | 'Stale'
 
 export class BucketfsError extends Error {
   readonly code: ErrorCode
@@ -106,6 +107,7 @@ export const BAD_HANDLE = make('BadHandle')
 export const NO_ATTRIBUTE = answer('NoAttribute')
 export const RANGE = make('Range')
 export const NOT_SUPPORTED = make('NotSupported')
+export const STALE = make('Stale')
 
 /** Turns an fs error from the chunk store into ours where it has a meaning (ENOSPC). */
 export function fromSystemError (err: unknown): unknown {

@@ -774,20 +774,28 @@ static void bucketfs_poll_after (uint32_t op) {
 // bucketfs: the FUSE thread waits for JavaScript's answer spinning a while before it
 // sleeps. Its program is blocked on the op meanwhile, so its core is otherwise idle;
 // an answer found while spinning costs no futex wake on the main thread (sem_post only
-// wakes registered sleepers) and no wake-up of this thread. Reads and writes sleep at
-// once (the hash workers need the core while a write's data is hashed).
+// wakes registered sleepers) and no wake-up of this thread. One thread spins at a time,
+// and only with more than one core (the main thread must have one to answer on). Reads
+// and writes sleep at once (the hash workers need the core while a write is hashed).
 #define BUCKETFS_SPIN_NS 100000ULL
+static int bucketfs_spinning = 0;
+static long bucketfs_cores = 0;
 static void bucketfs_wait_answer (fuse_thread_locals_t *l) {
-  if (l->op != op_read && l->op != op_write) {
+  if (bucketfs_cores == 0) bucketfs_cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (l->op != op_read && l->op != op_write && bucketfs_cores > 1 &&
+      __atomic_exchange_n(&bucketfs_spinning, 1, __ATOMIC_ACQUIRE) == 0) {
     uint64_t until = bucketfs_mono_ns() + BUCKETFS_SPIN_NS;
+    int answered = 0;
     do {
-      for (int i = 0; i < 32; i++) {
-        if (uv_sem_trywait(&(l->sem)) == 0) return;
+      for (int i = 0; i < 32 && !answered; i++) {
+        answered = uv_sem_trywait(&(l->sem)) == 0;
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
       }
-    } while (bucketfs_mono_ns() < until);
+    } while (!answered && bucketfs_mono_ns() < until);
+    __atomic_store_n(&bucketfs_spinning, 0, __ATOMIC_RELEASE);
+    if (answered) return;
   }
   uv_sem_wait(&(l->sem));
 }

@@ -211,14 +211,13 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
         return vfs.keepsCache(fh) ? fh : fh | DROP_CACHE
       }, cb)
     },
-    // The open's flags come from the patched addon (fuse-native drops them): the name
-    // may exist after all (another process made it since the last lookup), and then
-    // O_EXCL and O_TRUNC decide. O_APPEND offsets come from the kernel.
+    // fuse-native does not pass create's open flags on: the kernel sends a create only
+    // for a name its lookup found missing, and applies O_EXCL, O_TRUNC and O_APPEND
+    // offsets itself (a name made meanwhile by another process: vfs.create).
     create: (path, mode, cb) => {
       const by = who(true)
-      const flags = caller()?.flags
       run('create', () => `${path}, 0${mode.toString(8)}`, async () => {
-        const fh = checkHandle(await vfs.create(path, mode, flags, by))
+        const fh = checkHandle(await vfs.create(path, mode, 0, by))
         return { fh, attrs: await vfs.fgetattr(path, fh).then(toStat, () => undefined) }
       }, (code, made) => { cb(code, made?.fh, made?.attrs) })
     },

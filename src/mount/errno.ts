@@ -40,6 +40,7 @@ const ERRNO: Record<ErrorCode, number> = {
   NoAttribute: E.ENODATA,
   Range: E.ERANGE,
   NotSupported: E.ENOTSUP,
+  Stale: E.ESTALE,
   StoreLocked: E.EBUSY,
   CorruptChunk: E.EIO,
   NoSuchUpload: E.EIO // an open file's upload vanished (aborted from outside): the write is lost

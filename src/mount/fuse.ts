@@ -115,7 +115,7 @@ const NativeFuse = require('fuse-native') as FuseClass
 
 /** The addon fuse-native loaded (node-gyp-build caches it); its patched `fuse_native_caller` (scripts/patch-fuse-native.js). */
 const binding = fuseAddon()
-const nativeCaller = binding.fuse_native_caller as (() => [number, number, number, number?]) | undefined
+const nativeCaller = binding.fuse_native_caller as (() => [number, number, number]) | undefined
 const nativeToken = binding.bucketfs_op_token as (() => [Buffer, number, number] | undefined) | undefined
 const nativeThen = binding.bucketfs_then_attrs as ((locals: Buffer, seq: number, epoch: number, path: string, ints: Uint32Array) => void) | undefined
 let thenGiven = 0
@@ -223,15 +223,12 @@ export function fastPathStats (): { attrEntries: number, attrHits: number, windo
   return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits: thenHits ?? 0 }
 }
 
-/**
- * The thread id, uid and gid of the caller of the op being run, and a create's open
- * flags (undefined for other ops); only valid synchronously inside an op.
- */
-export interface Caller { tid: number, uid: number, gid: number, flags?: number }
+/** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */
+export interface Caller { tid: number, uid: number, gid: number }
 export function fuseCaller (): Caller | undefined {
   if (nativeCaller === undefined) return undefined
-  const [tid, uid, gid, flags] = nativeCaller()
-  return { tid, uid, gid, flags: flags === 0 ? undefined : flags }
+  const [tid, uid, gid] = nativeCaller()
+  return { tid, uid, gid }
 }
 
 /**

@@ -20,7 +20,7 @@ import { Leftovers } from './leftovers'
 import { FileNode } from './node'
 import type { Handle, FileHandle } from './node'
 import {
-  NOT_FOUND, EXISTS, NOT_DIRECTORY, IS_DIRECTORY, DIRECTORY_NOT_EMPTY, READ_ONLY, NOT_PERMITTED, BAD_HANDLE,
+  NOT_FOUND, EXISTS, STALE, NOT_DIRECTORY, IS_DIRECTORY, DIRECTORY_NOT_EMPTY, READ_ONLY, NOT_PERMITTED, BAD_HANDLE,
   INVALID_ARGUMENT, isBucketfsError, KEY_TOO_LONG
 } from '../errors'
 import { MAX_KEY_BYTES } from '../store/limits'
@@ -51,9 +51,6 @@ export interface StatFs { bsize: number, frsize: number, blocks: number, bfree: 
 
 const O_ACCMODE = 3
 const O_RDONLY = 0
-const O_RDWR = 2
-const O_CREAT = 0o100
-const O_EXCL = 0o200
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
 
@@ -379,21 +376,17 @@ export class Vfs {
   // ------------------------------------------------------------ files
 
   /**
-   * open(O_CREAT) of a name the kernel believes missing. `flags` are the open's: the
-   * name may exist all the same (made by another process since the kernel or the mount
-   * last looked), and then it is opened as POSIX says: EEXIST with O_EXCL, emptied only
-   * with O_TRUNC. Without flags, the file starts empty.
+   * open(O_CREAT) of a name the kernel's lookup found missing: a new, empty file. If the
+   * name is there after all (another process made it after that lookup, or within the
+   * second a miss is kept: missCacheable), Stale: the kernel (ESTALE) looks the name up
+   * again and opens what is there as open(2) says, with its own permission checks
+   * (O_EXCL, O_TRUNC, a symlink followed), where a create here would have emptied it.
    */
-  async create (path: string, mode: number, flags = O_CREAT | O_RDWR | O_TRUNC, caller?: Caller): Promise<number> {
+  async create (path: string, mode: number, _flags = 0, caller?: Caller): Promise<number> {
     const { bucket, key } = keyLocation(path)
     this.markers.delete(this.id(bucket, key))
     this.requireParentDir(bucket, key)
-    const existing = this.tryAttr(bucket, key)
-    if (existing !== undefined) {
-      if ((flags & O_EXCL) !== 0 || isLinkMode(existing.mode)) throw EXISTS(`${path} exists`)
-      if (isDirMode(existing.mode)) throw IS_DIRECTORY(`${path} is a directory`)
-      if ((flags & O_TRUNC) === 0) return await this.open(path, (flags & ~(O_CREAT | O_ACCMODE)) | O_RDWR, caller)
-    }
+    if (this.tryAttr(bucket, key) !== undefined) throw STALE(`${path} exists: look it up again`)
     const node = this.nodeFor(bucket, key)
     if (node.session === null) {
       const fields = this.store.fieldsFor(key, { posix: { mode: S_IFREG | (mode & 0o7777), ...this.owner(caller) } })
@@ -406,9 +399,10 @@ export class Vfs {
   }
 
   async mknod (path: string, mode: number, _dev: number, caller?: Caller): Promise<void> {
-    keyLocation(path) // EROFS under .versions, EPERM at the root, before the type is looked at
+    const { bucket, key } = keyLocation(path) // EROFS under .versions, EPERM at the root, before the type is looked at
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw NOT_PERMITTED('device nodes, FIFOs and sockets cannot be stored')
-    const fh = await this.create(path, mode, O_CREAT | O_EXCL | O_RDWR, caller)
+    if (this.tryAttr(bucket, key) !== undefined) throw EXISTS(`${path} exists`)
+    const fh = await this.create(path, mode, 0, caller)
     await this.release(path, fh)
   }
 
