@@ -633,6 +633,24 @@ t.test('a directory moves in one set of statements where no bucket keeps history
   t.equal((await store.fsck({ deep: true })).clean, true)
 })
 
+t.test('an open file libfuse hid in a directory moves with the directory', async t => {
+  const { vfs, store } = await setup(t)
+  await vfs.mkdir('/bkt/D', 0o755)
+  await putFile(vfs, '/bkt/D/f', 'kept open')
+  const fh = await vfs.open('/bkt/D/f', C.O_RDONLY)
+  // libfuse hides a file an unlink would take from an open handle under this name.
+  const hidden = '.fuse_hidden0000000a00000001'
+  await vfs.rename('/bkt/D/f', `/bkt/D/${hidden}`)
+  await vfs.rename('/bkt/D', '/bkt/E')
+  t.equal((await vfs.getattr(`/bkt/E/${hidden}`)).size, 9, 'its hidden name moved with the directory')
+  t.same(await readAt(vfs, fh, 0, 100), Buffer.from('kept open'), 'the handle reads on')
+  // At the last close libfuse unlinks the hidden name by its path under the new name.
+  await vfs.unlink(`/bkt/E/${hidden}`)
+  await failsWith(t, () => vfs.getattr(`/bkt/E/${hidden}`), 'NotFound')
+  await vfs.release(`/bkt/E/${hidden}`, fh)
+  t.same(keysOf(store, 'bkt'), ['E/'], 'nothing of it is stored')
+})
+
 // ---------------------------------------------------------------- links, nodes
 
 t.test('symlink and readlink; hard links and device nodes are refused', async t => {

@@ -790,6 +790,14 @@ export class Vfs {
       for (const n of [...this.nodes.values()]) {
         if (n.bucket === s.bucket && n.key.startsWith(s.key + '/')) this.moveNode(n, d.bucket, d.key + n.key.slice(s.key.length))
       }
+      // An open file libfuse hid in the directory moves with it: libfuse unlinks it at its
+      // last close by its path under the new name.
+      const from = this.id(s.bucket, s.key) + '/'
+      for (const [id, hid] of [...this.hidden]) {
+        if (!id.startsWith(from)) continue
+        this.hidden.delete(id)
+        this.hidden.set(this.id(d.bucket, d.key) + '/' + id.slice(from.length), hid)
+      }
       return
     }
     if (da !== undefined && isDirMode(da.mode)) throw IS_DIRECTORY(`${dst} is a directory`)
