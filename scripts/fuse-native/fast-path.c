@@ -87,13 +87,13 @@ static int bucketfs_within (const char *p, size_t len, const char *dir, size_t n
   return len >= n && memcmp(p, dir, n) == 0 && (len == n || p[n] == '/');
 }
 
-/** Removes every entry of path[0..n) and under it (one pass over the table). */
-static void bucketfs_attr_remove_tree_locked (const char *path, size_t n) {
+/** Removes every entry of a[0..an) or b[0..bn) (b may be NULL) and under them, in one pass over the table. */
+static void bucketfs_attr_remove_trees_locked (const char *a, size_t an, const char *b, size_t bn) {
   for (size_t i = 0; i < BUCKETFS_ATTR_SLOTS && bucketfs_attrs_count > 0; i++) {
     bucketfs_attr_t **at = &bucketfs_attrs[i];
     while (*at != NULL) {
       bucketfs_attr_t *e = *at;
-      if (bucketfs_within(e->path, e->len, path, n)) {
+      if (bucketfs_within(e->path, e->len, a, an) || (b != NULL && bucketfs_within(e->path, e->len, b, bn))) {
         *at = e->next;
         bucketfs_attrs_count--;
         free(e);
@@ -104,26 +104,32 @@ static void bucketfs_attr_remove_tree_locked (const char *path, size_t n) {
   }
 }
 
+/** Removes path[0..n) (or, with `tree`, its parent) and every ancestor above it. */
+static void bucketfs_attr_remove_up_locked (const char *path, size_t n, int tree) {
+  if (tree) do n--; while (n > 0 && path[n] != '/'); // the path itself went with its tree
+  while (n > 0) {
+    bucketfs_attr_remove_locked(path, n);
+    do n--; while (n > 0 && path[n] != '/');
+  }
+}
+
 /**
- * Forgets everything (path NULL), or path and each of its ancestors, and with `tree`
- * everything under path too (a directory renamed or removed); the file-data windows
- * of the same paths go with them.
+ * Forgets everything (path NULL), or path, dest (a rename's, else NULL) and each of
+ * their ancestors, and with `tree` everything under them too (a directory renamed or
+ * removed); the file-data windows of the same paths go with them. One forget: the
+ * epoch moves on by one.
  */
-static void bucketfs_attr_forget (const char *path, int tree) {
+static void bucketfs_attr_forget (const char *path, const char *dest, int tree) {
   pthread_mutex_lock(&bucketfs_attr_lock);
   bucketfs_windows_forget_locked(path, tree);
+  if (dest != NULL) bucketfs_windows_forget_locked(dest, tree);
   if (path == NULL) {
     bucketfs_attr_empty_locked();
   } else if (bucketfs_attrs_count > 0) {
-    size_t n = strlen(path);
-    if (tree) {
-      bucketfs_attr_remove_tree_locked(path, n);
-      do n--; while (n > 0 && path[n] != '/');
-    }
-    while (n > 0) {
-      bucketfs_attr_remove_locked(path, n);
-      do n--; while (n > 0 && path[n] != '/');
-    }
+    size_t n = strlen(path), dn = dest != NULL ? strlen(dest) : 0;
+    if (tree) bucketfs_attr_remove_trees_locked(path, n, dest, dn);
+    bucketfs_attr_remove_up_locked(path, n, tree);
+    if (dest != NULL) bucketfs_attr_remove_up_locked(dest, dn, tree);
   }
   bucketfs_attrs_epoch++;
   pthread_mutex_unlock(&bucketfs_attr_lock);
@@ -324,11 +330,8 @@ static int bucketfs_attr_after (uint32_t op, const void *owner, const char *path
   // file that is unlinked or replaced to .fuse_hiddenNNN.)
   if (op == op_release && info != NULL) bucketfs_windows_release(owner, info->fh);
   if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return 0;
-  if (path == NULL) { bucketfs_attr_forget(NULL, 0); return 1; }
   // A rename or rmdir may move or remove a whole directory: what lay under it goes too.
-  int tree = op == op_rename || op == op_rmdir;
-  bucketfs_attr_forget(path, tree);
-  if (dest != NULL) { bucketfs_attr_forget(dest, tree); return 2; }
+  bucketfs_attr_forget(path, path == NULL ? NULL : dest, op == op_rename || op == op_rmdir);
   return 1;
 }
 
@@ -430,7 +433,7 @@ NAPI_METHOD(bucketfs_attr_put) {
 
 /** bucketfs_attr_forget(): forgets every entry (a change JavaScript made on its own). */
 NAPI_METHOD(bucketfs_attr_forget_all) {
-  bucketfs_attr_forget(NULL, 0);
+  bucketfs_attr_forget(NULL, NULL, 0);
   return NULL;
 }
 
