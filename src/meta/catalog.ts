@@ -173,19 +173,20 @@ export class Catalog {
   moveVersion (seq: number, bucketId: number, key: string, lastModifiedMs: number, ctimeMs: number): void {
     this.s('UPDATE versions SET bucket_id = ?, key = ?, last_modified_ms = ?, ctime_ms = ? WHERE seq = ?').run(bucketId, key, lastModifiedMs, ctimeMs, seq)
   }
-  /**
-   * Whether [from, until) of a bucket holds a version row other than `except`'s, or one
-   * that is not the only, live 'null' version of its key (history, a delete marker).
-   */
-  rangeHas (bucketId: number, from: string, until: string, what: 'any' | 'history', except = ''): boolean {
-    const where = what === 'any' ? 'key != ?' : "(version_id != 'null' OR delete_marker = 1) AND key != ?"
-    return this.s(`SELECT 1 FROM versions WHERE bucket_id = ? AND key >= ? AND key < ? AND ${where} LIMIT 1`)
+  /** Whether [from, until) of a bucket holds a version row of a key other than `except`. */
+  hasKeysIn (bucketId: number, from: string, until: string, except: string): boolean {
+    return this.s('SELECT 1 FROM versions WHERE bucket_id = ? AND key >= ? AND key < ? AND key != ? LIMIT 1')
       .pluck().get(bucketId, from, until, except) !== undefined
   }
-  /** The longest key in [from, until) of a bucket, in UTF-8 bytes (0 when none). */
-  longestKeyIn (bucketId: number, from: string, until: string): number {
-    return (this.s('SELECT max(length(CAST(key AS BLOB))) FROM versions WHERE bucket_id = ? AND key >= ? AND key < ?')
-      .pluck().get(bucketId, from, until) as number | null) ?? 0
+  /**
+   * In one scan of [from, until) of a bucket: its longest key in UTF-8 bytes (0 when
+   * none), and whether any row is other than a key's one live 'null' version (history,
+   * a delete marker).
+   */
+  rangeShape (bucketId: number, from: string, until: string): { longestKeyBytes: number, history: boolean } {
+    const [longest, history] = this.s(`SELECT max(length(CAST(key AS BLOB))), max(version_id != 'null' OR delete_marker = 1)
+      FROM versions WHERE bucket_id = ? AND key >= ? AND key < ?`).raw(true).get(bucketId, from, until) as [number | null, number | null]
+    return { longestKeyBytes: longest ?? 0, history: history === 1 }
   }
   /**
    * Every key in [prefix, until) moves to toPrefix + its rest, with its versions (as made

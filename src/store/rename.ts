@@ -61,11 +61,11 @@ function moveRange (store: Store, src: BucketRow, srcPrefix: string, until: stri
   const { catalog } = store
   const dstUntil = prefixEnd(dstPrefix)
   if (src.versioning !== 'Unversioned' || dst.versioning !== 'Unversioned' || dstUntil === null) return undefined
-  if (catalog.rangeHas(dst.id, dstPrefix, dstUntil, 'any', dstPrefix)) return undefined
-  if (catalog.rangeHas(src.id, srcPrefix, until, 'history')) return undefined
+  if (catalog.hasKeysIn(dst.id, dstPrefix, dstUntil, dstPrefix)) return undefined
+  const shape = catalog.rangeShape(src.id, srcPrefix, until)
+  if (shape.history) return undefined
   // A key that would grow too long: moveKey names it in its error.
-  const longest = catalog.longestKeyIn(src.id, srcPrefix, until)
-  if (longest - Buffer.byteLength(srcPrefix) + Buffer.byteLength(dstPrefix) > MAX_KEY_BYTES) return undefined
+  if (shape.longestKeyBytes - Buffer.byteLength(srcPrefix) + Buffer.byteLength(dstPrefix) > MAX_KEY_BYTES) return undefined
   // As moveKey: the source's marker replaces the target's; without one, the target's stays.
   const replaced = catalog.versionById(dst.id, dstPrefix, 'null')
   if (replaced !== undefined && catalog.versionById(src.id, srcPrefix, 'null') !== undefined) {
