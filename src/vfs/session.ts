@@ -286,36 +286,30 @@ export class WriteSession {
   }
 
   /**
-   * The dirty chunks small enough to live inline whose part's MD5 they complete: taken
-   * out of memory here, to be stored inside the completing transaction (a small file's
-   * close commits once, not twice). Others are left to storeDirtyChunks.
+   * The file's last chunk, if it is dirty, small enough to live inline and completes its
+   * part's MD5: taken out of memory here, to be stored inside the completing transaction
+   * (a small file's close commits once, not twice). Every other chunk is a whole
+   * CHUNK_SIZE, too big to live inline: those are left to storeDirtyChunks.
    */
   private async takeInlineChunks (): Promise<Array<{ off: number, chunk: InlineChunk }>> {
-    const out: Array<{ off: number, chunk: InlineChunk }> = []
-    try {
-      for (const idx of [...this.dirty.keys()].sort((a, b) => a - b)) {
-        const buf = this.dirty.get(idx) as Buffer
-        const start = idx * CHUNK_SIZE
-        const len = Math.min(CHUNK_SIZE, this.size - start)
-        if (len <= 0 || len > INLINE_MAX) continue
-        const r = partAt(start)
-        // Its part's MD5 must be known once it is fed: the part is not read back before the commit.
-        const fedTo = this.md5.get(r.part)?.next ?? (start === r.start ? start : -1)
-        if (fedTo !== start || start + len !== Math.min(r.end, this.size)) continue
-        const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
-        const chunk = await this.store.content.prepareInline(data) // (ENOSPC: the reserve is reached)
-        await this.streamMd5(start, chunk.data)
-        this.dirty.delete(idx)
-        this.seqFill.delete(idx)
-        this.budget.give(buf.length)
-        this.budget.recycle(buf)
-        out.push({ off: start, chunk })
-      }
-    } catch (err) {
-      this.giveBackInline(out)
-      throw err
-    }
-    return out
+    if (this.size === 0) return []
+    const idx = Math.floor((this.size - 1) / CHUNK_SIZE)
+    const buf = this.dirty.get(idx)
+    const start = idx * CHUNK_SIZE
+    const len = this.size - start
+    if (buf === undefined || len > INLINE_MAX) return []
+    const r = partAt(start)
+    // Its part's MD5 must be known once it is fed: the part is not read back before the commit.
+    const fedTo = this.md5.get(r.part)?.next ?? (start === r.start ? start : -1)
+    if (fedTo !== start || start + len !== Math.min(r.end, this.size)) return []
+    const data = buf.length >= len ? buf.subarray(0, len) : Buffer.concat([buf, Buffer.alloc(len - buf.length)])
+    const chunk = await this.store.content.prepareInline(data) // (ENOSPC: the reserve is reached)
+    await this.streamMd5(start, chunk.data)
+    this.dirty.delete(idx)
+    this.seqFill.delete(idx)
+    this.budget.give(buf.length)
+    this.budget.recycle(buf)
+    return [{ off: start, chunk }]
   }
 
   /** Inline chunks taken for a completion that failed are dirty again (their part's MD5 is read again later). */
