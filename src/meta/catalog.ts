@@ -2,6 +2,7 @@
 // transaction with `write(fn)`; nothing here commits on its own.
 import type { Db, Statement } from './db'
 import { openDatabase, writeTransaction, durableWriteTransaction, runner } from './db'
+import { Checkpointer } from './checkpointer'
 import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirEntryRow, LiveStatRow, FirstLiveRow } from './rows'
 
 export * from './rows'
@@ -12,16 +13,26 @@ const EXTERNAL_CHECK_MS = 20
 /** How long unpinSoon's pins may wait for another transaction to take them along. */
 const UNPIN_DELAY_MS = 100
 
+export interface CatalogOptions {
+  /** Checkpoint the WAL on a worker thread rather than inside commits (the daemon). */
+  backgroundCheckpoints?: boolean
+}
+
 export class Catalog {
   readonly db: Db
   private readonly cache = new Map<string, Statement>()
   private lastDataVersion = -1
 
-  constructor (file: string) {
+  /** Runs WAL checkpoints on a worker thread (the daemon's); else SQLite runs them in commits. */
+  readonly checkpointer: Checkpointer | null
+
+  constructor (file: string, opts: CatalogOptions = {}) {
     this.db = openDatabase(file)
+    this.checkpointer = opts.backgroundCheckpoints === true ? new Checkpointer(this.db, file) : null
   }
 
   close (): void {
+    this.checkpointer?.close()
     try {
       this.flushUnpins()
     } catch {
@@ -41,13 +52,19 @@ export class Catalog {
   }
 
   write<T> (fn: () => T): T {
-    if (this.unpins.length === 0) return writeTransaction(this.db, fn)
+    if (this.unpins.length === 0) {
+      const r = writeTransaction(this.db, fn)
+      this.checkpointer?.committed()
+      return r
+    }
     const owners = this.unpins.splice(0)
     try {
-      return writeTransaction(this.db, () => {
+      const r = writeTransaction(this.db, () => {
         for (const owner of owners) this.unpin(owner)
         return fn()
       })
+      this.checkpointer?.committed()
+      return r
     } catch (err) {
       this.unpins.unshift(...owners) // rolled back with it
       this.scheduleUnpins()
@@ -83,7 +100,11 @@ export class Catalog {
     if (this.unpinTimer !== null) { clearTimeout(this.unpinTimer); this.unpinTimer = null }
     if (this.unpins.length > 0 && this.db.open) this.write(() => {})
   }
-  writeDurably<T> (fn: () => T): T { return durableWriteTransaction(this.db, fn) }
+  writeDurably<T> (fn: () => T): T {
+    const r = durableWriteTransaction(this.db, fn)
+    this.checkpointer?.committed()
+    return r
+  }
   read<T> (fn: () => T): T { return runner(this.db).deferred(fn) as T }
 
   private externalGen = 0

@@ -12,6 +12,9 @@ const log = createDebug('bucketfs:meta')
 export type Db = Database.Database
 export type Statement = Database.Statement
 
+/** SQLite's own checkpoints, where no Checkpointer runs them: every 4,000 WAL pages. */
+export const AUTOCHECKPOINT_PAGES = 4000
+
 export interface OpenOptions { readonly?: boolean, busyTimeoutMs?: number }
 
 export function openDatabase (file: string, opts: OpenOptions = {}): Db {
@@ -23,7 +26,7 @@ export function openDatabase (file: string, opts: OpenOptions = {}): Db {
   db.pragma('foreign_keys = OFF')
   db.pragma('cache_size = -65536') // 64 MiB page cache
   db.pragma('temp_store = MEMORY')
-  db.pragma('wal_autocheckpoint = 4000')
+  db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
   if (opts.readonly !== true) migrate(db)
   for (const suffix of ['-wal', '-shm']) {
     try { fs.chmodSync(file + suffix, 0o600) } catch {}

@@ -118,7 +118,7 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     await clearStaleMount(mountpoint, fsname(dataDir).split(',')[0])
     fs.mkdirSync(mountpoint, { recursive: true })
 
-    store = Store.open(dataDir)
+    store = Store.open(dataDir, { backgroundCheckpoints: true })
     const fast = fastPathOf(() => fuse)
     const vfs = new Vfs(store, { writeBudgetBytes: opts.writeBudgetBytes, showVersions: opts.showVersions, readWindows: fast })
     log('recovering uploads that were fsynced but never closed')

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import createDebug from 'debug'
 import { Catalog } from '../meta/catalog'
-import type { BucketRow, Extent, ReadableExtent, VersionRow, NewVersion, VersionPartRow } from '../meta/catalog'
+import type { BucketRow, Extent, ReadableExtent, VersionRow, NewVersion, VersionPartRow, CatalogOptions } from '../meta/catalog'
 import { ChunkFiles } from '../blob/chunks'
 import { Content } from './content'
 import type { Source, Ingested } from './content'
@@ -28,6 +28,9 @@ import type {
 
 const log = createDebug('bucketfs:store')
 
+/** How a store is opened: the daemon checkpoints its metadata on a worker thread. */
+export type StoreOptions = CatalogOptions
+
 export interface Range { start: number, end: number }
 /** A live version as a lookup sees it. */
 export interface LiveStat { size: number, storedBytes: number, posix: PosixAttrs }
@@ -47,18 +50,18 @@ export class Store {
   readonly files: ChunkFiles
   readonly content: Content
 
-  private constructor (dataDir: string) {
+  private constructor (dataDir: string, opts: StoreOptions) {
     this.dataDir = dataDir
-    this.catalog = new Catalog(path.join(dataDir, 'meta.db'))
+    this.catalog = new Catalog(path.join(dataDir, 'meta.db'), opts)
     this.files = new ChunkFiles(dataDir)
     this.content = new Content(this.catalog, this.files)
   }
 
-  static open (dataDir: string): Store {
+  static open (dataDir: string, opts: StoreOptions = {}): Store {
     const dir = path.resolve(dataDir)
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
     if ((fs.statSync(dir).mode & 0o077) !== 0) fs.chmodSync(dir, 0o700)
-    return new Store(dir)
+    return new Store(dir, opts)
   }
 
   close (): void { this.catalog.close() }
