@@ -32,13 +32,13 @@ export class Catalog {
   }
 
   close (): void {
-    this.checkpointer?.close()
     try {
       this.flushUnpins()
     } catch {
       // Left pinned (a full disk, say): pins name this process, whose leftovers are dropped later.
     } finally {
       this.db.close()
+      this.checkpointer?.close() // after: its connection is the last to close
     }
   }
 
@@ -52,22 +52,19 @@ export class Catalog {
   }
 
   write<T> (fn: () => T): T {
-    if (this.unpins.length === 0) {
-      const r = writeTransaction(this.db, fn)
-      this.checkpointer?.committed()
-      return r
-    }
     const owners = this.unpins.splice(0)
     try {
-      const r = writeTransaction(this.db, () => {
+      const r = writeTransaction(this.db, owners.length === 0 ? fn : () => {
         for (const owner of owners) this.unpin(owner)
         return fn()
       })
       this.checkpointer?.committed()
       return r
     } catch (err) {
-      this.unpins.unshift(...owners) // rolled back with it
-      this.scheduleUnpins()
+      if (owners.length > 0) {
+        this.unpins.unshift(...owners) // rolled back with it
+        this.scheduleUnpins()
+      }
       throw err
     }
   }

@@ -1,6 +1,6 @@
-// The only module that opens SQLite. WAL, one writer connection per process,
-// a busy timeout so another process's writes wait instead of failing, and
-// numbered migrations.
+// Where SQLite is opened (but for the daemon's checkpoint worker, checkpointer.ts,
+// whose connection only checkpoints). WAL, one writer connection per process, a busy
+// timeout so another process's writes wait instead of failing, and numbered migrations.
 import Database from 'better-sqlite3'
 import fs from 'node:fs'
 import createDebug from 'debug'
