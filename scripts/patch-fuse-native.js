@@ -36,7 +36,7 @@
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
-const { execFileSync } = require('node:child_process')
+const { rebuild } = require('./node-gyp')
 
 const dir = path.dirname(require.resolve('fuse-native/package.json'))
 const file = path.join(dir, 'fuse-native.c')
@@ -164,12 +164,5 @@ if (source !== fs.readFileSync(file, 'utf8')) {
 }
 if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= fs.statSync(file).mtimeMs) process.exit(0)
 
-// npm tells lifecycle scripts where its bundled node-gyp is.
-const gyp = process.env.npm_config_node_gyp ||
-  require.resolve('node-gyp/bin/node-gyp.js', { paths: [path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm')] })
-// Build against the installed Node's headers (no download: this machine may have no network).
-const args = [gyp, 'rebuild']
-const nodedir = process.env.npm_config_nodedir || (fs.existsSync('/usr/include/node/node_api.h') ? '/usr' : '')
-if (nodedir !== '') args.push(`--nodedir=${nodedir}`)
 console.log('bucketfs: rebuilding fuse-native')
-execFileSync(process.execPath, args, { cwd: dir, stdio: 'inherit' })
+rebuild(dir)

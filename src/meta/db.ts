@@ -3,6 +3,7 @@
 // timeout so another process's writes wait instead of failing, and numbered migrations.
 import Database from 'better-sqlite3'
 import fs from 'node:fs'
+import path from 'node:path'
 import createDebug from 'debug'
 import { MIGRATIONS } from './migrations'
 import { fromSystemError } from '../errors'
@@ -17,7 +18,39 @@ export const AUTOCHECKPOINT_PAGES = 4000
 
 export interface OpenOptions { readonly?: boolean, busyTimeoutMs?: number }
 
+/** native/walbuf.c, built at install: WAL commits written in one call each. */
+const WALBUF = [path.join(__dirname, '..', '..'), path.join(__dirname, '..', '..', '..')] // from src/meta, dist/src/meta
+  .map(root => path.join(root, 'native', 'build', 'Release', 'walbuf.node'))
+  .find(file => fs.existsSync(file))
+let walBuffering: boolean | undefined
+
+/**
+ * Whether the process's SQLite writes each WAL commit in one call (the extension is
+ * loaded once, before the first database opens, and serves every connection after).
+ * Without it (not built, or refused), SQLite writes frame by frame as it always does.
+ */
+export function walBuffered (): boolean {
+  if (walBuffering === undefined) {
+    walBuffering = false
+    if (WALBUF !== undefined) {
+      const loader = new Database(':memory:')
+      try {
+        loader.loadExtension(WALBUF) // entry point sqlite3_walbuf_init, from the file's name
+        walBuffering = true
+      } catch (err) {
+        log('WAL writes stay frame by frame: %s', err instanceof Error ? err.message : String(err))
+      } finally {
+        loader.close()
+      }
+    } else {
+      log('WAL writes stay frame by frame: native/ is not built')
+    }
+  }
+  return walBuffering
+}
+
 export function openDatabase (file: string, opts: OpenOptions = {}): Db {
+  walBuffered()
   const existed = fs.existsSync(file)
   const db = new Database(file, { readonly: opts.readonly === true, timeout: opts.busyTimeoutMs ?? 30000 })
   if (!existed) fs.chmodSync(file, 0o600)
