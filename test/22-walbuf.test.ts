@@ -14,10 +14,20 @@ import type { Db } from '../src/meta/db'
 const ROOT = path.resolve(__dirname, '..')
 const BUILT_DB = path.join(ROOT, 'dist', 'src', 'meta', 'db.js')
 
-interface Counts { writes: number, flushes: number }
+interface Counts { writes: number, flushes: number, through: number }
 function counts (db: Db): Counts {
-  const [writes, flushes] = (db.prepare('SELECT bucketfs_walbuf() AS s').get() as { s: string }).s.split(' ').map(Number)
-  return { writes, flushes }
+  const [writes, flushes, , through] = (db.prepare('SELECT bucketfs_walbuf() AS s').get() as { s: string }).s.split(' ').map(Number)
+  return { writes, flushes, through }
+}
+
+/** integrity_check and fn's answer from a connection of its own, which reads the files (not a writer's page cache). */
+function fromFile<T> (file: string, fn: (db: Db) => T): { integrity: unknown, answer: T } {
+  const db = openDatabase(file)
+  try {
+    return { integrity: db.pragma('integrity_check', { simple: true }), answer: fn(db) }
+  } finally {
+    db.close()
+  }
 }
 
 /** A database in the test's own directory (t.testdir() makes it afresh: call it once). */
@@ -34,7 +44,8 @@ t.test('the extension is built and loaded', async t => {
 })
 
 t.test('a commit of several pages is one write', async t => {
-  const db = tempDb(t)
+  const file = path.join(t.testdir(), 'w.db')
+  const db = tempDb(t, file)
   const insert = db.prepare('INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)')
   for (let i = 0; i < 200; i++) insert.run(i, Buffer.alloc(500, i), `tag ${i}`) // several pages to change later
   const before = counts(db)
@@ -45,11 +56,14 @@ t.test('a commit of several pages is one write', async t => {
   const frameWrites = after.writes - before.writes
   t.ok(frameWrites >= 6, `SQLite wrote ${frameWrites} pieces (a header and a page per frame)`)
   t.equal(after.flushes - before.flushes, 1, 'in one write to the file')
-  t.equal(db.pragma('integrity_check', { simple: true }), 'ok')
+  const seen = fromFile(file, other => other.prepare('SELECT tag FROM kv WHERE k = 140').get() as { tag: string })
+  t.equal(seen.integrity, 'ok', 'another connection finds the database whole')
+  t.equal(seen.answer.tag, 'new 140', 'and the commit in it')
 })
 
 t.test('a commit larger than one write goes in several, and reads back whole', async t => {
-  const db = tempDb(t)
+  const file = path.join(t.testdir(), 'w.db')
+  const db = tempDb(t, file)
   const before = counts(db)
   const blob = (i: number): Buffer => Buffer.alloc(3000, i & 0xff)
   db.transaction(() => {
@@ -58,10 +72,88 @@ t.test('a commit larger than one write goes in several, and reads back whole', a
   })()
   const after = counts(db)
   t.ok(after.flushes - before.flushes >= 20, `${after.flushes - before.flushes} writes, each under 128 KiB`)
-  const rows = db.prepare('SELECT k, v FROM kv ORDER BY k').all() as Array<{ k: number, v: Buffer }>
-  t.equal(rows.length, 1000)
-  t.ok(rows.every(r => r.v.equals(blob(r.k))), 'every row reads back as written')
-  t.equal(db.pragma('integrity_check', { simple: true }), 'ok')
+  const seen = fromFile(file, other => other.prepare('SELECT k, v FROM kv ORDER BY k').all() as Array<{ k: number, v: Buffer }>)
+  t.equal(seen.integrity, 'ok', 'another connection finds the database whole')
+  t.equal(seen.answer.length, 1000)
+  t.ok(seen.answer.every(r => r.v.equals(blob(r.k))), 'every row reads back as written')
+})
+
+// The child makes one transaction that spills (a cache of 20 pages makes SQLite write
+// pages of the open transaction to the WAL) and changes the spilled pages again (which
+// rewrites their frames in place; the commit then rewrites the frame headers with new
+// checksums: writes below the WAL's end, which go straight through). Another connection
+// copies the WAL into the database file, then the child is killed: recovery, which reads
+// the WAL from the file alone, must find that commit.
+const SPILL_CHILD = `
+const { openDatabase, walBuffered } = require(process.argv[1])
+const db = openDatabase(process.argv[2])
+db.pragma('cache_size = 20')
+db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v BLOB NOT NULL, tag TEXT NOT NULL)')
+db.transaction(() => {
+  const insert = db.prepare('INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)')
+  for (let i = 0; i < 1500; i++) insert.run(i, Buffer.alloc(600, 1), 'a')
+})()
+const before = db.prepare('SELECT bucketfs_walbuf() AS s').get().s.split(' ')[3]
+db.transaction(() => {
+  db.prepare('UPDATE kv SET v = ?, tag = ?').run(Buffer.alloc(600, 2), 'b')
+  db.prepare('UPDATE kv SET v = ?, tag = ?').run(Buffer.alloc(600, 3), 'c')
+})()
+const after = db.prepare('SELECT bucketfs_walbuf() AS s').get().s.split(' ')[3]
+const other = openDatabase(process.argv[2])
+other.pragma('wal_checkpoint(PASSIVE)')
+process.stdout.write('walbuf ' + walBuffered() + ' through ' + (after - before) + '\\n')
+setInterval(() => {}, 1000)
+`
+
+t.test('a transaction that spills and rewrites its pages, then a crash: recovery finds its commit', async t => {
+  if (!fs.existsSync(BUILT_DB)) {
+    t.fail('dist/ is missing: run `npm run build` before this test')
+    return
+  }
+  const file = path.join(t.testdir(), 'spill.db')
+  const child = spawn(process.execPath, ['-e', SPILL_CHILD, BUILT_DB, file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (b: Buffer) => { err += b.toString() })
+  await new Promise<void>(resolve => {
+    child.stdout.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('\n')) resolve() })
+    child.once('exit', () => { resolve() })
+  })
+  child.kill('SIGKILL')
+  await new Promise(resolve => { child.once('exit', resolve) })
+  const m = /^walbuf true through (\d+)\n/.exec(out)
+  t.ok(m !== null, 'the child wrote through the extension', { out, err })
+  t.ok(Number(m?.[1] ?? 0) > 0, `rewrites went straight through (${m?.[1] ?? 0})`)
+  const seen = fromFile(file, c => c.prepare("SELECT count(*) AS n FROM kv WHERE tag = 'c' AND v = ?").get(Buffer.alloc(600, 3)) as { n: number })
+  t.equal(seen.integrity, 'ok')
+  t.equal(seen.answer.n, 1500, 'every row has its last value')
+})
+
+// What a transaction spilled and then rolled back is written (if still gathered) before
+// the write lock goes, never later over frames another connection committed. (SQLite's
+// rollback usually reads the WAL, which writes them too: this passed before the lock
+// release wrote them as well.)
+t.test('a transaction that spilled and rolled back leaves nothing to be written later', async t => {
+  const file = path.join(t.testdir(), 'w.db')
+  const a = tempDb(t, file)
+  a.pragma('cache_size = 20')
+  a.transaction(() => {
+    const insert = a.prepare('INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)')
+    for (let i = 0; i < 1500; i++) insert.run(i, Buffer.alloc(600, 1), 'a')
+  })()
+  const b = openDatabase(file)
+  t.teardown(() => { if (b.open) b.close() })
+  // a spills frames of a change it then rolls back...
+  a.exec('BEGIN IMMEDIATE')
+  a.prepare('UPDATE kv SET v = ?').run(Buffer.alloc(600, 0xaa))
+  a.exec('ROLLBACK')
+  // ...b commits frames where they lay...
+  b.prepare('UPDATE kv SET v = ?').run(Buffer.alloc(600, 0xbb))
+  // ...and a touches the WAL again: nothing of its rolled-back frames may land now.
+  t.equal((a.prepare('SELECT count(*) AS n FROM kv WHERE v = ?').get(Buffer.alloc(600, 0xbb)) as { n: number }).n, 1500)
+  const seen = fromFile(file, c => c.prepare('SELECT count(*) AS n FROM kv WHERE v = ?').get(Buffer.alloc(600, 0xbb)) as { n: number })
+  t.equal(seen.integrity, 'ok')
+  t.equal(seen.answer.n, 1500, "b's commit is whole")
 })
 
 t.test('another connection sees each commit at once', async t => {
@@ -81,8 +173,9 @@ t.test('another connection sees each commit at once', async t => {
 // The child commits numbered rows, one per transaction, and prints each number once
 // its commit returned; it is killed at a random moment.
 const CHILD = `
-const { openDatabase } = require(process.argv[1])
+const { openDatabase, walBuffered } = require(process.argv[1])
 const db = openDatabase(process.argv[2])
+process.stdout.write('walbuf ' + walBuffered() + '\\n')
 db.exec('CREATE TABLE IF NOT EXISTS kv (k INTEGER PRIMARY KEY, v BLOB NOT NULL, tag TEXT NOT NULL)')
 db.exec('CREATE INDEX IF NOT EXISTS kv_by_tag ON kv(tag)')
 const insert = db.prepare('INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)')
@@ -117,6 +210,7 @@ t.test('killed with SIGKILL between commits: every reported commit is there', as
     child.kill('SIGKILL')
     const signal = await new Promise<NodeJS.Signals | null>(resolve => { child.once('exit', (_code, s) => { resolve(s) }) })
     t.equal(signal, 'SIGKILL', `the child was killed ${killAfterMs} ms after its first commit`, { stderr: err })
+    t.match(out, /^walbuf true\n/, 'the child wrote through the extension')
     const reported = out.split('\n').filter(l => /^\d+$/.test(l)).map(Number)
     const last = reported.length === 0 ? 0 : reported[reported.length - 1]
     const db = openDatabase(file)
