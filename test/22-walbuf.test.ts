@@ -226,3 +226,48 @@ t.test('killed with SIGKILL between commits: every reported commit is there', as
     }
   }
 })
+
+// Processes writing the same database at once (the daemon and the CLI do): each commits
+// its own rows, one or a few per transaction, through the extension; SQLite's own
+// checkpoints restart the WAL under them. Every row of every writer is there after.
+const WRITER = `
+const { openDatabase, walBuffered } = require(process.argv[1])
+const db = openDatabase(process.argv[2])
+const me = Number(process.argv[3])
+const insert = db.prepare('INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)')
+for (let i = 0; i < 1500; i++) {
+  const k = me * 100000 + i
+  db.transaction(() => {
+    insert.run(k, Buffer.alloc(700 + (i % 5) * 500, me), 'w' + me)
+    if (i % 10 === 0) db.prepare('UPDATE kv SET tag = tag WHERE k = ?').run(me * 100000)
+  })()
+}
+process.stdout.write('walbuf ' + walBuffered() + '\\n')
+`
+
+t.test('processes writing at once: every commit of each is there', async t => {
+  if (!fs.existsSync(BUILT_DB)) {
+    t.fail('dist/ is missing: run `npm run build` before this test')
+    return
+  }
+  const file = path.join(t.testdir(), 'shared.db')
+  tempDb(t, file).close() // the table, made before the writers start
+  const run = async (me: number): Promise<{ code: number | null, out: string, err: string }> => {
+    const child = spawn(process.execPath, ['-e', WRITER, BUILT_DB, file, String(me)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (b: Buffer) => { out += b.toString() })
+    child.stderr.on('data', (b: Buffer) => { err += b.toString() })
+    const code = await new Promise<number | null>(resolve => { child.once('exit', c => { resolve(c) }) })
+    return { code, out, err }
+  }
+  const results = await Promise.all([1, 2, 3].map(run))
+  for (const [i, r] of results.entries()) {
+    t.equal(r.code, 0, `writer ${i + 1} finished`, { stderr: r.err })
+    t.equal(r.out, 'walbuf true\n', `writer ${i + 1} wrote through the extension`)
+  }
+  const seen = fromFile(file, db => db.prepare('SELECT tag, count(*) AS n, sum(length(v)) AS bytes FROM kv GROUP BY tag ORDER BY tag').all() as Array<{ tag: string, n: number, bytes: number }>)
+  t.equal(seen.integrity, 'ok', 'the database is whole')
+  const bytes = Array.from({ length: 1500 }, (_, i) => 700 + (i % 5) * 500).reduce((a, b) => a + b, 0)
+  t.same(seen.answer, [1, 2, 3].map(me => ({ tag: `w${me}`, n: 1500, bytes })), 'every row of every writer, whole')
+})
