@@ -99,9 +99,13 @@ export class Checkpointer {
     this.clearTimer()
     if (this.worker === null || this.commits === 0) return
     this.commits = 0
-    if (this.inFlight) { this.again = true; return }
+    if (this.inFlight) this.again = true
+    else this.post()
+  }
+
+  private post (): void {
     this.inFlight = true
-    this.worker.postMessage('checkpoint')
+    this.worker?.postMessage('checkpoint')
   }
 
   /**
@@ -132,7 +136,7 @@ export class Checkpointer {
       // over, so it stays near NUDGE_COMMITS commits long.
       if (a.busy === 0 && a.checkpointed === a.log && this.db.open) this.catchUp()
     }
-    if (this.again) { this.again = false; this.commits = Math.max(this.commits, 1); this.nudge() }
+    if (this.again) { this.again = false; this.post() }
   }
 
   private catchUp (): void {
