@@ -3,10 +3,10 @@
 // timeout so another process's writes wait instead of failing, and numbered migrations.
 import Database from 'better-sqlite3'
 import fs from 'node:fs'
-import path from 'node:path'
 import createDebug from 'debug'
 import { MIGRATIONS } from './migrations'
 import { fromSystemError } from '../errors'
+import { walbufExtension } from '../addon'
 
 const log = createDebug('bucketfs:meta')
 
@@ -18,10 +18,6 @@ export const AUTOCHECKPOINT_PAGES = 4000
 
 export interface OpenOptions { readonly?: boolean, busyTimeoutMs?: number }
 
-/** native/walbuf.c, built at install: WAL commits written in one call each. */
-const WALBUF = [path.join(__dirname, '..', '..'), path.join(__dirname, '..', '..', '..')] // from src/meta, dist/src/meta
-  .map(root => path.join(root, 'native', 'build', 'Release', 'walbuf.node'))
-  .find(file => fs.existsSync(file))
 let walBuffering: boolean | undefined
 
 /**
@@ -32,10 +28,11 @@ let walBuffering: boolean | undefined
 export function walBuffered (): boolean {
   if (walBuffering === undefined) {
     walBuffering = false
-    if (WALBUF !== undefined) {
+    const walbuf = walbufExtension()
+    if (walbuf !== undefined) {
       const loader = new Database(':memory:')
       try {
-        loader.loadExtension(WALBUF) // entry point sqlite3_walbuf_init, from the file's name
+        loader.loadExtension(walbuf) // entry point sqlite3_walbuf_init, from the file's name
         walBuffering = true
       } catch (err) {
         log('WAL writes stay frame by frame: %s', err instanceof Error ? err.message : String(err))
