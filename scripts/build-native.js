@@ -3,15 +3,12 @@
 // Postinstall: builds native/ (our own C: the SQLite extension that writes each WAL
 // commit in one call, native/walbuf.c) with node-gyp, when its source is newer than
 // the build. Without it the store still works, one write per WAL frame as SQLite does.
-const fs = require('node:fs')
 const path = require('node:path')
-const { rebuild } = require('./node-gyp')
+const { rebuild, stale } = require('./node-gyp')
 
 const dir = path.join(__dirname, '..', 'native')
 const built = path.join(dir, 'build', 'Release', 'walbuf.node')
-const sources = ['walbuf.c', 'binding.gyp'].map(f => path.join(dir, f))
-const newest = Math.max(...sources.map(f => fs.statSync(f).mtimeMs))
-if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest) process.exit(0)
+if (!stale(built, ['walbuf.c', 'binding.gyp'].map(f => path.join(dir, f)))) process.exit(0)
 console.log('bucketfs: building native/')
 try {
   rebuild(dir)

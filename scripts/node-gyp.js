@@ -16,4 +16,11 @@ function rebuild (dir) {
   execFileSync(process.execPath, args, { cwd: dir, stdio: 'inherit' })
 }
 
-module.exports = { rebuild }
+/** Whether `built` is missing or older than any of `sources`. */
+function stale (built, sources) {
+  if (!fs.existsSync(built)) return true
+  const at = fs.statSync(built).mtimeMs
+  return sources.some(f => fs.statSync(f).mtimeMs > at)
+}
+
+module.exports = { rebuild, stale }

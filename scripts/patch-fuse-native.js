@@ -36,7 +36,7 @@
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
-const { rebuild } = require('./node-gyp')
+const { rebuild, stale } = require('./node-gyp')
 
 const dir = path.dirname(require.resolve('fuse-native/package.json'))
 const file = path.join(dir, 'fuse-native.c')
@@ -162,7 +162,7 @@ if (source !== fs.readFileSync(file, 'utf8')) {
   fs.writeFileSync(file, source)
   console.log(`bucketfs: patched fuse-native (${edits.map(e => e[0]).join(', ')})`)
 }
-if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= fs.statSync(file).mtimeMs) process.exit(0)
+if (!stale(built, [file])) process.exit(0)
 
 console.log('bucketfs: rebuilding fuse-native')
 rebuild(dir)
