@@ -4,17 +4,11 @@
 import t from 'tap'
 import type {} from 'tap' // the global tap.Test type
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { Store } from '../src/store'
 import { NUDGE_COMMITS } from '../src/meta/checkpointer'
 import { AUTOCHECKPOINT_PAGES } from '../src/meta/db'
-
-function tempDir (t: tap.Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bucketfs-ckpt-'))
-  t.teardown(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-  return dir
-}
+import { tempStore } from './helpers/store'
 
 /** The WAL header's checkpoint sequence number: it grows each time the WAL starts over. */
 function walRestarts (dir: string): number {
@@ -40,16 +34,14 @@ async function until (cond: () => boolean, ms = 5000): Promise<boolean> {
 const autocheckpoint = (store: Store): number => store.catalog.db.pragma('wal_autocheckpoint', { simple: true }) as number
 
 t.test('a store opened without it checkpoints inside commits, as SQLite does', async t => {
-  const store = Store.open(tempDir(t))
-  t.teardown(() => { store.close() })
+  const { store } = tempStore(t)
   t.equal(store.catalog.checkpointer, null)
   t.equal(autocheckpoint(store), AUTOCHECKPOINT_PAGES)
 })
 
 t.test('the daemon\'s store: checkpoints on a worker, the WAL starts over under steady writes, nothing is lost', async t => {
-  const dir = tempDir(t)
-  let store = Store.open(dir, { backgroundCheckpoints: true })
-  t.teardown(() => { store.close() })
+  const ts = tempStore(t, { backgroundCheckpoints: true })
+  const { dir, store } = ts
   const cp = store.catalog.checkpointer
   if (cp === null) throw new Error('no checkpointer')
   t.equal(autocheckpoint(store), 0, 'the connection does not checkpoint in its commits')
@@ -76,22 +68,20 @@ t.test('the daemon\'s store: checkpoints on a worker, the WAL starts over under 
   const frames = (longest - 32) / (4096 + 24)
   t.ok(frames < 20000, `the WAL stayed short: ${Math.round(frames)} frames at its longest, after ${commits} commits`)
 
-  store.close()
-  store = Store.open(dir)
+  const reopened = ts.reopen()
   let listed = 0
   let token: string | undefined
   do {
-    const page = store.listObjects('ckpt', { prefix: 'k/', continuationToken: token })
+    const page = reopened.listObjects('ckpt', { prefix: 'k/', continuationToken: token })
     listed += page.contents.length
     token = page.nextContinuationToken
   } while (token !== undefined)
   t.equal(listed, commits / 2, 'every object committed is there after a reopen')
-  t.equal(store.headObject('ckpt', 'k/0').size, 'value 0'.length)
+  t.equal(reopened.headObject('ckpt', 'k/0').size, 'value 0'.length)
 })
 
 t.test('a worker that fails hands checkpoints back to the connection', async t => {
-  const store = Store.open(tempDir(t), { backgroundCheckpoints: true })
-  t.teardown(() => { store.close() })
+  const { store } = tempStore(t, { backgroundCheckpoints: true })
   const cp = store.catalog.checkpointer
   if (cp === null) throw new Error('no checkpointer')
   await cp.thread?.terminate()
@@ -103,15 +93,14 @@ t.test('a worker that fails hands checkpoints back to the connection', async t =
 })
 
 t.test('close ends the worker', async t => {
-  const dir = tempDir(t)
-  const store = Store.open(dir, { backgroundCheckpoints: true })
-  const cp = store.catalog.checkpointer
+  const ts = tempStore(t, { backgroundCheckpoints: true })
+  const cp = ts.store.catalog.checkpointer
   if (cp === null) throw new Error('no checkpointer')
   const worker = cp.thread
   if (worker === null) throw new Error('no worker')
   const exited = new Promise<number>(resolve => { worker.once('exit', resolve) })
-  store.createBucket('closing')
-  store.close()
+  ts.store.createBucket('closing')
+  ts.close()
   t.equal(await exited, 0, 'the worker thread ended by itself')
-  t.notOk(fs.existsSync(path.join(dir, 'meta.db-wal')), 'the last connection closed checkpointed and removed the WAL')
+  t.notOk(fs.existsSync(path.join(ts.dir, 'meta.db-wal')), 'the last connection closed checkpointed and removed the WAL')
 })

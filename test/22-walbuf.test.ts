@@ -39,6 +39,36 @@ function tempDb (t: tap.Test, file = path.join(t.testdir(), 'w.db')): Db {
   return db
 }
 
+/** The children run the built db.js: a test that needs one fails when dist/ is missing. */
+function built (t: tap.Test): boolean {
+  if (fs.existsSync(BUILT_DB)) return true
+  t.fail('dist/ is missing: run `npm run build` before this test')
+  return false
+}
+
+interface Child {
+  kill: () => void
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  /** Answers once the child printed a whole line (or ended). */
+  firstLine: Promise<void>
+  out: () => string
+  err: () => string
+}
+
+/** `node -e source` with the built db.js and args after it, its output collected. */
+function runChild (source: string, ...args: string[]): Child {
+  const child = spawn(process.execPath, ['-e', source, BUILT_DB, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => { child.once('exit', (code, signal) => { resolve({ code, signal }) }) })
+  const firstLine = new Promise<void>(resolve => {
+    child.stdout.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('\n')) resolve() })
+    void exited.then(() => { resolve() })
+  })
+  child.stderr.on('data', (b: Buffer) => { err += b.toString() })
+  return { kill: () => { child.kill('SIGKILL') }, exited, firstLine, out: () => out, err: () => err }
+}
+
 t.test('the extension is built and loaded', async t => {
   t.ok(walBuffered(), 'native/build/Release/walbuf.node loads (npm install builds it)')
 })
@@ -88,7 +118,6 @@ const SPILL_CHILD = `
 const { openDatabase, walBuffered } = require(process.argv[1])
 const db = openDatabase(process.argv[2])
 db.pragma('cache_size = 20')
-db.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v BLOB NOT NULL, tag TEXT NOT NULL)')
 db.transaction(() => {
   const insert = db.prepare('INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)')
   for (let i = 0; i < 1500; i++) insert.run(i, Buffer.alloc(600, 1), 'a')
@@ -106,23 +135,15 @@ setInterval(() => {}, 1000)
 `
 
 t.test('a transaction that spills and rewrites its pages, then a crash: recovery finds its commit', async t => {
-  if (!fs.existsSync(BUILT_DB)) {
-    t.fail('dist/ is missing: run `npm run build` before this test')
-    return
-  }
+  if (!built(t)) return
   const file = path.join(t.testdir(), 'spill.db')
-  const child = spawn(process.execPath, ['-e', SPILL_CHILD, BUILT_DB, file], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stderr.on('data', (b: Buffer) => { err += b.toString() })
-  await new Promise<void>(resolve => {
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('\n')) resolve() })
-    child.once('exit', () => { resolve() })
-  })
-  child.kill('SIGKILL')
-  await new Promise(resolve => { child.once('exit', resolve) })
-  const m = /^walbuf true through (\d+)\n/.exec(out)
-  t.ok(m !== null, 'the child wrote through the extension', { out, err })
+  tempDb(t, file).close() // the table
+  const child = runChild(SPILL_CHILD, file)
+  await child.firstLine
+  child.kill()
+  await child.exited
+  const m = /^walbuf true through (\d+)\n/.exec(child.out())
+  t.ok(m !== null, 'the child wrote through the extension', { out: child.out(), err: child.err() })
   t.ok(Number(m?.[1] ?? 0) > 0, `rewrites went straight through (${m?.[1] ?? 0})`)
   const seen = fromFile(file, c => c.prepare("SELECT count(*) AS n FROM kv WHERE tag = 'c' AND v = ?").get(Buffer.alloc(600, 3)) as { n: number })
   t.equal(seen.integrity, 'ok')
@@ -176,8 +197,6 @@ const CHILD = `
 const { openDatabase, walBuffered } = require(process.argv[1])
 const db = openDatabase(process.argv[2])
 process.stdout.write('walbuf ' + walBuffered() + '\\n')
-db.exec('CREATE TABLE IF NOT EXISTS kv (k INTEGER PRIMARY KEY, v BLOB NOT NULL, tag TEXT NOT NULL)')
-db.exec('CREATE INDEX IF NOT EXISTS kv_by_tag ON kv(tag)')
 const insert = db.prepare('INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)')
 let k = 0
 setInterval(() => {
@@ -190,40 +209,29 @@ setInterval(() => {
 `
 
 t.test('killed with SIGKILL between commits: every reported commit is there', async t => {
-  if (!fs.existsSync(BUILT_DB)) {
-    t.fail('dist/ is missing: run `npm run build` before this test')
-    return
-  }
+  if (!built(t)) return
   const dir = t.testdir()
   for (const killAfterMs of [20, 150, 500]) {
     const file = path.join(dir, `crash-${killAfterMs}.db`)
-    const child = spawn(process.execPath, ['-e', CHILD, BUILT_DB, file], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (b: Buffer) => { out += b.toString() })
-    child.stderr.on('data', (b: Buffer) => { err += b.toString() })
+    tempDb(t, file).close() // the table
+    const child = runChild(CHILD, file)
     // Killed that long after its first commit was reported.
-    await new Promise<void>(resolve => {
-      child.stdout.once('data', () => { setTimeout(resolve, killAfterMs) })
-      child.once('exit', () => { resolve() })
-    })
-    child.kill('SIGKILL')
-    const signal = await new Promise<NodeJS.Signals | null>(resolve => { child.once('exit', (_code, s) => { resolve(s) }) })
-    t.equal(signal, 'SIGKILL', `the child was killed ${killAfterMs} ms after its first commit`, { stderr: err })
-    t.match(out, /^walbuf true\n/, 'the child wrote through the extension')
-    const reported = out.split('\n').filter(l => /^\d+$/.test(l)).map(Number)
+    await child.firstLine
+    await Promise.race([new Promise(resolve => setTimeout(resolve, killAfterMs)), child.exited])
+    child.kill()
+    const { signal } = await child.exited
+    t.equal(signal, 'SIGKILL', `the child was killed ${killAfterMs} ms after its first commit`, { stderr: child.err() })
+    t.match(child.out(), /^walbuf true\n/, 'the child wrote through the extension')
+    const reported = child.out().split('\n').filter(l => /^\d+$/.test(l)).map(Number)
     const last = reported.length === 0 ? 0 : reported[reported.length - 1]
-    const db = openDatabase(file)
-    try {
-      t.equal(db.pragma('integrity_check', { simple: true }), 'ok', 'the database is whole')
-      const { n, top } = db.prepare('SELECT count(*) AS n, max(k) AS top FROM kv').get() as { n: number, top: number | null }
-      t.ok(last > 0 && n >= last, `${n} rows; the child reported ${last} commits`)
-      t.equal(n, top ?? 0, 'the rows are 1..n, none missing')
-      const bad = db.prepare('SELECT count(*) AS c FROM kv WHERE length(v) != 1500 + (k % 7) * 900').get() as { c: number }
-      t.equal(bad.c, 0, 'every row is whole')
-    } finally {
-      db.close()
-    }
+    const seen = fromFile(file, db => ({
+      ...(db.prepare('SELECT count(*) AS n, max(k) AS top FROM kv').get() as { n: number, top: number | null }),
+      torn: (db.prepare('SELECT count(*) AS c FROM kv WHERE length(v) != 1500 + (k % 7) * 900').get() as { c: number }).c
+    }))
+    t.equal(seen.integrity, 'ok', 'the database is whole')
+    t.ok(last > 0 && seen.answer.n >= last, `${seen.answer.n} rows; the child reported ${last} commits`)
+    t.equal(seen.answer.n, seen.answer.top ?? 0, 'the rows are 1..n, none missing')
+    t.equal(seen.answer.torn, 0, 'every row is whole')
   }
 })
 
@@ -246,25 +254,13 @@ process.stdout.write('walbuf ' + walBuffered() + '\\n')
 `
 
 t.test('processes writing at once: every commit of each is there', async t => {
-  if (!fs.existsSync(BUILT_DB)) {
-    t.fail('dist/ is missing: run `npm run build` before this test')
-    return
-  }
+  if (!built(t)) return
   const file = path.join(t.testdir(), 'shared.db')
   tempDb(t, file).close() // the table, made before the writers start
-  const run = async (me: number): Promise<{ code: number | null, out: string, err: string }> => {
-    const child = spawn(process.execPath, ['-e', WRITER, BUILT_DB, file, String(me)], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (b: Buffer) => { out += b.toString() })
-    child.stderr.on('data', (b: Buffer) => { err += b.toString() })
-    const code = await new Promise<number | null>(resolve => { child.once('exit', c => { resolve(c) }) })
-    return { code, out, err }
-  }
-  const results = await Promise.all([1, 2, 3].map(run))
-  for (const [i, r] of results.entries()) {
-    t.equal(r.code, 0, `writer ${i + 1} finished`, { stderr: r.err })
-    t.equal(r.out, 'walbuf true\n', `writer ${i + 1} wrote through the extension`)
+  const writers = [1, 2, 3].map(me => runChild(WRITER, file, String(me)))
+  for (const [i, w] of writers.entries()) {
+    t.equal((await w.exited).code, 0, `writer ${i + 1} finished`, { stderr: w.err() })
+    t.equal(w.out(), 'walbuf true\n', `writer ${i + 1} wrote through the extension`)
   }
   const seen = fromFile(file, db => db.prepare('SELECT tag, count(*) AS n, sum(length(v)) AS bytes FROM kv GROUP BY tag ORDER BY tag').all() as Array<{ tag: string, n: number, bytes: number }>)
   t.equal(seen.integrity, 'ok', 'the database is whole')

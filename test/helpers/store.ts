@@ -5,6 +5,7 @@ import path from 'node:path'
 import crypto from 'node:crypto'
 import type {} from 'tap' // the global tap.Test type
 import { Store } from '../../src/store'
+import type { StoreOptions } from '../../src/store/store'
 import type { ErrorCode } from '../../src/errors'
 
 export const KiB = 1024
@@ -16,10 +17,10 @@ export class TempStore {
   store: Store
   #open = true
 
-  constructor (t: tap.Test) {
+  constructor (t: tap.Test, opts: StoreOptions = {}) {
     // The store creates its data dir itself (mode 0700): give it a fresh path.
     this.dir = path.join(t.testdir(), 'data')
-    this.store = Store.open(this.dir)
+    this.store = Store.open(this.dir, opts)
     t.teardown(() => { this.close() })
   }
 
@@ -30,17 +31,17 @@ export class TempStore {
     }
   }
 
-  reopen (): Store {
+  reopen (opts: StoreOptions = {}): Store {
     this.close()
-    this.store = Store.open(this.dir)
+    this.store = Store.open(this.dir, opts)
     this.#open = true
     return this.store
   }
 }
 
 /** Opens a store in a fresh temp dir; it is closed in t.teardown. */
-export function tempStore (t: tap.Test): TempStore {
-  return new TempStore(t)
+export function tempStore (t: tap.Test, opts: StoreOptions = {}): TempStore {
+  return new TempStore(t, opts)
 }
 
 /**
