@@ -230,10 +230,17 @@ export class Catalog {
   /** Points live at the key's latest version, or removes it when that is a marker or there is none. */
   refreshLive (bucketId: number, key: string): void {
     const latest = this.latestVersion(bucketId, key)
-    if (latest === undefined || latest.delete_marker === 1) {
+    this.setLive(bucketId, key, latest === undefined || latest.delete_marker === 1 ? null : latest.seq)
+  }
+  /**
+   * Sets what a key's live row names, where the caller knows its latest version
+   * without asking (seq; null: none, or a delete marker). refreshLive asks.
+   */
+  setLive (bucketId: number, key: string, seq: number | null): void {
+    if (seq === null) {
       this.s('DELETE FROM live WHERE bucket_id = ? AND key = ?').run(bucketId, key)
     } else {
-      this.s('INSERT INTO live (bucket_id, key, seq) VALUES (?, ?, ?) ON CONFLICT (bucket_id, key) DO UPDATE SET seq = excluded.seq').run(bucketId, key, latest.seq)
+      this.s('INSERT INTO live (bucket_id, key, seq) VALUES (?, ?, ?) ON CONFLICT (bucket_id, key) DO UPDATE SET seq = excluded.seq').run(bucketId, key, seq)
     }
   }
   /**

@@ -29,8 +29,9 @@ function moveKey (store: Store, src: BucketRow, srcKey: string, dst: BucketRow, 
     if (replaced !== undefined) catalog.deleteVersion(replaced.seq)
     const now = Date.now()
     catalog.moveVersion(v.seq, dst.id, dstKey, now, now)
-    catalog.refreshLive(src.id, srcKey)
-    catalog.refreshLive(dst.id, dstKey)
+    // Neither bucket was ever versioned: each key had that one version at most.
+    catalog.setLive(src.id, srcKey, null)
+    catalog.setLive(dst.id, dstKey, v.seq)
   } else if (v !== undefined) {
     store.commitVersion(dst, dstKey, fieldsOf(v), store.sharedData(v))
     store.deleteInTransaction(src, srcKey)

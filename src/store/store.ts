@@ -194,7 +194,8 @@ export class Store {
       this.catalog.insertExtents(seq, data.extents)
       this.catalog.insertVersionParts(seq, data.parts)
     }
-    this.catalog.refreshLive(b.id, key)
+    // The row just inserted has the key's highest seq: it is the latest version.
+    this.catalog.setLive(b.id, key, data === null ? null : seq)
     return { seq, ...row }
   }
 
@@ -327,9 +328,10 @@ export class Store {
       return { versionId, deleteMarker: v?.delete_marker === 1 }
     }
     if (b.versioning === 'Unversioned') {
+      // A bucket never versioned holds one version per key at most: the 'null' one.
       const v = this.catalog.versionById(b.id, key, 'null')
       if (v !== undefined) this.catalog.deleteVersion(v.seq)
-      this.catalog.refreshLive(b.id, key)
+      this.catalog.setLive(b.id, key, null)
       return { versionId: 'null', deleteMarker: false }
     }
     const marker = this.commitVersion(b, key, null, null)
