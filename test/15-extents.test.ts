@@ -1,6 +1,8 @@
 // Extent arithmetic and the session part layout, checked against a byte-array model.
 import t from 'tap'
-import { overlay, overlayMany, clip } from '../src/store/sessions'
+import { overlay, overlayMany, clip, completeSession } from '../src/store/sessions'
+import { CHUNK_SIZE } from '../src/store/limits'
+import { tempStore } from './helpers/store'
 import { partAt, partRange, partsOf, etagOf, md5OfZeros, ZERO_PART_MD5 } from '../src/store/layout'
 import type { Extent } from '../src/meta/catalog'
 import { uniform } from '../scripts/lib/prng'
@@ -84,4 +86,27 @@ t.test('the table of MD5s of whole zero parts holds every tier size, each recomp
     t.equal(ZERO_PART_MD5.get(size), h.copy().digest('hex'), `MD5 of ${size / 2 ** 20} MiB of zeros`)
     t.equal(await md5OfZeros(size), ZERO_PART_MD5.get(size), 'md5OfZeros answers from the table')
   }
+})
+
+t.test('completeSession answers the extents that extentsOf reads back', async t => {
+  // An open file goes on from the version its close made, with these extents in
+  // place of a read-back: they must be the stored ones, hashes and CRCs included.
+  const { store } = tempStore(t)
+  store.createBucket('ext', {})
+  const owner = store.content.newOwner()
+  const big = crypto.randomBytes(CHUNK_SIZE)
+  const ref = await store.content.putChunk(big, owner)
+  const tail = crypto.randomBytes(3000)
+  const inline = [{ off: 2 * CHUNK_SIZE + 5, chunk: await store.content.prepareInline(tail) }]
+  // A stored chunk, a hole, the stored chunk again cut short, and the inline tail.
+  const size = 2 * CHUNK_SIZE + 5 + tail.length
+  const stored = { chunk: ref.id, hash: ref.hash, crc: ref.crc, inline: ref.inline, csize: ref.size }
+  const extents = [{ off: 0, len: CHUNK_SIZE, coff: 0, ...stored }, { off: CHUNK_SIZE + 100, len: 700, coff: 9, ...stored }]
+  const parts = [{ part: 1, off: 0, size, md5: crypto.createHash('md5').update('x').digest('hex') }]
+  const meta = { bucket: 'ext', key: 'k', fields: { contentType: '', headers: '{}', userMeta: '{}', posix: { mode: 0o100644, uid: 0, gid: 0, mtimeMs: 1, ctimeMs: 1 } }, baseSeq: null, baseLimit: 0, size }
+  const done = completeSession(store, null, meta, extents, parts, owner, undefined, inline)
+  const readBack = store.extentsOf(done.version.seq).map(e => ({ ...e, inline: Number(e.inline) }))
+  t.equal(readBack.length, 3)
+  t.same(done.extents, readBack)
+  t.not(readBack[2].crc, null, 'the inline chunk has its CRC')
 })

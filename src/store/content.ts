@@ -25,7 +25,7 @@ export interface Ingested {
 }
 
 /** A stored chunk, as extents name it. */
-export interface ChunkRef { id: number, hash: Buffer, inline: number, size: number }
+export interface ChunkRef { id: number, hash: Buffer, crc: number | null, inline: number, size: number }
 
 /** A chunk small enough to live in SQLite, hashed and ready to go into a transaction that names it (Content.insertInline). */
 export interface InlineChunk { data: Buffer, hash: Buffer, crc: number | null }
@@ -74,7 +74,7 @@ export class Content {
       return id
     })
     if (!inline) await this.files.write(hash, data, fresh)
-    return { id, hash, inline: inline ? 1 : 0, size: data.length }
+    return { id, hash, crc, inline: inline ? 1 : 0, size: data.length }
   }
 
   /**

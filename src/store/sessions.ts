@@ -52,17 +52,21 @@ export function persistSession (store: Store, uploadRowId: number | null, meta: 
 /**
  * Commits a session's final content as one version and removes its upload, in one
  * transaction. `rebase`: the session goes on from the new version, whose chunks that
- * transaction pins for `pin` (dropping the old base's pins, `unpin`).
+ * transaction pins for `pin` (dropping the old base's pins, `unpin`). Answers the new
+ * version and its extents, as extentsOf would read them back.
  */
-export function completeSession (store: Store, uploadRowId: number | null, meta: SessionMeta, extents: Extent[],
+export function completeSession (store: Store, uploadRowId: number | null, meta: SessionMeta, extents: ReadableExtent[],
   parts: Array<Omit<VersionPartRow, 'seq'>>, owner: number, rebase?: { pin: number, unpin: number | null },
-  inline: Array<{ off: number, chunk: InlineChunk }> = []): ObjectVersion {
+  inline: Array<{ off: number, chunk: InlineChunk }> = []): { version: ObjectVersion, extents: ReadableExtent[] } {
   const row = store.catalog.write(() => {
     // Small chunks go in with the version that names them (one commit for a small file).
     if (inline.length > 0) {
-      const put = inline.map(i => ({ off: i.off, len: i.chunk.data.length, chunk: store.content.insertInline(i.chunk), coff: 0 }))
+      const put = inline.map(({ off, chunk }) => ({
+        off, len: chunk.data.length, chunk: store.content.insertInline(chunk), coff: 0, hash: chunk.hash, crc: chunk.crc, inline: 1, csize: chunk.data.length
+      }))
       extents = clip(overlayMany(extents, put.sort((a, b) => a.off - b.off)), meta.size)
     }
+    extents = extents.filter(e => e.len > 0) // as insertExtents stores them
     const b = store.bucketRow(meta.bucket)
     const etag = etagOf(parts.map(p => p.md5))
     const r = store.commitVersion(b, meta.key, meta.fields, { size: meta.size, etag, extents, parts })
@@ -75,7 +79,7 @@ export function completeSession (store: Store, uploadRowId: number | null, meta:
     return r
   })
   log('completed %s/%s (%d bytes)', meta.bucket, meta.key, meta.size)
-  return toVersion(meta.bucket, row, true)
+  return { version: toVersion(meta.bucket, row, true), extents }
 }
 
 /** Overlays extents of [from, to) onto a sorted extent list, cutting what they cover (no data is copied). */
@@ -200,5 +204,5 @@ async function recoverOne (store: Store, u: UploadRow): Promise<ObjectVersion> {
   const parts = await partMd5s(store, extents, u.size, new Map())
   const owner = store.content.newOwner()
   log('recovering session upload %s for %s/%s', u.upload_id, meta.bucket, u.key)
-  return completeSession(store, u.id, meta, extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner)
+  return completeSession(store, u.id, meta, extents, parts, owner).version
 }

@@ -267,7 +267,7 @@ export class WriteSession {
         // Only what is still inside the file (a truncate waits for stores in flight).
         const keep = Math.min(len, this.size - start)
         if (keep > 0) {
-          this.committed = overlayMany(this.committed, [{ off: start, len: keep, chunk: ref.id, coff: 0, hash: ref.hash, inline: ref.inline, csize: ref.size }])
+          this.committed = overlayMany(this.committed, [{ off: start, len: keep, chunk: ref.id, coff: 0, hash: ref.hash, crc: ref.crc, inline: ref.inline, csize: ref.size }])
           this.pendingParts.add(partAt(start).part)
         }
       }
@@ -388,22 +388,23 @@ export class WriteSession {
       await this.settleStores()
       const inline = await this.takeInlineChunks()
       let v: ObjectVersion
+      let extents: ReadableExtent[]
       // The session goes on from the new version: its chunks are pinned in the same transaction.
       const pin = this.store.content.newOwner()
       try {
         const owner = await this.storeDirtyChunks()
         if (this.detached) return null
-        const extents = clip(this.committed, this.size)
-        const parts = await partMd5s(this.store, extents, this.size, await this.knownMd5s())
-        v = completeSession(this.store, this.uploadRowId, this.meta(), extents.map(e => ({ off: e.off, len: e.len, chunk: e.chunk, coff: e.coff })), parts, owner,
-          { pin, unpin: this.basePin }, inline)
+        const committed = clip(this.committed, this.size)
+        const parts = await partMd5s(this.store, committed, this.size, await this.knownMd5s())
+        ;({ version: v, extents } = completeSession(this.store, this.uploadRowId, this.meta(), committed, parts, owner,
+          { pin, unpin: this.basePin }, inline))
       } catch (err) {
         this.giveBackInline(inline)
         throw err
       }
       this.owner = null
       this.basePin = null
-      this.rebase(v, pin)
+      this.rebase(v, extents, pin)
       return v
     })
   }
@@ -459,9 +460,9 @@ export class WriteSession {
   }
 
   /** Goes on from v, whose chunks `pin` holds (taken with it). */
-  private rebase (v: ObjectVersion, pin: number): void {
+  private rebase (v: ObjectVersion, extents: ReadableExtent[], pin: number): void {
     this.base = v
-    this.committed = this.store.extentsOf(v.seq)
+    this.committed = extents
     this.basePin = pin
     this.size = v.size
     this.baseLimit = v.size
