@@ -387,25 +387,23 @@ export class WriteSession {
       if (!this.changed || this.detached) return null
       await this.settleStores()
       const inline = await this.takeInlineChunks()
-      let v: ObjectVersion
-      let extents: ReadableExtent[]
+      let done: { version: ObjectVersion, extents: ReadableExtent[] }
       // The session goes on from the new version: its chunks are pinned in the same transaction.
       const pin = this.store.content.newOwner()
       try {
         const owner = await this.storeDirtyChunks()
         if (this.detached) return null
-        const committed = clip(this.committed, this.size)
-        const parts = await partMd5s(this.store, committed, this.size, await this.knownMd5s())
-        ;({ version: v, extents } = completeSession(this.store, this.uploadRowId, this.meta(), committed, parts, owner,
-          { pin, unpin: this.basePin }, inline))
+        const extents = clip(this.committed, this.size)
+        const parts = await partMd5s(this.store, extents, this.size, await this.knownMd5s())
+        done = completeSession(this.store, this.uploadRowId, this.meta(), extents, parts, owner, { pin, unpin: this.basePin }, inline)
       } catch (err) {
         this.giveBackInline(inline)
         throw err
       }
       this.owner = null
       this.basePin = null
-      this.rebase(v, extents, pin)
-      return v
+      this.rebase(done.version, done.extents, pin)
+      return done.version
     })
   }
 
