@@ -30,6 +30,12 @@ function fromFile<T> (file: string, fn: (db: Db) => T): { integrity: unknown, an
   }
 }
 
+/** How many rows of kv hold v (and tag, if given). */
+function holding (db: Db, v: Buffer, tag?: string): number {
+  const where = tag === undefined ? 'v = ?' : 'v = ? AND tag = ?'
+  return (db.prepare(`SELECT count(*) AS n FROM kv WHERE ${where}`).get(...(tag === undefined ? [v] : [v, tag])) as { n: number }).n
+}
+
 /** A database in the test's own directory (t.testdir() makes it afresh: call it once). */
 function tempDb (t: tap.Test, file = path.join(t.testdir(), 'w.db')): Db {
   const db = openDatabase(file)
@@ -145,9 +151,9 @@ t.test('a transaction that spills and rewrites its pages, then a crash: recovery
   const m = /^walbuf true through (\d+)\n/.exec(child.out())
   t.ok(m !== null, 'the child wrote through the extension', { out: child.out(), err: child.err() })
   t.ok(Number(m?.[1] ?? 0) > 0, `rewrites went straight through (${m?.[1] ?? 0})`)
-  const seen = fromFile(file, c => c.prepare("SELECT count(*) AS n FROM kv WHERE tag = 'c' AND v = ?").get(Buffer.alloc(600, 3)) as { n: number })
+  const seen = fromFile(file, c => holding(c, Buffer.alloc(600, 3), 'c'))
   t.equal(seen.integrity, 'ok')
-  t.equal(seen.answer.n, 1500, 'every row has its last value')
+  t.equal(seen.answer, 1500, 'every row has its last value')
 })
 
 // What a transaction spilled and then rolled back is written (if still gathered) before
@@ -171,10 +177,10 @@ t.test('a transaction that spilled and rolled back leaves nothing to be written 
   // ...b commits frames where they lay...
   b.prepare('UPDATE kv SET v = ?').run(Buffer.alloc(600, 0xbb))
   // ...and a touches the WAL again: nothing of its rolled-back frames may land now.
-  t.equal((a.prepare('SELECT count(*) AS n FROM kv WHERE v = ?').get(Buffer.alloc(600, 0xbb)) as { n: number }).n, 1500)
-  const seen = fromFile(file, c => c.prepare('SELECT count(*) AS n FROM kv WHERE v = ?').get(Buffer.alloc(600, 0xbb)) as { n: number })
+  t.equal(holding(a, Buffer.alloc(600, 0xbb)), 1500)
+  const seen = fromFile(file, c => holding(c, Buffer.alloc(600, 0xbb)))
   t.equal(seen.integrity, 'ok')
-  t.equal(seen.answer.n, 1500, "b's commit is whole")
+  t.equal(seen.answer, 1500, "b's commit is whole")
 })
 
 t.test('another connection sees each commit at once', async t => {
