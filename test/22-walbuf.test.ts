@@ -57,6 +57,8 @@ interface Child {
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
   /** Answers once the child printed a whole line (or ended). */
   firstLine: Promise<void>
+  /** Answers once the child printed a line that `re` matches (or ended). */
+  printed: (re: RegExp) => Promise<void>
   out: () => string
   err: () => string
 }
@@ -67,12 +69,22 @@ function runChild (source: string, ...args: string[]): Child {
   let out = ''
   let err = ''
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => { child.once('exit', (code, signal) => { resolve({ code, signal }) }) })
-  const firstLine = new Promise<void>(resolve => {
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('\n')) resolve() })
-    void exited.then(() => { resolve() })
-  })
+  const waiting: Array<{ re: RegExp, resolve: () => void }> = []
+  const check = (): void => {
+    for (const w of waiting.splice(0)) {
+      if (w.re.test(out)) w.resolve()
+      else waiting.push(w)
+    }
+  }
+  child.stdout.on('data', (b: Buffer) => { out += b.toString(); check() })
+  let ended = false
+  void exited.then(() => { ended = true; for (const w of waiting.splice(0)) w.resolve() })
+  const printed = async (re: RegExp): Promise<void> => {
+    if (ended) return
+    await new Promise<void>(resolve => { waiting.push({ re, resolve }); check() })
+  }
   child.stderr.on('data', (b: Buffer) => { err += b.toString() })
-  return { kill: () => { child.kill('SIGKILL') }, exited, firstLine, out: () => out, err: () => err }
+  return { kill: () => { child.kill('SIGKILL') }, exited, firstLine: printed(/\n/), printed, out: () => out, err: () => err }
 }
 
 t.test('the extension is built and loaded', async t => {
@@ -221,8 +233,9 @@ t.test('killed with SIGKILL between commits: every reported commit is there', as
     const file = path.join(dir, `crash-${killAfterMs}.db`)
     tempDb(t, file).close() // the table
     const child = runChild(CHILD, file)
-    // Killed that long after its first commit was reported.
-    await child.firstLine
+    // Killed that long after its first commit was reported (a loaded machine may take a
+    // while to make it after the child's first line).
+    await child.printed(/^\d+$/m)
     await Promise.race([new Promise(resolve => setTimeout(resolve, killAfterMs)), child.exited])
     child.kill()
     const { signal } = await child.exited
