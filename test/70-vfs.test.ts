@@ -583,7 +583,7 @@ t.test('rename of a directory moves every key, copies no data', async t => {
   t.equal(store.stats().storedBytes, beforeCross.storedBytes, 'completing the moved open file stored nothing new')
 })
 
-t.test('a directory moves in one set of statements where no bucket keeps history, with the same outcome', async t => {
+t.test('a directory moves by the rows of its directories where no bucket keeps history, with the same outcome', async t => {
   const { vfs, store } = await setup(t)
   // Names past ASCII: the new keys are cut by characters, not bytes or UTF-16 units.
   await vfs.mkdir('/bkt/dïr😀', 0o710)
@@ -593,8 +593,8 @@ t.test('a directory moves in one set of statements where no bucket keeps history
   await putFile(vfs, '/bkt/dïr😀x', 'beside') // shares the prefix, not under it
   // Counts the moves made in one set of statements (the outcome is the same either way).
   let inOne = 0
-  const moveRange = store.catalog.moveRange.bind(store.catalog)
-  store.catalog.moveRange = (...args: Parameters<typeof moveRange>) => { inOne++; return moveRange(...args) }
+  const moveDir = store.catalog.moveDir.bind(store.catalog)
+  store.catalog.moveDir = (...args: Parameters<typeof moveDir>) => { inOne++; moveDir(...args) }
   await vfs.rename('/bkt/dïr😀', '/bkt/ñew')
   t.equal(inOne, 1, 'moved in one set of statements')
   t.same(keysOf(store, 'bkt'), ['dïr😀x', 'ñew/', 'ñew/ß/', 'ñew/ß/🎉', 'ñew/ä.txt'])

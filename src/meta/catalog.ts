@@ -3,9 +3,45 @@
 import type { Db, Statement } from './db'
 import { openDatabase, writeTransaction, durableWriteTransaction, runner } from './db'
 import { Checkpointer } from './checkpointer'
-import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirEntryRow, LiveStatRow, FirstLiveRow } from './rows'
+import { dirPathOf, parentPathOf } from './migrations'
+import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirEntryRow, LiveStatRow, MarkerRow } from './rows'
 
 export * from './rows'
+
+/** A version row's columns but its seq, bucket and key. */
+const VCOLS_REST = `v.version_id, v.delete_marker, v.size, v.etag, v.last_modified_ms, v.content_type,
+  v.headers, v.user_meta, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored`
+/** A VersionRow, from versions v joined to its directory d. */
+const VCOLS = `v.seq, d.bucket_id, d.path || v.name AS key, ${VCOLS_REST}`
+
+/** Rows a listing reads from one directory at a time. */
+const PAGE = 256
+
+/** A key's directory path and its name there ('a/b/c' -> ['a/b/', 'c'], 'a/' -> ['a/', '']). */
+function splitKey (key: string): [string, string] {
+  const path = dirPathOf(key)
+  return [path, key.slice(path.length)]
+}
+
+/** The first path after every path under directory `path` (which ends in '/'). */
+function subtreeEnd (path: string): string { return path.slice(0, -1) + '0' } // '0' follows '/'
+
+/**
+ * Orders keys as S3 does, by their UTF-8 bytes. JavaScript's < compares UTF-16 units,
+ * which agrees but where a surrogate (a character past U+FFFF) meets U+E000..U+FFFF.
+ */
+export function compareKeys (a: string, b: string): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x === y) continue
+    const xs = x >= 0xd800 && x <= 0xdfff
+    const ys = y >= 0xd800 && y <= 0xdfff
+    return xs === ys ? x - y : (xs ? 1 : -1)
+  }
+  return a.length - b.length
+}
 
 /** How stale a cache keyed on externalGeneration may be about other processes' commits. */
 const EXTERNAL_CHECK_MS = 20
@@ -142,7 +178,10 @@ export class Catalog {
     return Number(this.s(`INSERT INTO buckets (name, region, created_ms, versioning, mode, uid, gid, mtime_ms)
       VALUES (@name, @region, @created_ms, @versioning, @mode, @uid, @gid, @mtime_ms)`).run(b).lastInsertRowid)
   }
-  deleteBucket (id: number): void { this.s('DELETE FROM buckets WHERE id = ?').run(id) }
+  deleteBucket (id: number): void {
+    this.s('DELETE FROM dirs WHERE bucket_id = ?').run(id) // (empty: the caller checked)
+    this.s('DELETE FROM buckets WHERE id = ?').run(id)
+  }
   setVersioning (id: number, state: string): void {
     this.s('UPDATE buckets SET versioning = ? WHERE id = ?').run(state, id)
   }
@@ -150,77 +189,148 @@ export class Catalog {
     this.s('UPDATE buckets SET mode = @mode, uid = @uid, gid = @gid, mtime_ms = @mtime_ms WHERE id = @id').run({ ...a, id })
   }
   bucketHasContent (id: number): boolean {
-    return this.s('SELECT 1 FROM versions WHERE bucket_id = ? LIMIT 1').get(id) !== undefined ||
+    return this.s('SELECT 1 FROM dirs d JOIN versions v ON v.dir = d.id WHERE d.bucket_id = ? LIMIT 1').get(id) !== undefined ||
       this.s('SELECT 1 FROM uploads WHERE bucket_id = ? LIMIT 1').get(id) !== undefined
   }
 
   // ---- versions
+  // A key is stored as its directory (a dirs row: bucket and path, up to its last '/')
+  // and its name there, so renaming a directory changes only the rows of the directories
+  // in it. Lookups by key join dirs on its unique (bucket_id, path) index.
+
   latestVersion (bucketId: number, key: string): VersionRow | undefined {
-    return this.s('SELECT * FROM versions WHERE bucket_id = ? AND key = ? ORDER BY seq DESC LIMIT 1').get(bucketId, key) as VersionRow | undefined
+    const [path, name] = splitKey(key)
+    return this.s(`SELECT ${VCOLS} FROM dirs d JOIN versions v ON v.dir = d.id WHERE d.bucket_id = ? AND d.path = ? AND v.name = ? ORDER BY v.seq DESC LIMIT 1`)
+      .get(bucketId, path, name) as VersionRow | undefined
   }
   liveVersion (bucketId: number, key: string): VersionRow | undefined {
-    return this.s('SELECT v.* FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key = ?').get(bucketId, key) as VersionRow | undefined
+    const [path, name] = splitKey(key)
+    return this.s(`SELECT ${VCOLS} FROM dirs d JOIN live l ON l.dir = d.id JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path = ? AND l.name = ?`)
+      .get(bucketId, path, name) as VersionRow | undefined
   }
   /** What a lookup needs of a key's live version: [size, stored, mode, uid, gid, mtime_ms, ctime_ms]. */
   liveStat (bucketId: number, key: string): LiveStatRow | undefined {
-    return this.s('SELECT v.size, v.stored, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key = ?')
-      .raw(true).get(bucketId, key) as LiveStatRow | undefined
+    const [path, name] = splitKey(key)
+    return this.s('SELECT v.size, v.stored, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM dirs d JOIN live l ON l.dir = d.id JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path = ? AND l.name = ?')
+      .raw(true).get(bucketId, path, name) as LiveStatRow | undefined
   }
-  /** The first live key in [from, until) with its POSIX fields: [key, mode, uid, gid, mtime_ms, ctime_ms]. */
-  firstLiveIn (bucketId: number, from: string, until: string): FirstLiveRow | undefined {
-    return this.s('SELECT l.key, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key >= ? AND l.key < ? ORDER BY l.key LIMIT 1')
-      .raw(true).get(bucketId, from, until) as FirstLiveRow | undefined
+  /**
+   * Directory `path` (ending in '/') as stored: [mode, uid, gid, mtime_ms, ctime_ms] of its
+   * live marker, 'implied' when only live keys below it make it, or undefined.
+   */
+  dirStat (bucketId: number, path: string): MarkerRow | 'implied' | undefined {
+    const marker = this.s('SELECT v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM dirs d JOIN live l ON l.dir = d.id JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path = ? AND l.name = \'\'')
+      .raw(true).get(bucketId, path) as MarkerRow | undefined
+    if (marker !== undefined) return marker
+    return this.liveUnder(bucketId, path) ? 'implied' : undefined
+  }
+  /** Whether a live key lies under directory `path` (ending in '/'), at any depth. */
+  private liveUnder (bucketId: number, path: string): boolean {
+    return this.s(`SELECT 1 FROM dirs d JOIN live l ON l.dir = d.id WHERE d.bucket_id = ? AND d.path >= ? AND d.path < ? LIMIT 1`)
+      .pluck().get(bucketId, path, subtreeEnd(path)) !== undefined
   }
   versionById (bucketId: number, key: string, versionId: string): VersionRow | undefined {
-    return this.s('SELECT * FROM versions WHERE bucket_id = ? AND key = ? AND version_id = ?').get(bucketId, key, versionId) as VersionRow | undefined
+    const [path, name] = splitKey(key)
+    return this.s(`SELECT ${VCOLS} FROM dirs d JOIN versions v ON v.dir = d.id WHERE d.bucket_id = ? AND d.path = ? AND v.name = ? AND v.version_id = ?`)
+      .get(bucketId, path, name, versionId) as VersionRow | undefined
   }
   versionBySeq (seq: number): VersionRow | undefined {
-    return this.s('SELECT * FROM versions WHERE seq = ?').get(seq) as VersionRow | undefined
+    return this.s(`SELECT ${VCOLS} FROM versions v JOIN dirs d ON d.id = v.dir WHERE v.seq = ?`).get(seq) as VersionRow | undefined
   }
   versionsOfKey (bucketId: number, key: string): VersionRow[] {
-    return this.s('SELECT * FROM versions WHERE bucket_id = ? AND key = ? ORDER BY seq DESC').all(bucketId, key) as VersionRow[]
+    const [path, name] = splitKey(key)
+    return this.s(`SELECT ${VCOLS} FROM dirs d JOIN versions v ON v.dir = d.id WHERE d.bucket_id = ? AND d.path = ? AND v.name = ? ORDER BY v.seq DESC`)
+      .all(bucketId, path, name) as VersionRow[]
   }
   insertVersion (v: NewVersion): number {
-    return Number(this.s(`INSERT INTO versions (bucket_id, key, version_id, delete_marker, size, etag, last_modified_ms,
+    const [path, name] = splitKey(v.key)
+    return Number(this.s(`INSERT INTO versions (dir, name, version_id, delete_marker, size, etag, last_modified_ms,
       content_type, headers, user_meta, mode, uid, gid, mtime_ms, ctime_ms, stored)
-      VALUES (@bucket_id, @key, @version_id, @delete_marker, @size, @etag, @last_modified_ms,
-      @content_type, @headers, @user_meta, @mode, @uid, @gid, @mtime_ms, @ctime_ms, @stored)`).run(v).lastInsertRowid)
+      VALUES (@dir, @name, @version_id, @delete_marker, @size, @etag, @last_modified_ms,
+      @content_type, @headers, @user_meta, @mode, @uid, @gid, @mtime_ms, @ctime_ms, @stored)`)
+      .run({ ...v, dir: this.ensureDir(v.bucket_id, path, name), name, bucket_id: undefined, key: undefined }).lastInsertRowid)
   }
-  deleteVersion (seq: number): void { this.s('DELETE FROM versions WHERE seq = ?').run(seq) }
+  deleteVersion (seq: number): void {
+    const dir = this.s('DELETE FROM versions WHERE seq = ? RETURNING dir').pluck().get(seq) as number | undefined
+    if (dir !== undefined) this.prune(dir)
+  }
   /** A version row moves to another key, as made now (a rename where neither bucket keeps history). */
   moveVersion (seq: number, bucketId: number, key: string, lastModifiedMs: number, ctimeMs: number): void {
-    this.s('UPDATE versions SET bucket_id = ?, key = ?, last_modified_ms = ?, ctime_ms = ? WHERE seq = ?').run(bucketId, key, lastModifiedMs, ctimeMs, seq)
+    const [path, name] = splitKey(key)
+    const from = this.s('SELECT dir FROM versions WHERE seq = ?').pluck().get(seq) as number | undefined
+    this.s('UPDATE versions SET dir = ?, name = ?, last_modified_ms = ?, ctime_ms = ? WHERE seq = ?').run(this.ensureDir(bucketId, path, name), name, lastModifiedMs, ctimeMs, seq)
+    if (from !== undefined) this.prune(from)
   }
-  /** Whether [from, until) of a bucket holds a version row of a key other than `except`. */
-  hasKeysIn (bucketId: number, from: string, until: string, except: string): boolean {
-    return this.s('SELECT 1 FROM versions WHERE bucket_id = ? AND key >= ? AND key < ? AND key != ? LIMIT 1')
-      .pluck().get(bucketId, from, until, except) !== undefined
+
+  /**
+   * The id of directory `path` of a bucket, made (with the directories above it) if
+   * missing, which will hold name `name` (its `longest` is kept up).
+   */
+  private ensureDir (bucketId: number, path: string, name = ''): number {
+    const bytes = name.length === 0 ? 0 : Buffer.byteLength(name)
+    const row = this.s('SELECT id, longest FROM dirs WHERE bucket_id = ? AND path = ?').raw(true).get(bucketId, path) as [number, number] | undefined
+    if (row !== undefined) {
+      if (row[1] < bytes) this.s('UPDATE dirs SET longest = ? WHERE id = ?').run(bytes, row[0])
+      return row[0]
+    }
+    const parent = path === '' ? null : this.ensureDir(bucketId, parentPathOf(path))
+    return Number(this.s('INSERT INTO dirs (bucket_id, parent, path, longest) VALUES (?, ?, ?, ?)').run(bucketId, parent, path, bytes).lastInsertRowid)
+  }
+  /** Removes a directory that holds nothing any more (no version, live row or directory), and so up. */
+  private prune (dir: number): void {
+    for (let id: number | null = dir; id !== null;) {
+      if (this.s('SELECT 1 FROM versions WHERE dir = ? LIMIT 1').pluck().get(id) !== undefined) return
+      if (this.s('SELECT 1 FROM live WHERE dir = ? LIMIT 1').pluck().get(id) !== undefined) return
+      if (this.s('SELECT 1 FROM dirs WHERE parent = ? LIMIT 1').pluck().get(id) !== undefined) return
+      id = (this.s('DELETE FROM dirs WHERE id = ? AND parent IS NOT NULL RETURNING parent').pluck().get(id) as number | undefined) ?? null
+    }
+  }
+
+  /**
+   * Whether directory `path` holds nothing but its own marker: no other key with any
+   * version, no directory (the target a directory rename may replace).
+   */
+  holdsOnlyMarker (bucketId: number, path: string): boolean {
+    const id = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(bucketId, path) as number | undefined
+    if (id === undefined) return true
+    return this.s("SELECT 1 FROM versions WHERE dir = ? AND name != '' LIMIT 1").pluck().get(id) === undefined &&
+      this.s('SELECT 1 FROM dirs WHERE parent = ? LIMIT 1').pluck().get(id) === undefined
   }
   /**
-   * In one scan of [from, until) of a bucket: its longest key in UTF-8 bytes (0 when
-   * none), and whether any row is other than a key's one live 'null' version (history,
-   * a delete marker).
+   * A bound on the longest key under directory `path`, in UTF-8 bytes, were the
+   * directory's path `toPath`: from each directory's longest name (which deletes do
+   * not lower), so it may be above the truth, never below.
    */
-  rangeShape (bucketId: number, from: string, until: string): { longestKeyBytes: number, history: boolean } {
-    const [longest, history] = this.s(`SELECT max(length(CAST(key AS BLOB))), max(version_id != 'null' OR delete_marker = 1)
-      FROM versions WHERE bucket_id = ? AND key >= ? AND key < ?`).raw(true).get(bucketId, from, until) as [number | null, number | null]
-    return { longestKeyBytes: longest ?? 0, history: history === 1 }
+  longestKeyIfMoved (bucketId: number, path: string, toPath: string): number {
+    const r = this.s('SELECT max(length(CAST(path AS BLOB)) + longest) FROM dirs WHERE bucket_id = ? AND path >= ? AND path < ?')
+      .pluck().get(bucketId, path, subtreeEnd(path)) as number | null
+    return r === null ? 0 : r - Buffer.byteLength(path) + Buffer.byteLength(toPath)
   }
   /**
-   * Every key in [prefix, until) moves to toPrefix + its rest, with its versions (as made
-   * now), live row and write sessions, in three statements. Only where nothing lies under
-   * toPrefix. Answers how many live keys moved.
+   * Directory `path` of a bucket moves, with everything under it, to `toPath` of
+   * `toBucketId`, by changing its directories' rows: its keys keep their versions,
+   * Last-Modified and ctime (nothing is written to them). Only where nothing but the
+   * target's marker lies under toPath (holdsOnlyMarker); that marker, if any, is kept
+   * only where the source has none. Neither path may lie under the other.
    */
-  moveRange (bucketId: number, prefix: string, until: string, toBucketId: number, toPrefix: string, nowMs: number): number {
+  moveDir (bucketId: number, path: string, toBucketId: number, toPath: string): void {
+    const id = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(bucketId, path) as number | undefined
+    if (id === undefined) return
+    const target = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(toBucketId, toPath) as number | undefined
+    if (target !== undefined) {
+      // Only its marker is there (with its live row): it joins the moving directory.
+      this.s('UPDATE versions SET dir = ? WHERE dir = ?').run(id, target)
+      this.s('UPDATE live SET dir = ? WHERE dir = ?').run(id, target)
+      this.s('DELETE FROM dirs WHERE id = ?').run(target)
+    }
+    const oldParent = this.s('SELECT parent FROM dirs WHERE id = ?').pluck().get(id) as number | null
     // substr counts characters (code points) from 1.
-    const rest = [...prefix].length + 1
-    this.s(`UPDATE versions SET bucket_id = ?, key = ? || substr(key, ?), last_modified_ms = ?, ctime_ms = ?
-      WHERE bucket_id = ? AND key >= ? AND key < ?`).run(toBucketId, toPrefix, rest, nowMs, nowMs, bucketId, prefix, until)
-    const moved = this.s('UPDATE live SET bucket_id = ?, key = ? || substr(key, ?) WHERE bucket_id = ? AND key >= ? AND key < ?')
-      .run(toBucketId, toPrefix, rest, bucketId, prefix, until).changes
+    this.s('UPDATE dirs SET bucket_id = ?, path = ? || substr(path, ?) WHERE bucket_id = ? AND path >= ? AND path < ?')
+      .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
+    this.s('UPDATE dirs SET parent = ? WHERE id = ?').run(this.ensureDir(toBucketId, parentPathOf(toPath)), id)
     this.s(`UPDATE uploads SET bucket_id = ?, key = ? || substr(key, ?) WHERE bucket_id = ? AND key >= ? AND key < ? AND kind = 'session'`)
-      .run(toBucketId, toPrefix, rest, bucketId, prefix, until)
-    return moved
+      .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
+    if (oldParent !== null) this.prune(oldParent)
   }
   /** Metadata changes that do not make a new version (chmod, utimens, xattrs). */
   updateVersionAttrs (seq: number, a: Pick<VersionRow, 'mode' | 'uid' | 'gid' | 'mtime_ms' | 'ctime_ms' | 'content_type' | 'user_meta' | 'headers'>): void {
@@ -234,49 +344,108 @@ export class Catalog {
   }
   /**
    * Sets what a key's live row names, where the caller knows its latest version
-   * without asking (seq; null: none, or a delete marker). refreshLive asks.
+   * without asking (seq, a version of that key; null: none, or a delete marker). refreshLive asks.
    */
   setLive (bucketId: number, key: string, seq: number | null): void {
     if (seq === null) {
-      this.s('DELETE FROM live WHERE bucket_id = ? AND key = ?').run(bucketId, key)
+      const [path, name] = splitKey(key)
+      const dir = this.s('DELETE FROM live WHERE dir = (SELECT id FROM dirs WHERE bucket_id = ? AND path = ?) AND name = ? RETURNING dir')
+        .pluck().get(bucketId, path, name) as number | undefined
+      if (dir !== undefined) this.prune(dir)
     } else {
-      this.s('INSERT INTO live (bucket_id, key, seq) VALUES (?, ?, ?) ON CONFLICT (bucket_id, key) DO UPDATE SET seq = excluded.seq').run(bucketId, key, seq)
+      this.s('INSERT INTO live (dir, name, seq) SELECT dir, name, seq FROM versions WHERE seq = ? ON CONFLICT (dir, name) DO UPDATE SET seq = excluded.seq').run(seq)
     }
   }
+
+  /**
+   * Every directory row under `path` (ending in '/', or '' for the whole bucket) of a
+   * bucket, and the rows of what lies right in it, merged in key order (UTF-8 bytes, as
+   * S3 lists): the rows of keys in [from, until) (from itself only if `inclusive`).
+   * `page(dir, path, after, inclusive)` answers up to PAGE rows of one directory, in
+   * name order, from name `after`; their keys come from `keyOf`. Lazy: a listing that
+   * stops early reads no further.
+   */
+  private * walk<R> (bucketId: number, from: string, inclusive: boolean, until: string | null,
+    page: (dir: number, path: string, after: string, inclusive: boolean) => R[], keyOf: (r: R) => string): Generator<R, void> {
+    const top = this.s("SELECT id FROM dirs WHERE bucket_id = ? AND path = ''").pluck().get(bucketId) as number | undefined
+    if (top !== undefined) yield * this.walkDir(top, '', from, inclusive, until, page, keyOf)
+  }
+
+  /** walk, in one directory; answers true once `until` is reached. */
+  private * walkDir<R> (dir: number, path: string, from: string, inclusive: boolean, until: string | null,
+    page: (dir: number, path: string, after: string, inclusive: boolean) => R[], keyOf: (r: R) => string): Generator<R, boolean> {
+    const within = from.startsWith(path)
+    const rest = within ? from.slice(path.length) : ''
+    // A directory holding keys at or after `from`: one after it, or the one it lies in.
+    const slash = rest.indexOf('/')
+    const kids = (this.s('SELECT id, path FROM dirs WHERE parent = ? AND path >= ? ORDER BY path').raw(true)
+      .all(dir, path + (slash < 0 ? rest : rest.slice(0, slash))) as Array<[number, string]>)
+      .filter(([, p]) => from.startsWith(p) || compareKeys(p, from) > 0)
+    let rows = page(dir, path, within ? rest : '', within ? inclusive : true)
+    let more = rows.length === PAGE
+    let r = 0
+    let k = 0
+    for (;;) {
+      if (r === rows.length && more) {
+        rows = page(dir, path, keyOf(rows[r - 1]).slice(path.length), false)
+        more = rows.length === PAGE
+        r = 0
+      }
+      const row = r < rows.length ? rows[r] : undefined
+      const kid = k < kids.length ? kids[k] : undefined
+      if (row === undefined && kid === undefined) return false
+      if (kid === undefined || (row !== undefined && compareKeys(keyOf(row), kid[1]) < 0)) {
+        if (until !== null && compareKeys(keyOf(row as R), until) >= 0) return true
+        yield row as R
+        r++
+      } else {
+        if (until !== null && compareKeys(kid[1], until) >= 0) return true
+        if (yield * this.walkDir(kid[0], kid[1], from, inclusive, until, page, keyOf)) return true
+        k++
+      }
+    }
+  }
+
   /**
    * Live keys from `from` (exclusive unless `inclusive`), below `until` if given, in key
-   * order, each with its version row (one range scan joined to versions: a listing does
-   * not look every version up on its own).
+   * order, each with its version row (a listing does not look every version up on its own).
    */
   liveKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<VersionRow> {
-    const op = inclusive ? '>=' : '>'
-    const base = `SELECT v.* FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key ${op} ?`
-    if (until === null) return this.s(`${base} ORDER BY l.key`).iterate(bucketId, from) as IterableIterator<VersionRow>
-    return this.s(`${base} AND l.key < ? ORDER BY l.key`).iterate(bucketId, from, until) as IterableIterator<VersionRow>
-  }
-  /**
-   * Live keys from `from` (inclusive) below `until`, with only what a directory listing
-   * shows, as arrays: [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored]. A third of the
-   * cost of whole rows for a 10,000-entry directory.
-   */
-  liveEntriesFrom (bucketId: number, from: string, until: string | null): IterableIterator<DirEntryRow> {
-    const base = 'SELECT l.key, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored FROM live l JOIN versions v ON v.seq = l.seq WHERE l.bucket_id = ? AND l.key >= ?'
-    if (until === null) return this.s(`${base} ORDER BY l.key`).raw(true).iterate(bucketId, from) as IterableIterator<DirEntryRow>
-    return this.s(`${base} AND l.key < ? ORDER BY l.key`).raw(true).iterate(bucketId, from, until) as IterableIterator<DirEntryRow>
+    return this.walk(bucketId, from, inclusive, until, (dir, path, after, inc) =>
+      this.s(`SELECT v.seq, ? AS bucket_id, ? || v.name AS key, ${VCOLS_REST} FROM live l JOIN versions v ON v.seq = l.seq
+        WHERE l.dir = ? AND l.name ${inc ? '>=' : '>'} ? ORDER BY l.name LIMIT ${PAGE}`).all(bucketId, path, dir, after) as VersionRow[],
+    row => row.key)
   }
 
   /** Distinct keys having any version, in key order (for version listings). */
   versionKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<{ key: string }> {
-    const op = inclusive ? '>=' : '>'
-    if (until === null) {
-      return this.s(`SELECT DISTINCT key FROM versions WHERE bucket_id = ? AND key ${op} ? ORDER BY key`).iterate(bucketId, from) as IterableIterator<{ key: string }>
-    }
-    return this.s(`SELECT DISTINCT key FROM versions WHERE bucket_id = ? AND key ${op} ? AND key < ? ORDER BY key`).iterate(bucketId, from, until) as IterableIterator<{ key: string }>
+    return this.walk(bucketId, from, inclusive, until, (dir, path, after, inc) =>
+      this.s(`SELECT ? || name AS key FROM versions WHERE dir = ? AND name ${inc ? '>=' : '>'} ? GROUP BY name ORDER BY name LIMIT ${PAGE}`)
+        .all(path, dir, after) as Array<{ key: string }>,
+    row => row.key)
   }
-  /** Renames every version and live entry of a key (no data moves). */
-  moveKey (bucketId: number, key: string, toBucketId: number, toKey: string): void {
-    this.s('UPDATE versions SET bucket_id = ?, key = ? WHERE bucket_id = ? AND key = ?').run(toBucketId, toKey, bucketId, key)
-    this.s('UPDATE live SET bucket_id = ?, key = ? WHERE bucket_id = ? AND key = ?').run(toBucketId, toKey, bucketId, key)
+
+  /**
+   * Everything right in directory `path` ('' or ending in '/') of a bucket: the names of
+   * the directories in it that hold a live key (at any depth), and its live keys with
+   * what a directory listing shows, as arrays: [key, size, mode, uid, gid, mtime_ms,
+   * ctime_ms, stored] (a third of the cost of whole rows for a 10,000-entry directory).
+   */
+  directory (bucketId: number, path: string): { dirs: string[], files: DirEntryRow[] } {
+    const id = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(bucketId, path) as number | undefined
+    if (id === undefined) return { dirs: [], files: [] }
+    const files = this.s('SELECT ? || l.name, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored FROM live l JOIN versions v ON v.seq = l.seq WHERE l.dir = ? ORDER BY l.name')
+      .raw(true).all(path, id) as DirEntryRow[]
+    const dirs = this.s(`SELECT c.path FROM dirs c WHERE c.parent = ? AND EXISTS (SELECT 1 FROM dirs d JOIN live l ON l.dir = d.id
+        WHERE d.bucket_id = c.bucket_id AND d.path >= c.path AND d.path < substr(c.path, 1, length(c.path) - 1) || '0') ORDER BY c.path`)
+      .pluck().all(id) as string[]
+    return { dirs: dirs.map(p => p.slice(path.length, -1)), files }
+  }
+
+  /** Whether a bucket holds a version row under `path` (ending in '/') other than key `except`. */
+  hasKeysUnder (bucketId: number, path: string, except: string): boolean {
+    for (const row of this.versionKeysFrom(bucketId, path, true, subtreeEnd(path))) if (row.key !== except) return true
+    return false
   }
 
   // ---- extents and parts of versions
@@ -345,8 +514,8 @@ export class Catalog {
   setRefs (id: number, refs: number): void { this.s('UPDATE chunks SET refs = ? WHERE id = ?').run(refs, id) }
   /** Versions (and uploads) that name a chunk, for reports. */
   holdersOfChunk (id: number): string[] {
-    const v = this.s(`SELECT b.name || '/' || v.key || ' (version ' || v.version_id || ')' AS h FROM extents e
-      JOIN versions v ON v.seq = e.seq JOIN buckets b ON b.id = v.bucket_id WHERE e.chunk = ?`).all(id) as Array<{ h: string }>
+    const v = this.s(`SELECT b.name || '/' || d.path || v.name || ' (version ' || v.version_id || ')' AS h FROM extents e
+      JOIN versions v ON v.seq = e.seq JOIN dirs d ON d.id = v.dir JOIN buckets b ON b.id = d.bucket_id WHERE e.chunk = ?`).all(id) as Array<{ h: string }>
     const u = this.s(`SELECT b.name || '/' || u.key || ' (upload ' || u.upload_id || ')' AS h FROM part_extents p
       JOIN uploads u ON u.id = p.upload JOIN buckets b ON b.id = u.bucket_id WHERE p.chunk = ?`).all(id) as Array<{ h: string }>
     return [...new Set([...v, ...u].map(r => r.h))]

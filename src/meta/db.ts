@@ -71,7 +71,9 @@ function migrate (db: Db): void {
   }
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[v])
+      const m = MIGRATIONS[v]
+      if (typeof m === 'string') db.exec(m)
+      else m(db)
       db.pragma(`user_version = ${v + 1}`)
     }).immediate()
     log('migrated schema to version %d', v + 1)

@@ -17,8 +17,8 @@ export type NewVersion = Omit<VersionRow, 'seq'>
 
 /** [size, stored, mode, uid, gid, mtime_ms, ctime_ms] of a live version. */
 export type LiveStatRow = [number, number | null, number, number, number, number, number]
-/** [key, mode, uid, gid, mtime_ms, ctime_ms] of a live version. */
-export type FirstLiveRow = [string, number, number, number, number, number]
+/** [mode, uid, gid, mtime_ms, ctime_ms] of a directory's live marker. */
+export type MarkerRow = [number, number, number, number, number]
 /** A live key as a directory listing needs it: [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored] (stored is null in rows older than migration 3). */
 export type DirEntryRow = [string, number, number, number, number, number, number, number | null]
 

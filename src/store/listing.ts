@@ -2,6 +2,7 @@
 // common prefix is reported once and the scan seeks past every key below it, so
 // a listing costs what it returns, not what lies under its sub-prefixes.
 import type { Catalog, VersionRow, DirEntryRow } from '../meta/catalog'
+import { compareKeys } from '../meta/catalog'
 import { INVALID_ARGUMENT } from '../errors'
 
 /** The smallest string greater than every string that starts with `prefix`, or null if none exists. */
@@ -27,9 +28,7 @@ export function decodeToken (t: string): string {
 }
 
 /** Compares as S3 orders keys: by their UTF-8 bytes (JavaScript's < compares UTF-16 units). */
-export function compareUtf8 (a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
-}
+export const compareUtf8 = compareKeys
 
 export interface KeyListing {
   /** For live listings, `row` is the key's current version. */
@@ -121,29 +120,9 @@ export function versionsOfKeys (catalog: Catalog, bucketId: number, keys: string
 export interface Directory { dirs: string[], files: DirEntryRow[] }
 
 /**
- * Everything directly under `prefix` (one level, '/' as delimiter), in one pass that
- * seeks past each sub-prefix: for readdir, which needs every entry and only its
- * name, size and POSIX attributes.
+ * Everything directly under `prefix` ('' or ending in '/'; one level, '/' as delimiter):
+ * for readdir, which needs every entry and only its name, size and POSIX attributes.
  */
 export function walkDirectory (catalog: Catalog, bucketId: number, prefix: string): Directory {
-  const out: Directory = { dirs: [], files: [] }
-  const until = prefix === '' ? null : prefixEnd(prefix)
-  let from: string | null = prefix
-  while (from !== null) {
-    let next: string | null = null
-    let skip: string | null = null // a sub-prefix with no end to seek to: its keys are stepped over
-    for (const row of catalog.liveEntriesFrom(bucketId, from, until)) {
-      if (skip !== null && row[0].startsWith(skip)) continue
-      const rest = row[0].slice(prefix.length)
-      const d = rest.indexOf('/')
-      if (d < 0) { out.files.push(row); continue }
-      out.dirs.push(rest.slice(0, d))
-      const sub = prefix + rest.slice(0, d + 1)
-      next = prefixEnd(sub)
-      if (next !== null) break
-      skip = sub
-    }
-    from = next
-  }
-  return out
+  return catalog.directory(bucketId, prefix)
 }

@@ -4,8 +4,8 @@
 // the old key behind a delete marker. Between buckets that were never versioned,
 // where that new version would be the only one of its key and the source's only
 // version would go, the version row itself moves instead (same outcome, no rows
-// copied, no reference counts touched), and a whole directory's rows move in three
-// statements.
+// copied, no reference counts touched), and a whole directory moves by its
+// directories' rows, whatever it holds.
 import type { Store, VersionFields } from './store'
 import type { BucketRow, VersionRow } from '../meta/catalog'
 import { validateKey } from './naming'
@@ -52,40 +52,39 @@ export function renameObject (store: Store, srcBucket: string, srcKey: string, d
 }
 
 /**
- * Inside a write transaction: the whole directory moves in three statements where
- * moveKey would move each key's version row anyway (neither bucket was ever versioned)
- * and nothing but the target's own marker lies under dstPrefix (an empty directory a
- * rename replaces). Answers how many live keys moved, or undefined where that does not
- * hold (moveKey then moves them one by one).
+ * Inside a write transaction: the whole directory moves by its directories' rows where
+ * moveKey would move each key's version row anyway (neither bucket was ever versioned:
+ * each key has its one 'null' version, no marker) and nothing but the target's own
+ * marker lies under dstPrefix (an empty directory a rename replaces). Its keys keep
+ * their Last-Modified and ctime, as a file in a renamed directory does. Answers false
+ * where that does not hold (moveKey then moves the keys one by one).
  */
-function moveRange (store: Store, src: BucketRow, srcPrefix: string, until: string, dst: BucketRow, dstPrefix: string): number | undefined {
+function moveDirectory (store: Store, src: BucketRow, srcPrefix: string, dst: BucketRow, dstPrefix: string): boolean {
   const { catalog } = store
-  const dstUntil = prefixEnd(dstPrefix)
-  if (src.versioning !== 'Unversioned' || dst.versioning !== 'Unversioned' || dstUntil === null) return undefined
-  if (catalog.hasKeysIn(dst.id, dstPrefix, dstUntil, dstPrefix)) return undefined
-  const shape = catalog.rangeShape(src.id, srcPrefix, until)
-  if (shape.history) return undefined
-  // A key that would grow too long: moveKey names it in its error.
-  if (shape.longestKeyBytes - Buffer.byteLength(srcPrefix) + Buffer.byteLength(dstPrefix) > MAX_KEY_BYTES) return undefined
+  if (src.versioning !== 'Unversioned' || dst.versioning !== 'Unversioned') return false
+  if (src.id === dst.id && (dstPrefix.startsWith(srcPrefix) || srcPrefix.startsWith(dstPrefix))) return false
+  if (!catalog.holdsOnlyMarker(dst.id, dstPrefix)) return false
+  // A key that would grow too long (or may: the bound is from the longest names ever held): moveKey names it.
+  if (catalog.longestKeyIfMoved(src.id, srcPrefix, dstPrefix) > MAX_KEY_BYTES) return false
   // As moveKey: the source's marker replaces the target's; without one, the target's stays.
   const replaced = catalog.versionById(dst.id, dstPrefix, 'null')
   if (replaced !== undefined && catalog.versionById(src.id, srcPrefix, 'null') !== undefined) {
     catalog.deleteVersion(replaced.seq)
-    catalog.refreshLive(dst.id, dstPrefix)
+    catalog.setLive(dst.id, dstPrefix, null)
   }
-  return catalog.moveRange(src.id, srcPrefix, until, dst.id, dstPrefix, Date.now())
+  catalog.moveDir(src.id, srcPrefix, dst.id, dstPrefix)
+  return true
 }
 
 /** Renames every live key under srcPrefix (a directory, ending in '/') to dstPrefix, in one transaction. */
-export function renamePrefix (store: Store, srcBucket: string, srcPrefix: string, dstBucket: string, dstPrefix: string): number {
-  if (srcBucket === dstBucket && srcPrefix === dstPrefix) return 0
+export function renamePrefix (store: Store, srcBucket: string, srcPrefix: string, dstBucket: string, dstPrefix: string): void {
+  if (srcBucket === dstBucket && srcPrefix === dstPrefix) return
   return store.catalog.write(() => {
     const { catalog } = store
     const src = store.bucketRow(srcBucket)
     const dst = store.bucketRow(dstBucket)
+    if (moveDirectory(store, src, srcPrefix, dst, dstPrefix)) return
     const until = prefixEnd(srcPrefix)
-    const inOne = until === null ? undefined : moveRange(store, src, srcPrefix, until, dst, dstPrefix)
-    if (inOne !== undefined) return inOne
     const keys: string[] = []
     for (const row of catalog.liveKeysFrom(src.id, srcPrefix, true, until)) keys.push(row.key)
     const sessions = catalog.sessionUploadKeysUnder(src.id, srcPrefix, until)
@@ -98,6 +97,5 @@ export function renamePrefix (store: Store, srcBucket: string, srcPrefix: string
     for (const k of sessions) {
       if (!moved.has(k)) catalog.moveSessionUploads(src.id, k, dst.id, dstPrefix + k.slice(srcPrefix.length))
     }
-    return keys.length
   })
 }

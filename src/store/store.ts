@@ -403,10 +403,10 @@ export class Store {
    */
   dirStat (bucket: string, dir: string): { marker: PosixAttrs } | 'implied' | undefined {
     const b = this.findBucket(bucket)
-    const r = b === undefined ? undefined : this.catalog.firstLiveIn(b.id, dir + '/', dir + '0') // '0' follows '/'
-    if (r === undefined) return undefined
-    const [key, mode, uid, gid, mtimeMs, ctimeMs] = r
-    return key === dir + '/' ? { marker: { mode, uid, gid, mtimeMs, ctimeMs } } : 'implied'
+    const r = b === undefined ? undefined : this.catalog.dirStat(b.id, dir + '/')
+    if (r === undefined || r === 'implied') return r
+    const [mode, uid, gid, mtimeMs, ctimeMs] = r
+    return { marker: { mode, uid, gid, mtimeMs, ctimeMs } }
   }
 
   listObjectVersions (bucket: string, opts: ListVersionsOptions = {}): ListVersionsResult {

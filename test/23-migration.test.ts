@@ -1,0 +1,85 @@
+// Schema migration 5 on a store made before it: keys stored whole become a
+// directory row and a name, and everything stored reads, lists and moves as before.
+import t from 'tap'
+import fs from 'node:fs'
+import path from 'node:path'
+import crypto from 'node:crypto'
+import Database from 'better-sqlite3'
+import { MIGRATIONS } from '../src/meta/migrations'
+import { Store } from '../src/store'
+import { renamePrefix } from '../src/store/rename'
+
+const sha256 = (b: Buffer): Buffer => crypto.createHash('sha256').update(b).digest()
+const md5hex = (b: Buffer): string => crypto.createHash('md5').update(b).digest('hex')
+
+/** A data dir whose meta.db is at schema version 4, holding what `fill` puts there with that schema's SQL. */
+function storeAtVersion4 (dir: string, fill: (db: Database.Database) => void): void {
+  fs.mkdirSync(dir, { mode: 0o700 })
+  const db = new Database(path.join(dir, 'meta.db'))
+  db.pragma('journal_mode = WAL')
+  for (const m of MIGRATIONS.slice(0, 4)) db.exec(m as string)
+  db.pragma('user_version = 4')
+  fill(db)
+  db.close()
+}
+
+t.test('a store made at schema version 4 is migrated whole', async t => {
+  const dir = path.join(t.testdir(), 'data')
+  const now = Date.now()
+  const bodies = new Map<string, Buffer>()
+  storeAtVersion4(dir, db => {
+    db.prepare("INSERT INTO buckets (id, name, region, created_ms, versioning, mode, uid, gid, mtime_ms) VALUES (1, 'plain', 'local', ?, 'Unversioned', 493, 0, 0, ?)").run(now, now)
+    db.prepare("INSERT INTO buckets (id, name, region, created_ms, versioning, mode, uid, gid, mtime_ms) VALUES (2, 'kept', 'local', ?, 'Enabled', 493, 0, 0, ?)").run(now, now)
+    const chunk = db.prepare('INSERT INTO chunks (hash, size, refs, data) VALUES (?, ?, 0, ?)') // (the extent's trigger counts it)
+    const version = db.prepare(`INSERT INTO versions (seq, bucket_id, key, version_id, delete_marker, size, etag, last_modified_ms, mode, uid, gid, mtime_ms, ctime_ms, stored)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 33188, 0, 0, ?, ?, ?)`)
+    const extent = db.prepare('INSERT INTO extents (seq, off, len, chunk, coff) VALUES (?, 0, ?, ?, 0)')
+    const live = db.prepare('INSERT INTO live (bucket_id, key, seq) VALUES (?, ?, ?)')
+    let seq = 0
+    const put = (bucket: number, key: string, text: string | null, versionId = 'null', isLive = true): void => {
+      seq += 3 // gaps, as deletes leave
+      const body = Buffer.from(text ?? '')
+      version.run(seq, bucket, key, versionId, text === null ? 1 : 0, body.length, text === null ? '' : md5hex(body), now - seq, now, now, body.length)
+      if (body.length > 0) extent.run(seq, body.length, Number(chunk.run(sha256(body), body.length, body).lastInsertRowid))
+      if (isLive) { live.run(bucket, key, seq); bodies.set(`${bucket}/${key}`, body) }
+    }
+    put(1, 'top.txt', 'top')
+    put(1, 'a/', '') // a directory's marker
+    put(1, 'a/one', 'one')
+    put(1, 'a/b/two', 'two')
+    put(1, 'a/b/c/three', 'three')
+    put(1, 'a-side', 'beside a/')
+    put(1, 'ü/😀.txt', 'past ascii')
+    put(2, 'doc', 'first', 'v1', false)
+    put(2, 'doc', 'second', 'v2')
+    put(2, 'gone/x', 'was here', 'v3', false)
+    put(2, 'gone/x', null, 'v4', false) // a delete marker on top
+    // A deleted version's seq was handed out last: it is not handed out again.
+    db.prepare("UPDATE sqlite_sequence SET seq = 1000 WHERE name = 'versions'").run()
+  })
+
+  const store = Store.open(dir)
+  t.teardown(() => store.close())
+  t.same(store.listObjects('plain').contents.map(v => v.key),
+    ['a-side', 'a/', 'a/b/c/three', 'a/b/two', 'a/one', 'top.txt', 'ü/😀.txt'], 'every key lists, in UTF-8 byte order')
+  t.same(store.listObjects('plain', { prefix: 'a/', delimiter: '/' }).commonPrefixes, ['a/b/'])
+  for (const [id, body] of bodies) {
+    const [bucket, key] = id.startsWith('1/') ? ['plain', id.slice(2)] : ['kept', id.slice(2)]
+    t.same((await store.getObject(bucket, key, {})).body, body, `${bucket}/${key} reads back`)
+  }
+  t.same(store.listObjects('kept').contents.map(v => v.key), ['doc'], 'a key behind a delete marker is not listed')
+  t.same(store.listObjectVersions('kept').versions.map(v => `${v.key} ${v.versionId}${v.isDeleteMarker ? ' marker' : ''}`),
+    ['doc v2', 'doc v1', 'gone/x v4 marker', 'gone/x v3'], 'history and markers kept')
+  t.same(store.listDirectory('plain', 'a/').dirs, ['b'])
+  t.same(store.listDirectory('plain', 'a/').files.map(f => f[0]), ['a/', 'a/one'])
+  t.equal(store.dirStat('kept', 'gone'), undefined, 'a directory of deleted keys is not one')
+
+  const v = await store.putObject('plain', 'a/b/new', Buffer.from('new'))
+  t.ok(v.seq > 1000, 'seqs go on past every one handed out before')
+  renamePrefix(store, 'plain', 'a/', 'plain', 'moved/')
+  t.same(store.listObjects('plain').contents.map(v => v.key),
+    ['a-side', 'moved/', 'moved/b/c/three', 'moved/b/new', 'moved/b/two', 'moved/one', 'top.txt', 'ü/😀.txt'], 'a migrated directory renames')
+  t.same((await store.getObject('plain', 'moved/b/c/three', {})).body.toString(), 'three')
+  const report = await store.fsck({ deep: true })
+  t.equal(report.clean, true, 'fsck finds the migrated store clean', { report })
+})
