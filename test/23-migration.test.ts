@@ -83,3 +83,67 @@ t.test('a store made at schema version 4 is migrated whole', async t => {
   const report = await store.fsck({ deep: true })
   t.equal(report.clean, true, 'fsck finds the migrated store clean', { report })
 })
+
+t.test('migration 5 waits while another process holds the mount lock', async t => {
+  const dir = path.join(t.testdir(), 'data')
+  storeAtVersion4(dir, db => {
+    db.prepare("INSERT INTO buckets (id, name, region, created_ms, versioning, mode, uid, gid, mtime_ms) VALUES (1, 'plain', 'local', 0, 'Unversioned', 493, 0, 0, 0)").run()
+  })
+  // A live process (the test runner) holds the lock, as a mount of an earlier bucketfs would.
+  fs.writeFileSync(path.join(dir, 'daemon.lock'), JSON.stringify({ pid: process.ppid, mountpoint: '/mnt/old' }))
+  t.throws(() => Store.open(dir), { code: 'StoreLocked', message: /migration 5.*\/mnt\/old.*unmount it first/ }, 'refused, naming the mount')
+  const db = new Database(path.join(dir, 'meta.db'), { readonly: true })
+  t.equal(db.pragma('user_version', { simple: true }), 4, 'the schema is left as it was')
+  db.close()
+  fs.rmSync(path.join(dir, 'daemon.lock'))
+  const store = Store.open(dir)
+  t.same(store.listBuckets().map(b => b.name), ['plain'], 'migrated once the mount is gone')
+  store.close()
+})
+
+t.test('listings page through directories with hundreds of subdirectories, in key order', async t => {
+  const dir = path.join(t.testdir(), 'data')
+  const store = Store.open(dir)
+  t.teardown(() => store.close())
+  store.createBucket('many', {})
+  const keys: string[] = []
+  for (let i = 0; i < 600; i++) {
+    const n = String(i).padStart(3, '0')
+    keys.push(`p/d${n}/k`, `p/d${n}-file`)
+    if (i % 100 === 0) keys.push(`p/d${n}/sub/deep`, `p/d${n}.x`)
+  }
+  for (const k of keys) await store.putObject('many', k, Buffer.from(k))
+  const sorted = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+  const all: string[] = []
+  let token: string | undefined
+  do {
+    const page = store.listObjects('many', { maxKeys: 77, continuationToken: token })
+    all.push(...page.contents.map(v => v.key))
+    token = page.nextContinuationToken
+  } while (token !== undefined)
+  t.same(all, sorted, 'every key, in UTF-8 byte order, across pages')
+  const prefixes: string[] = []
+  token = undefined
+  do {
+    const page = store.listObjects('many', { prefix: 'p/', delimiter: '/', maxKeys: 250, continuationToken: token })
+    prefixes.push(...page.commonPrefixes)
+    token = page.nextContinuationToken
+  } while (token !== undefined)
+  t.equal(prefixes.length, 600, 'each subdirectory once')
+  t.same(store.listObjects('many', { prefix: 'p/d2', startAfter: 'p/d250/k', maxKeys: 3 }).contents.map(v => v.key),
+    ['p/d251-file', 'p/d251/k', 'p/d252-file'], 'from the middle of a directory ("-" sorts before "/")')
+  t.equal(store.listDirectory('many', 'p/').dirs.length, 600)
+})
+
+t.test('a directory rename moves a write session under it that has no key yet', async t => {
+  const dir = path.join(t.testdir(), 'data')
+  const store = Store.open(dir)
+  t.teardown(() => store.close())
+  store.createBucket('plain', {})
+  const bucketId = store.catalog.bucketByName('plain')?.id ?? 0
+  store.catalog.write(() => store.catalog.insertUpload({
+    upload_id: 'session-1', bucket_id: bucketId, key: 'd/f', kind: 'session', initiated_ms: Date.now(), attrs: '{}', base_seq: null, base_limit: 0, size: 0
+  }))
+  renamePrefix(store, 'plain', 'd/', 'plain', 'e/')
+  t.equal(store.catalog.uploadById('session-1')?.key, 'e/f', 'the session follows its directory')
+})

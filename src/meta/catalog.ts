@@ -314,6 +314,9 @@ export class Catalog {
    * only where the source has none. Neither path may lie under the other.
    */
   moveDir (bucketId: number, path: string, toBucketId: number, toPath: string): void {
+    // Write sessions under it move whether or not it holds a key yet.
+    this.s(`UPDATE uploads SET bucket_id = ?, key = ? || substr(key, ?) WHERE bucket_id = ? AND key >= ? AND key < ? AND kind = 'session'`)
+      .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
     const id = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(bucketId, path) as number | undefined
     if (id === undefined) return
     const target = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(toBucketId, toPath) as number | undefined
@@ -328,8 +331,6 @@ export class Catalog {
     this.s('UPDATE dirs SET bucket_id = ?, path = ? || substr(path, ?) WHERE bucket_id = ? AND path >= ? AND path < ?')
       .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
     this.s('UPDATE dirs SET parent = ? WHERE id = ?').run(this.ensureDir(toBucketId, parentPathOf(toPath)), id)
-    this.s(`UPDATE uploads SET bucket_id = ?, key = ? || substr(key, ?) WHERE bucket_id = ? AND key >= ? AND key < ? AND kind = 'session'`)
-      .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
     if (oldParent !== null) this.prune(oldParent)
   }
   /** Metadata changes that do not make a new version (chmod, utimens, xattrs). */
@@ -376,23 +377,34 @@ export class Catalog {
     page: (dir: number, path: string, after: string, inclusive: boolean) => R[], keyOf: (r: R) => string): Generator<R, boolean> {
     const within = from.startsWith(path)
     const rest = within ? from.slice(path.length) : ''
-    // A directory holding keys at or after `from`: one after it, or the one it lies in.
+    // Directories in it holding keys at or after `from`: ones after it, or the one it lies
+    // in; read a page at a time, as names are (a listing that stops early reads no further).
     const slash = rest.indexOf('/')
-    const kids = (this.s('SELECT id, path FROM dirs WHERE parent = ? AND path >= ? ORDER BY path').raw(true)
-      .all(dir, path + (slash < 0 ? rest : rest.slice(0, slash))) as Array<[number, string]>)
-      .filter(([, p]) => from.startsWith(p) || compareKeys(p, from) > 0)
+    const kidsFrom = (after: string | null): Array<[number, string]> => (after === null
+      ? this.s(`SELECT id, path FROM dirs WHERE parent = ? AND path >= ? ORDER BY path LIMIT ${PAGE}`).raw(true)
+        .all(dir, path + (slash < 0 ? rest : rest.slice(0, slash)))
+      : this.s(`SELECT id, path FROM dirs WHERE parent = ? AND path > ? ORDER BY path LIMIT ${PAGE}`).raw(true)
+        .all(dir, after)) as Array<[number, string]>
+    let kids = kidsFrom(null)
+    let moreKids = kids.length === PAGE
+    let k = 0
     let rows = page(dir, path, within ? rest : '', within ? inclusive : true)
     let more = rows.length === PAGE
     let r = 0
-    let k = 0
     for (;;) {
       if (r === rows.length && more) {
         rows = page(dir, path, keyOf(rows[r - 1]).slice(path.length), false)
         more = rows.length === PAGE
         r = 0
       }
+      if (k === kids.length && moreKids) {
+        kids = kidsFrom(kids[k - 1][1])
+        moreKids = kids.length === PAGE
+        k = 0
+      }
       const row = r < rows.length ? rows[r] : undefined
       const kid = k < kids.length ? kids[k] : undefined
+      if (kid !== undefined && !from.startsWith(kid[1]) && compareKeys(kid[1], from) <= 0) { k++; continue } // wholly before `from`
       if (row === undefined && kid === undefined) return false
       if (kid === undefined || (row !== undefined && compareKeys(keyOf(row), kid[1]) < 0)) {
         if (until !== null && compareKeys(keyOf(row as R), until) >= 0) return true
@@ -442,11 +454,7 @@ export class Catalog {
     return { dirs: dirs.map(p => p.slice(path.length, -1)), files }
   }
 
-  /** Whether a bucket holds a version row under `path` (ending in '/') other than key `except`. */
-  hasKeysUnder (bucketId: number, path: string, except: string): boolean {
-    for (const row of this.versionKeysFrom(bucketId, path, true, subtreeEnd(path))) if (row.key !== except) return true
-    return false
-  }
+
 
   // ---- extents and parts of versions
   extentsOf (seq: number): ReadableExtent[] {

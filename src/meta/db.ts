@@ -3,9 +3,11 @@
 // timeout so another process's writes wait instead of failing, and numbered migrations.
 import Database from 'better-sqlite3'
 import fs from 'node:fs'
+import path from 'node:path'
 import createDebug from 'debug'
-import { MIGRATIONS } from './migrations'
-import { fromSystemError } from '../errors'
+import { MIGRATIONS, REBUILDS } from './migrations'
+import { fromSystemError, STORE_LOCKED } from '../errors'
+import { readLock, holderAlive } from '../mount/lock'
 import { walbufExtension } from '../addon'
 
 const log = createDebug('bucketfs:meta')
@@ -57,17 +59,30 @@ export function openDatabase (file: string, opts: OpenOptions = {}): Db {
   db.pragma('cache_size = -65536') // 64 MiB page cache
   db.pragma('temp_store = MEMORY')
   db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
-  if (opts.readonly !== true) migrate(db)
+  if (opts.readonly !== true) {
+    try {
+      migrate(db, path.dirname(file))
+    } catch (err) {
+      db.close()
+      throw err
+    }
+  }
   for (const suffix of ['-wal', '-shm']) {
     try { fs.chmodSync(file + suffix, 0o600) } catch {}
   }
   return db
 }
 
-function migrate (db: Db): void {
+function migrate (db: Db, dataDir: string): void {
   const current = db.pragma('user_version', { simple: true }) as number
   if (current > MIGRATIONS.length) {
     throw new Error(`the store's schema (version ${current}) is newer than this bucketfs (${MIGRATIONS.length}); upgrade bucketfs`)
+  }
+  // A mount of an earlier bucketfs would fail on every statement once its tables are rebuilt.
+  const rebuild = [...REBUILDS].find(v => v > current && v <= MIGRATIONS.length)
+  const holder = rebuild === undefined ? undefined : readLock(dataDir)
+  if (holder !== undefined && holder.pid !== process.pid && holderAlive(holder)) {
+    throw STORE_LOCKED(`the store needs schema migration ${rebuild ?? ''}, which rebuilds its tables, and is mounted at ${holder.mountpoint} by pid ${holder.pid}: unmount it first`)
   }
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.transaction(() => {

@@ -8,6 +8,12 @@ export function dirPathOf (key: string): string { return key.slice(0, key.lastIn
 /** The directory above a directory path ('a/b/' -> 'a/', 'a/' -> ''). */
 export function parentPathOf (path: string): string { return dirPathOf(path.slice(0, -1)) }
 
+/**
+ * Migrations that rebuild tables a running bucketfs of an earlier version reads: not
+ * run while another process holds the data directory's daemon lock.
+ */
+export const REBUILDS = new Set([5])
+
 export const MIGRATIONS: Array<string | ((db: Database.Database) => void)> = [
   // 1: buckets, object versions, chunks and extents, multipart uploads.
   `
