@@ -595,8 +595,13 @@ t.test('a directory moves by the rows of its directories where no bucket keeps h
   let inOne = 0
   const moveDir = store.catalog.moveDir.bind(store.catalog)
   store.catalog.moveDir = (...args: Parameters<typeof moveDir>) => { inOne++; moveDir(...args) }
+  const fileCtime = (await vfs.getattr('/bkt/dïr😀/ä.txt')).ctimeMs
+  await new Promise(resolve => setTimeout(resolve, 5))
+  const renamedAt = Date.now()
   await vfs.rename('/bkt/dïr😀', '/bkt/ñew')
-  t.equal(inOne, 1, 'moved in one set of statements')
+  t.equal(inOne, 1, 'moved by the rows of its directories')
+  t.ok((await vfs.getattr('/bkt/ñew')).ctimeMs >= renamedAt, 'the renamed directory\'s ctime is the rename\'s')
+  t.equal((await vfs.getattr('/bkt/ñew/ä.txt')).ctimeMs, fileCtime, 'a file in it keeps its ctime')
   t.same(keysOf(store, 'bkt'), ['dïr😀x', 'ñew/', 'ñew/ß/', 'ñew/ß/🎉', 'ñew/ä.txt'])
   t.equal((await getFile(vfs, '/bkt/ñew/ß/🎉')).toString(), 'party')
   t.equal((await vfs.getattr('/bkt/ñew')).mode, S_IFDIR | 0o710, 'the marker moved with its mode')

@@ -308,12 +308,13 @@ export class Catalog {
   }
   /**
    * Directory `path` of a bucket moves, with everything under it, to `toPath` of
-   * `toBucketId`, by changing its directories' rows: its keys keep their versions,
-   * Last-Modified and ctime (nothing is written to them). Only where nothing but the
+   * `toBucketId`, by changing its directories' rows: the keys under it keep their
+   * versions, Last-Modified and ctime (nothing is written to them); its marker's ctime
+   * becomes `nowMs`. Only where nothing but the
    * target's marker lies under toPath (holdsOnlyMarker); that marker, if any, is kept
    * only where the source has none. Neither path may lie under the other.
    */
-  moveDir (bucketId: number, path: string, toBucketId: number, toPath: string): void {
+  moveDir (bucketId: number, path: string, toBucketId: number, toPath: string, nowMs: number): void {
     // Write sessions under it move whether or not it holds a key yet.
     this.s(`UPDATE uploads SET bucket_id = ?, key = ? || substr(key, ?) WHERE bucket_id = ? AND key >= ? AND key < ? AND kind = 'session'`)
       .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
@@ -331,6 +332,8 @@ export class Catalog {
     this.s('UPDATE dirs SET bucket_id = ?, path = ? || substr(path, ?) WHERE bucket_id = ? AND path >= ? AND path < ?')
       .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
     this.s('UPDATE dirs SET parent = ? WHERE id = ?').run(this.ensureDir(toBucketId, parentPathOf(toPath)), id)
+    // The directory itself was renamed: its marker's ctime is now, as on a disk.
+    this.s("UPDATE versions SET ctime_ms = ? WHERE dir = ? AND name = ''").run(nowMs, id)
     if (oldParent !== null) this.prune(oldParent)
   }
   /** Metadata changes that do not make a new version (chmod, utimens, xattrs). */

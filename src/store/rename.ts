@@ -72,7 +72,7 @@ function moveDirectory (store: Store, src: BucketRow, srcPrefix: string, dst: Bu
     catalog.deleteVersion(replaced.seq)
     catalog.setLive(dst.id, dstPrefix, null)
   }
-  catalog.moveDir(src.id, srcPrefix, dst.id, dstPrefix)
+  catalog.moveDir(src.id, srcPrefix, dst.id, dstPrefix, Date.now())
   return true
 }
 
