@@ -147,3 +147,25 @@ t.test('a directory rename moves a write session under it that has no key yet', 
   renamePrefix(store, 'plain', 'd/', 'plain', 'e/')
   t.equal(store.catalog.uploadById('session-1')?.key, 'e/f', 'the session follows its directory')
 })
+
+t.test('fsck reports what the key index cannot place', async t => {
+  const dir = path.join(t.testdir(), 'data')
+  const store = Store.open(dir)
+  t.teardown(() => store.close())
+  store.createBucket('plain', {})
+  for (const k of ['a/b/c', 'a/x', 'top']) await store.putObject('plain', k, Buffer.from(k))
+  t.same((await store.fsck({})).keyIndexProblems, [], 'none in a sound store')
+  const { db } = store.catalog
+  db.prepare("DELETE FROM dirs WHERE path = 'a/b/'").run() // its version and live row are left
+  db.prepare("UPDATE live SET seq = 999999 WHERE name = 'top'").run()
+  db.prepare("INSERT INTO dirs (bucket_id, parent, path) VALUES (1, 424242, 'lost/')").run()
+  const report = await store.fsck({})
+  t.equal(report.clean, false, 'not clean')
+  t.match(report.keyIndexProblems, [
+    /^version \d+ is in directory \d+, which does not exist$/,
+    /^the live row of directory \d+ name "top" names version 999999, which does not exist$/,
+    /^the live row of name "c" is in directory \d+, which does not exist$/,
+    /^directory \d+ \("lost\/"\) has parent 424242, which does not exist$/
+  ], 'each named')
+  t.equal(report.keyIndexProblems.length, 4)
+})

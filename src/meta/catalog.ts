@@ -531,6 +531,43 @@ export class Catalog {
       JOIN uploads u ON u.id = p.upload JOIN buckets b ON b.id = u.bucket_id WHERE p.chunk = ?`).all(id) as Array<{ h: string }>
     return [...new Set([...v, ...u].map(r => r.h))]
   }
+  /**
+   * What the key index holds that names nothing, or the wrong thing, one line each:
+   * versions or live rows of a missing directory, live rows naming no version (or a
+   * marker, or another key's), directories of a missing bucket or parent, or whose path
+   * does not follow their parent's.
+   */
+  keyIndexProblems (): string[] {
+    const out: string[] = []
+    for (const [seq, dir] of this.s('SELECT v.seq, v.dir FROM versions v WHERE NOT EXISTS (SELECT 1 FROM dirs d WHERE d.id = v.dir)').raw(true).iterate() as IterableIterator<[number, number]>) {
+      out.push(`version ${seq} is in directory ${dir}, which does not exist`)
+    }
+    for (const [dir, name, seq, vdir, vname, marker] of this.s(`SELECT l.dir, l.name, l.seq, v.dir, v.name, v.delete_marker FROM live l LEFT JOIN versions v ON v.seq = l.seq
+        WHERE v.seq IS NULL OR v.dir != l.dir OR v.name != l.name OR v.delete_marker = 1`).raw(true).iterate() as IterableIterator<[number, string, number, number | null, string | null, number | null]>) {
+      const what = vdir === null ? 'which does not exist' : marker === 1 ? 'a delete marker' : `of directory ${vdir} name ${JSON.stringify(vname)}`
+      out.push(`the live row of directory ${dir} name ${JSON.stringify(name)} names version ${seq}, ${what}`)
+    }
+    for (const [dir, name] of this.s('SELECT l.dir, l.name FROM live l WHERE NOT EXISTS (SELECT 1 FROM dirs d WHERE d.id = l.dir)').raw(true).iterate() as IterableIterator<[number, string]>) {
+      out.push(`the live row of name ${JSON.stringify(name)} is in directory ${dir}, which does not exist`)
+    }
+    const buckets = new Set(this.s('SELECT id FROM buckets').pluck().all() as number[])
+    const dirs = new Map<number, { bucket: number, parent: number | null, path: string }>()
+    for (const [id, bucket, parent, path] of this.s('SELECT id, bucket_id, parent, path FROM dirs').raw(true).iterate() as IterableIterator<[number, number, number | null, string]>) {
+      dirs.set(id, { bucket, parent, path })
+    }
+    for (const [id, d] of dirs) {
+      const name = `directory ${id} (${JSON.stringify(d.path)})`
+      if (!buckets.has(d.bucket)) out.push(`${name} is in bucket ${d.bucket}, which does not exist`)
+      if (d.parent === null) {
+        if (d.path !== '') out.push(`${name} has no parent`)
+        continue
+      }
+      const p = dirs.get(d.parent)
+      if (p === undefined) out.push(`${name} has parent ${d.parent}, which does not exist`)
+      else if (p.bucket !== d.bucket || p.path !== parentPathOf(d.path)) out.push(`${name} has parent ${d.parent} (${JSON.stringify(p.path)}), which is not the directory above it`)
+    }
+    return out
+  }
   danglingExtents (): number[] {
     return (this.s(`SELECT DISTINCT chunk FROM (SELECT chunk FROM extents UNION ALL SELECT chunk FROM part_extents)
       WHERE chunk IS NOT NULL AND chunk NOT IN (SELECT id FROM chunks)`).all() as Array<{ chunk: number }>).map(r => r.chunk)

@@ -26,6 +26,7 @@ export async function fsck (store: Store, opts: { deep?: boolean, repair?: boole
   const { catalog, files } = store
   const report: FsckReport = {
     chunksChecked: 0, missingChunks: [], corruptChunks: [], badRefcounts: [], orphanFiles: [],
+    keyIndexProblems: catalog.read(() => catalog.keyIndexProblems()),
     uploadsInProgress: store.listMultipartUploads(), repaired: [], clean: true
   }
   const rows = [...catalog.allChunks()]
@@ -93,7 +94,7 @@ export async function fsck (store: Store, opts: { deep?: boolean, repair?: boole
       report.repaired.push(`removed stale temp file ${file}`)
     }
   }
-  report.clean = report.missingChunks.length === 0 && report.corruptChunks.length === 0 &&
+  report.clean = report.missingChunks.length === 0 && report.corruptChunks.length === 0 && report.keyIndexProblems.length === 0 &&
     report.badRefcounts.length === 0 && report.orphanFiles.length === 0
   log('fsck: %o', { checked: report.chunksChecked, clean: report.clean })
   return report

@@ -136,6 +136,8 @@ export interface FsckReport {
   corruptChunks: string[] // hashes whose content does not match (deep only)
   badRefcounts: Array<{ hash: string, recorded: number, actual: number }>
   orphanFiles: string[] // chunk files no row names
+  /** Version, live and directory rows the key index cannot place, one line each (reported, not repaired). */
+  keyIndexProblems: string[]
   uploadsInProgress: MultipartUpload[]
   repaired: string[] // what --repair did, one line each
   clean: boolean

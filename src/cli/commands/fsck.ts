@@ -18,6 +18,7 @@ export function formatFsckReport (r: FsckReport, deep: boolean): string {
     deep ? section('corrupt chunks', r.corruptChunks) : '',
     section('wrong reference counts', r.badRefcounts.map(b => `${b.hash}: recorded ${b.recorded}, actual ${b.actual}`)),
     section('orphan chunk files', r.orphanFiles),
+    section('key index problems', r.keyIndexProblems),
     section('uploads in progress', r.uploadsInProgress.map(u =>
       `${u.uploadId}  ${u.kind}  ${u.bucket}/${u.key}  started ${formatTime(u.initiatedMs)}`)),
     r.repaired.length > 0 ? section('repaired', r.repaired) : '',
@@ -27,7 +28,7 @@ export function formatFsckReport (r: FsckReport, deep: boolean): string {
 
 export default defineCommand({
   command: 'fsck',
-  describe: 'check the store: chunks exist (--deep: and match their hash), reference counts, orphans, uploads',
+  describe: 'check the store: chunks exist (--deep: and match their hash), reference counts, orphans, the key index, uploads',
   builder: (y: Argv<GlobalArgs>) => y
     .option('deep', { type: 'boolean', default: false, describe: 'read every chunk and verify its SHA-256' })
     .option('repair', { type: 'boolean', default: false, describe: 'fix what is safe to fix (reference counts, orphan files)' })
