@@ -90,13 +90,16 @@ export class Catalog {
   write<T> (fn: () => T): T {
     const owners = this.unpins.splice(0)
     try {
-      const r = writeTransaction(this.db, owners.length === 0 ? fn : () => {
+      const r = writeTransaction(this.db, () => {
         for (const owner of owners) this.unpin(owner)
-        return fn()
+        const out = fn()
+        if (this.prunable.size > 0) this.prunePending()
+        return out
       })
       this.checkpointer?.committed()
       return r
     } catch (err) {
+      this.prunable.clear() // (rolled back; a directory left behind holds nothing and lists as nothing)
       if (owners.length > 0) {
         this.unpins.unshift(...owners) // rolled back with it
         this.scheduleUnpins()
@@ -134,9 +137,18 @@ export class Catalog {
     if (this.unpins.length > 0 && this.db.open) this.write(() => {})
   }
   writeDurably<T> (fn: () => T): T {
-    const r = durableWriteTransaction(this.db, fn)
-    this.checkpointer?.committed()
-    return r
+    try {
+      const r = durableWriteTransaction(this.db, () => {
+        const out = fn()
+        if (this.prunable.size > 0) this.prunePending()
+        return out
+      })
+      this.checkpointer?.committed()
+      return r
+    } catch (err) {
+      this.prunable.clear()
+      throw err
+    }
   }
   read<T> (fn: () => T): T { return runner(this.db).deferred(fn) as T }
 
@@ -276,8 +288,21 @@ export class Catalog {
     const parent = path === '' ? null : this.ensureDir(bucketId, parentPathOf(path))
     return Number(this.s('INSERT INTO dirs (bucket_id, parent, path, longest) VALUES (?, ?, ?, ?)').run(bucketId, parent, path, bytes).lastInsertRowid)
   }
+  /**
+   * Directories that may hold nothing any more, pruned at the end of the write
+   * transaction: a delete and the live row's removal that follows it (or a replace
+   * that puts a version back) ask once, not at each step.
+   */
+  private readonly prunable = new Set<number>()
+  private prune (dir: number): void { this.prunable.add(dir) }
+
+  private prunePending (): void {
+    for (const dir of this.prunable) this.pruneNow(dir)
+    this.prunable.clear()
+  }
+
   /** Removes a directory that holds nothing any more (no version, live row or directory), and so up. */
-  private prune (dir: number): void {
+  private pruneNow (dir: number): void {
     for (let id: number | null = dir; id !== null;) {
       if (this.s('SELECT 1 FROM versions WHERE dir = ? LIMIT 1').pluck().get(id) !== undefined) return
       if (this.s('SELECT 1 FROM live WHERE dir = ? LIMIT 1').pluck().get(id) !== undefined) return
