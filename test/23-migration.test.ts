@@ -169,3 +169,19 @@ t.test('fsck reports what the key index cannot place', async t => {
   ], 'each named')
   t.equal(report.keyIndexProblems.length, 4)
 })
+
+t.test('a directory moved to another parent leaves no empty directory rows behind', async t => {
+  const dir = path.join(t.testdir(), 'data')
+  const store = Store.open(dir)
+  t.teardown(() => store.close())
+  store.createBucket('plain', {})
+  await store.putObject('plain', 'x/y/k', Buffer.from('k'))
+  await store.putObject('plain', 'x/y/sub/deep', Buffer.from('d'))
+  const bucketId = store.catalog.bucketByName('plain')?.id ?? 0
+  renamePrefix(store, 'plain', 'x/y/', 'plain', 'z/w/')
+  t.same(store.listObjects('plain').contents.map(v => v.key), ['z/w/k', 'z/w/sub/deep'])
+  t.equal(store.catalog.dirId(bucketId, 'x/'), undefined, 'the emptied parent is pruned')
+  t.ok(store.catalog.dirId(bucketId, 'z/') !== undefined, 'the new parent is made')
+  t.same(store.listDirectory('plain', '').dirs, ['z'])
+  t.same((await store.fsck({})).keyIndexProblems, [], 'every directory names the one above it')
+})

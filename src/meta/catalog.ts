@@ -311,15 +311,17 @@ export class Catalog {
     }
   }
 
+  /** The id of directory `path` ('' or ending in '/') of a bucket, if it has a row. */
+  dirId (bucketId: number, path: string): number | undefined {
+    return this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(bucketId, path) as number | undefined
+  }
   /**
-   * Whether directory `path` holds nothing but its own marker: no other key with any
+   * Whether a directory holds nothing but its own marker: no other key with any
    * version, no directory (the target a directory rename may replace).
    */
-  holdsOnlyMarker (bucketId: number, path: string): boolean {
-    const id = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(bucketId, path) as number | undefined
-    if (id === undefined) return true
-    return this.s("SELECT 1 FROM versions WHERE dir = ? AND name != '' LIMIT 1").pluck().get(id) === undefined &&
-      this.s('SELECT 1 FROM dirs WHERE parent = ? LIMIT 1').pluck().get(id) === undefined
+  holdsOnlyMarker (dir: number): boolean {
+    return this.s("SELECT 1 FROM versions WHERE dir = ? AND name != '' LIMIT 1").pluck().get(dir) === undefined &&
+      this.s('SELECT 1 FROM dirs WHERE parent = ? LIMIT 1').pluck().get(dir) === undefined
   }
   /**
    * A bound on the longest key under directory `path`, in UTF-8 bytes, were the
@@ -335,31 +337,32 @@ export class Catalog {
    * Directory `path` of a bucket moves, with everything under it, to `toPath` of
    * `toBucketId`, by changing its directories' rows: the keys under it keep their
    * versions, Last-Modified and ctime (nothing is written to them); its marker's ctime
-   * becomes `nowMs`. Only where nothing but the
-   * target's marker lies under toPath (holdsOnlyMarker); that marker, if any, is kept
-   * only where the source has none. Neither path may lie under the other.
+   * becomes `nowMs`. Only where nothing but the target's marker lies under toPath
+   * (holdsOnlyMarker; `target` is that directory's id, if it has a row); that marker, if
+   * any, is kept only where the source has none. Neither path may lie under the other.
    */
-  moveDir (bucketId: number, path: string, toBucketId: number, toPath: string, nowMs: number): void {
+  moveDir (bucketId: number, path: string, toBucketId: number, toPath: string, target: number | undefined, nowMs: number): void {
+    const from = [...path].length + 1 // substr counts characters (code points) from 1
     // Write sessions under it move whether or not it holds a key yet.
     this.s(`UPDATE uploads SET bucket_id = ?, key = ? || substr(key, ?) WHERE bucket_id = ? AND key >= ? AND key < ? AND kind = 'session'`)
-      .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
-    const id = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(bucketId, path) as number | undefined
-    if (id === undefined) return
-    const target = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(toBucketId, toPath) as number | undefined
+      .run(toBucketId, toPath, from, bucketId, path, subtreeEnd(path))
+    const row = this.s('SELECT id, parent FROM dirs WHERE bucket_id = ? AND path = ?').raw(true).get(bucketId, path) as [number, number | null] | undefined
+    if (row === undefined) return
+    const [id, oldParent] = row
     if (target !== undefined) {
       // Only its marker is there (with its live row): it joins the moving directory.
       this.s('UPDATE versions SET dir = ? WHERE dir = ?').run(id, target)
       this.s('UPDATE live SET dir = ? WHERE dir = ?').run(id, target)
       this.s('DELETE FROM dirs WHERE id = ?').run(target)
     }
-    const oldParent = this.s('SELECT parent FROM dirs WHERE id = ?').pluck().get(id) as number | null
-    // substr counts characters (code points) from 1.
     this.s('UPDATE dirs SET bucket_id = ?, path = ? || substr(path, ?) WHERE bucket_id = ? AND path >= ? AND path < ?')
-      .run(toBucketId, toPath, [...path].length + 1, bucketId, path, subtreeEnd(path))
-    this.s('UPDATE dirs SET parent = ? WHERE id = ?').run(this.ensureDir(toBucketId, parentPathOf(toPath)), id)
+      .run(toBucketId, toPath, from, bucketId, path, subtreeEnd(path))
+    if (toBucketId !== bucketId || parentPathOf(toPath) !== parentPathOf(path)) {
+      this.s('UPDATE dirs SET parent = ? WHERE id = ?').run(this.ensureDir(toBucketId, parentPathOf(toPath)), id)
+      if (oldParent !== null) this.prune(oldParent)
+    }
     // The directory itself was renamed: its marker's ctime is now, as on a disk.
     this.s("UPDATE versions SET ctime_ms = ? WHERE dir = ? AND name = ''").run(nowMs, id)
-    if (oldParent !== null) this.prune(oldParent)
   }
   /** Metadata changes that do not make a new version (chmod, utimens, xattrs). */
   updateVersionAttrs (seq: number, a: Pick<VersionRow, 'mode' | 'uid' | 'gid' | 'mtime_ms' | 'ctime_ms' | 'content_type' | 'user_meta' | 'headers'>): void {

@@ -63,16 +63,18 @@ function moveDirectory (store: Store, src: BucketRow, srcPrefix: string, dst: Bu
   const { catalog } = store
   if (src.versioning !== 'Unversioned' || dst.versioning !== 'Unversioned') return false
   if (src.id === dst.id && (dstPrefix.startsWith(srcPrefix) || srcPrefix.startsWith(dstPrefix))) return false
-  if (!catalog.holdsOnlyMarker(dst.id, dstPrefix)) return false
+  const target = catalog.dirId(dst.id, dstPrefix)
+  if (target !== undefined && !catalog.holdsOnlyMarker(target)) return false
   // A key that would grow too long (or may: the bound is from the longest names ever held): moveKey names it.
-  if (catalog.longestKeyIfMoved(src.id, srcPrefix, dstPrefix) > MAX_KEY_BYTES) return false
+  if (Buffer.byteLength(dstPrefix) > Buffer.byteLength(srcPrefix) &&
+    catalog.longestKeyIfMoved(src.id, srcPrefix, dstPrefix) > MAX_KEY_BYTES) return false
   // As moveKey: the source's marker replaces the target's; without one, the target's stays.
-  const replaced = catalog.versionById(dst.id, dstPrefix, 'null')
+  const replaced = target === undefined ? undefined : catalog.versionById(dst.id, dstPrefix, 'null')
   if (replaced !== undefined && catalog.versionById(src.id, srcPrefix, 'null') !== undefined) {
     catalog.deleteVersion(replaced.seq)
     catalog.setLive(dst.id, dstPrefix, null)
   }
-  catalog.moveDir(src.id, srcPrefix, dst.id, dstPrefix, Date.now())
+  catalog.moveDir(src.id, srcPrefix, dst.id, dstPrefix, target, Date.now())
   return true
 }
 
