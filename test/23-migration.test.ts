@@ -165,9 +165,14 @@ t.test('fsck reports what the key index cannot place', async t => {
     /^version \d+ is in directory \d+, which does not exist$/,
     /^the live row of directory \d+ name "top" names version 999999, which does not exist$/,
     /^the live row of name "c" is in directory \d+, which does not exist$/,
+    /^the key of directory \d+ name "top" has latest version \d+, but its live row names 999999$/,
     /^directory \d+ \("lost\/"\) has parent 424242, which does not exist$/
   ], 'each named')
-  t.equal(report.keyIndexProblems.length, 4)
+  t.equal(report.keyIndexProblems.length, 5)
+  // A key whose live row is gone though its latest version is no marker: hidden.
+  db.prepare("DELETE FROM live WHERE name = 'x'").run()
+  const hidden = /^the key of directory \d+ name "x" has latest version \d+, but its live row names none$/
+  t.ok((await store.fsck({})).keyIndexProblems.some(l => hidden.test(l)), 'a hidden key is named')
 })
 
 t.test('a directory moved to another parent leaves no empty directory rows behind', async t => {

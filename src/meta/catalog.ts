@@ -88,6 +88,8 @@ export class Catalog {
   }
 
   write<T> (fn: () => T): T {
+    // A write inside another is a savepoint of it: the outermost prunes, at its end.
+    if (this.db.inTransaction) return writeTransaction(this.db, fn)
     const owners = this.unpins.splice(0)
     try {
       const r = writeTransaction(this.db, () => {
@@ -99,7 +101,7 @@ export class Catalog {
       this.checkpointer?.committed()
       return r
     } catch (err) {
-      this.prunable.clear() // (rolled back; a directory left behind holds nothing and lists as nothing)
+      this.prunable.clear() // rolled back with it
       if (owners.length > 0) {
         this.unpins.unshift(...owners) // rolled back with it
         this.scheduleUnpins()
@@ -137,6 +139,7 @@ export class Catalog {
     if (this.unpins.length > 0 && this.db.open) this.write(() => {})
   }
   writeDurably<T> (fn: () => T): T {
+    if (this.db.inTransaction) return durableWriteTransaction(this.db, fn)
     try {
       const r = durableWriteTransaction(this.db, () => {
         const out = fn()
@@ -294,7 +297,10 @@ export class Catalog {
    * that puts a version back) ask once, not at each step.
    */
   private readonly prunable = new Set<number>()
-  private prune (dir: number): void { this.prunable.add(dir) }
+  private prune (dir: number): void {
+    if (!this.db.inTransaction) throw new Error('bucketfs: a directory was emptied outside a write transaction')
+    this.prunable.add(dir)
+  }
 
   private prunePending (): void {
     for (const dir of this.prunable) this.pruneNow(dir)
@@ -562,37 +568,45 @@ export class Catalog {
   /**
    * What the key index holds that names nothing, or the wrong thing, one line each:
    * versions or live rows of a missing directory, live rows naming no version (or a
-   * marker, or another key's), directories of a missing bucket or parent, or whose path
-   * does not follow their parent's.
+   * marker, or another key's), keys whose live row is not their latest version (or
+   * missing, or there over a marker), directories of a missing bucket or parent, or
+   * whose path does not follow their parent's. Streams every row once or twice: fsck's.
    */
   keyIndexProblems (): string[] {
     const out: string[] = []
     for (const [seq, dir] of this.s('SELECT v.seq, v.dir FROM versions v WHERE NOT EXISTS (SELECT 1 FROM dirs d WHERE d.id = v.dir)').raw(true).iterate() as IterableIterator<[number, number]>) {
       out.push(`version ${seq} is in directory ${dir}, which does not exist`)
     }
-    for (const [dir, name, seq, vdir, vname, marker] of this.s(`SELECT l.dir, l.name, l.seq, v.dir, v.name, v.delete_marker FROM live l LEFT JOIN versions v ON v.seq = l.seq
-        WHERE v.seq IS NULL OR v.dir != l.dir OR v.name != l.name OR v.delete_marker = 1`).raw(true).iterate() as IterableIterator<[number, string, number, number | null, string | null, number | null]>) {
-      const what = vdir === null ? 'which does not exist' : marker === 1 ? 'a delete marker' : `of directory ${vdir} name ${JSON.stringify(vname)}`
-      out.push(`the live row of directory ${dir} name ${JSON.stringify(name)} names version ${seq}, ${what}`)
-    }
-    for (const [dir, name] of this.s('SELECT l.dir, l.name FROM live l WHERE NOT EXISTS (SELECT 1 FROM dirs d WHERE d.id = l.dir)').raw(true).iterate() as IterableIterator<[number, string]>) {
-      out.push(`the live row of name ${JSON.stringify(name)} is in directory ${dir}, which does not exist`)
-    }
-    const buckets = new Set(this.s('SELECT id FROM buckets').pluck().all() as number[])
-    const dirs = new Map<number, { bucket: number, parent: number | null, path: string }>()
-    for (const [id, bucket, parent, path] of this.s('SELECT id, bucket_id, parent, path FROM dirs').raw(true).iterate() as IterableIterator<[number, number, number | null, string]>) {
-      dirs.set(id, { bucket, parent, path })
-    }
-    for (const [id, d] of dirs) {
-      const name = `directory ${id} (${JSON.stringify(d.path)})`
-      if (!buckets.has(d.bucket)) out.push(`${name} is in bucket ${d.bucket}, which does not exist`)
-      if (d.parent === null) {
-        if (d.path !== '') out.push(`${name} has no parent`)
-        continue
+    for (const [dir, name, seq, hasDir, vdir, vname, marker] of this.s(`SELECT l.dir, l.name, l.seq, d.id IS NOT NULL, v.dir, v.name, v.delete_marker
+        FROM live l LEFT JOIN dirs d ON d.id = l.dir LEFT JOIN versions v ON v.seq = l.seq
+        WHERE d.id IS NULL OR v.seq IS NULL OR v.dir != l.dir OR v.name != l.name OR v.delete_marker = 1`).raw(true)
+      .iterate() as IterableIterator<[number, string, number, number, number | null, string | null, number | null]>) {
+      if (hasDir === 0) out.push(`the live row of name ${JSON.stringify(name)} is in directory ${dir}, which does not exist`)
+      if (vdir === null || vdir !== dir || vname !== name || marker === 1) {
+        const what = vdir === null ? 'which does not exist' : marker === 1 ? 'a delete marker' : `of directory ${vdir} name ${JSON.stringify(vname)}`
+        out.push(`the live row of directory ${dir} name ${JSON.stringify(name)} names version ${seq}, ${what}`)
       }
-      const p = dirs.get(d.parent)
-      if (p === undefined) out.push(`${name} has parent ${d.parent}, which does not exist`)
-      else if (p.bucket !== d.bucket || p.path !== parentPathOf(d.path)) out.push(`${name} has parent ${d.parent} (${JSON.stringify(p.path)}), which is not the directory above it`)
+    }
+    // Each key's live row names its latest version, unless that is a marker (then none).
+    for (const [dir, name, top, live] of this.s(`SELECT k.dir, k.name, k.top, l.seq FROM
+        (SELECT dir, name, max(seq) AS top FROM versions GROUP BY dir, name) k
+        JOIN versions v ON v.seq = k.top LEFT JOIN live l ON l.dir = k.dir AND l.name = k.name
+        WHERE (v.delete_marker = 0 AND (l.seq IS NULL OR l.seq != k.top)) OR (v.delete_marker = 1 AND l.seq IS NOT NULL)`).raw(true)
+      .iterate() as IterableIterator<[number, string, number, number | null]>) {
+      out.push(`the key of directory ${dir} name ${JSON.stringify(name)} has latest version ${top}, but its live row names ${live ?? 'none'}`)
+    }
+    for (const [id, path, parent, hasBucket, ppath, pbucket, bucket] of this.s(`SELECT c.id, c.path, c.parent, b.id IS NOT NULL, p.path, p.bucket_id, c.bucket_id
+        FROM dirs c LEFT JOIN buckets b ON b.id = c.bucket_id LEFT JOIN dirs p ON p.id = c.parent`).raw(true)
+      .iterate() as IterableIterator<[number, string, number | null, number, string | null, number | null, number]>) {
+      const name = `directory ${id} (${JSON.stringify(path)})`
+      if (hasBucket === 0) out.push(`${name} is in bucket ${bucket}, which does not exist`)
+      if (parent === null) {
+        if (path !== '') out.push(`${name} has no parent`)
+      } else if (ppath === null) {
+        out.push(`${name} has parent ${parent}, which does not exist`)
+      } else if (pbucket !== bucket || ppath !== parentPathOf(path)) {
+        out.push(`${name} has parent ${parent} (${JSON.stringify(ppath)}), which is not the directory above it`)
+      }
     }
     return out
   }
