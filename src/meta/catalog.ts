@@ -14,8 +14,15 @@ const VCOLS_REST = `v.version_id, v.delete_marker, v.size, v.etag, v.last_modifi
 /** A VersionRow, from versions v joined to its directory d. */
 const VCOLS = `v.seq, d.bucket_id, d.path || v.name AS key, ${VCOLS_REST}`
 
-/** Rows a listing reads from one directory at a time. */
+/**
+ * Rows a listing reads from one directory at a time: a few at first (an rmdir asks for
+ * two keys, and a walk passes through each directory above the one it lists), then
+ * more each time, up to PAGE. Written into the SQL (one statement per size): a bound
+ * LIMIT made SQLite prepare the statement again at each run (5 µs).
+ */
+const FIRST_PAGE = 4
 const PAGE = 256
+const nextPage = (n: number): number => Math.min(PAGE, n * 4)
 
 /** A key's directory path and its name there ('a/b/c' -> ['a/b/', 'c'], 'a/' -> ['a/', '']). */
 function splitKey (key: string): [string, string] {
@@ -234,15 +241,18 @@ export class Catalog {
    * live marker, 'implied' when only live keys below it make it, or undefined.
    */
   dirStat (bucketId: number, path: string): MarkerRow | 'implied' | undefined {
-    const marker = this.s('SELECT v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM dirs d JOIN live l ON l.dir = d.id JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path = ? AND l.name = \'\'')
-      .raw(true).get(bucketId, path) as MarkerRow | undefined
-    if (marker !== undefined) return marker
-    return this.liveUnder(bucketId, path) ? 'implied' : undefined
+    // The first live key under it, in key order: its marker, if it has one.
+    const first = this.s(`SELECT l.name, d.path, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM dirs d JOIN live l ON l.dir = d.id
+      JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path >= ? AND d.path < ? ORDER BY d.path, l.name LIMIT 1`)
+      .raw(true).get(bucketId, path, subtreeEnd(path)) as [string, string, ...MarkerRow] | undefined
+    if (first === undefined) return undefined
+    return first[0] === '' && first[1] === path ? first.slice(2) as MarkerRow : 'implied'
   }
-  /** Whether a live key lies under directory `path` (ending in '/'), at any depth. */
-  private liveUnder (bucketId: number, path: string): boolean {
-    return this.s(`SELECT 1 FROM dirs d JOIN live l ON l.dir = d.id WHERE d.bucket_id = ? AND d.path >= ? AND d.path < ? LIMIT 1`)
-      .pluck().get(bucketId, path, subtreeEnd(path)) !== undefined
+
+  /** Whether a live key other than its own marker lies under directory `path` (ending in '/'), at any depth. */
+  holdsLiveKeys (bucketId: number, path: string): boolean {
+    return this.s(`SELECT 1 FROM dirs d JOIN live l ON l.dir = d.id WHERE d.bucket_id = ? AND d.path >= ? AND d.path < ?
+      AND (d.path != ? OR l.name != '') LIMIT 1`).pluck().get(bucketId, path, subtreeEnd(path), path) !== undefined
   }
   versionById (bucketId: number, key: string, versionId: string): VersionRow | undefined {
     const [path, name] = splitKey(key)
@@ -260,10 +270,9 @@ export class Catalog {
   insertVersion (v: NewVersion): number {
     const [path, name] = splitKey(v.key)
     return Number(this.s(`INSERT INTO versions (dir, name, version_id, delete_marker, size, etag, last_modified_ms,
-      content_type, headers, user_meta, mode, uid, gid, mtime_ms, ctime_ms, stored)
-      VALUES (@dir, @name, @version_id, @delete_marker, @size, @etag, @last_modified_ms,
-      @content_type, @headers, @user_meta, @mode, @uid, @gid, @mtime_ms, @ctime_ms, @stored)`)
-      .run({ ...v, dir: this.ensureDir(v.bucket_id, path, name), name, bucket_id: undefined, key: undefined }).lastInsertRowid)
+      content_type, headers, user_meta, mode, uid, gid, mtime_ms, ctime_ms, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(this.ensureDir(v.bucket_id, path, name), name, v.version_id, v.delete_marker, v.size, v.etag, v.last_modified_ms,
+        v.content_type, v.headers, v.user_meta, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored).lastInsertRowid)
   }
   deleteVersion (seq: number): void {
     const dir = this.s('DELETE FROM versions WHERE seq = ? RETURNING dir').pluck().get(seq) as number | undefined
@@ -399,44 +408,48 @@ export class Catalog {
    * Every directory row under `path` (ending in '/', or '' for the whole bucket) of a
    * bucket, and the rows of what lies right in it, merged in key order (UTF-8 bytes, as
    * S3 lists): the rows of keys in [from, until) (from itself only if `inclusive`).
-   * `page(dir, path, after, inclusive)` answers up to PAGE rows of one directory, in
+   * `page(dir, path, after, inclusive, limit)` answers up to `limit` rows of one directory, in
    * name order, from name `after`; their keys come from `keyOf`. Lazy: a listing that
    * stops early reads no further.
    */
   private * walk<R> (bucketId: number, from: string, inclusive: boolean, until: string | null,
-    page: (dir: number, path: string, after: string, inclusive: boolean) => R[], keyOf: (r: R) => string): Generator<R, void> {
+    page: (dir: number, path: string, after: string, inclusive: boolean, limit: number) => R[], keyOf: (r: R) => string): Generator<R, void> {
     const top = this.s("SELECT id FROM dirs WHERE bucket_id = ? AND path = ''").pluck().get(bucketId) as number | undefined
     if (top !== undefined) yield * this.walkDir(top, '', from, inclusive, until, page, keyOf)
   }
 
   /** walk, in one directory; answers true once `until` is reached. */
   private * walkDir<R> (dir: number, path: string, from: string, inclusive: boolean, until: string | null,
-    page: (dir: number, path: string, after: string, inclusive: boolean) => R[], keyOf: (r: R) => string): Generator<R, boolean> {
+    page: (dir: number, path: string, after: string, inclusive: boolean, limit: number) => R[], keyOf: (r: R) => string): Generator<R, boolean> {
     const within = from.startsWith(path)
     const rest = within ? from.slice(path.length) : ''
     // Directories in it holding keys at or after `from`: ones after it, or the one it lies
     // in; read a page at a time, as names are (a listing that stops early reads no further).
     const slash = rest.indexOf('/')
-    const kidsFrom = (after: string | null): Array<[number, string]> => (after === null
-      ? this.s(`SELECT id, path FROM dirs WHERE parent = ? AND path >= ? ORDER BY path LIMIT ${PAGE}`).raw(true)
+    const kidsFrom = (after: string | null, limit: number): Array<[number, string]> => (after === null
+      ? this.s(`SELECT id, path FROM dirs WHERE parent = ? AND path >= ? ORDER BY path LIMIT ${limit}`).raw(true)
         .all(dir, path + (slash < 0 ? rest : rest.slice(0, slash)))
-      : this.s(`SELECT id, path FROM dirs WHERE parent = ? AND path > ? ORDER BY path LIMIT ${PAGE}`).raw(true)
+      : this.s(`SELECT id, path FROM dirs WHERE parent = ? AND path > ? ORDER BY path LIMIT ${limit}`).raw(true)
         .all(dir, after)) as Array<[number, string]>
-    let kids = kidsFrom(null)
-    let moreKids = kids.length === PAGE
+    let kidsLimit = FIRST_PAGE
+    let kids = kidsFrom(null, kidsLimit)
+    let moreKids = kids.length === kidsLimit
     let k = 0
-    let rows = page(dir, path, within ? rest : '', within ? inclusive : true)
-    let more = rows.length === PAGE
+    let limit = FIRST_PAGE
+    let rows = page(dir, path, within ? rest : '', within ? inclusive : true, limit)
+    let more = rows.length === limit
     let r = 0
     for (;;) {
       if (r === rows.length && more) {
-        rows = page(dir, path, keyOf(rows[r - 1]).slice(path.length), false)
-        more = rows.length === PAGE
+        limit = nextPage(limit)
+        rows = page(dir, path, keyOf(rows[r - 1]).slice(path.length), false, limit)
+        more = rows.length === limit
         r = 0
       }
       if (k === kids.length && moreKids) {
-        kids = kidsFrom(kids[k - 1][1])
-        moreKids = kids.length === PAGE
+        kidsLimit = nextPage(kidsLimit)
+        kids = kidsFrom(kids[k - 1][1], kidsLimit)
+        moreKids = kids.length === kidsLimit
         k = 0
       }
       const row = r < rows.length ? rows[r] : undefined
@@ -460,16 +473,16 @@ export class Catalog {
    * order, each with its version row (a listing does not look every version up on its own).
    */
   liveKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<VersionRow> {
-    return this.walk(bucketId, from, inclusive, until, (dir, path, after, inc) =>
+    return this.walk(bucketId, from, inclusive, until, (dir, path, after, inc, limit) =>
       this.s(`SELECT v.seq, ? AS bucket_id, ? || v.name AS key, ${VCOLS_REST} FROM live l JOIN versions v ON v.seq = l.seq
-        WHERE l.dir = ? AND l.name ${inc ? '>=' : '>'} ? ORDER BY l.name LIMIT ${PAGE}`).all(bucketId, path, dir, after) as VersionRow[],
+        WHERE l.dir = ? AND l.name ${inc ? '>=' : '>'} ? ORDER BY l.name LIMIT ${limit}`).all(bucketId, path, dir, after) as VersionRow[],
     row => row.key)
   }
 
   /** Distinct keys having any version, in key order (for version listings). */
   versionKeysFrom (bucketId: number, from: string, inclusive: boolean, until: string | null): IterableIterator<{ key: string }> {
-    return this.walk(bucketId, from, inclusive, until, (dir, path, after, inc) =>
-      this.s(`SELECT ? || name AS key FROM versions WHERE dir = ? AND name ${inc ? '>=' : '>'} ? GROUP BY name ORDER BY name LIMIT ${PAGE}`)
+    return this.walk(bucketId, from, inclusive, until, (dir, path, after, inc, limit) =>
+      this.s(`SELECT ? || name AS key FROM versions WHERE dir = ? AND name ${inc ? '>=' : '>'} ? GROUP BY name ORDER BY name LIMIT ${limit}`)
         .all(path, dir, after) as Array<{ key: string }>,
     row => row.key)
   }

@@ -397,9 +397,14 @@ export class Store {
     return { size, storedBytes: stored ?? size, posix: { mode, uid, gid, mtimeMs, ctimeMs } }
   }
 
+  /** Whether a live key other than the directory's own marker lies under `prefix` (ending in '/'): not an empty directory. */
+  holdsKeys (bucket: string, prefix: string): boolean {
+    return this.catalog.holdsLiveKeys(this.bucketRow(bucket).id, prefix)
+  }
+
   /**
    * The directory `dir/` as stored: its marker's POSIX fields, `implied` when only keys
-   * under it exist, or undefined (one index probe for both).
+   * under it exist, or undefined (one query for both: the first live key under it).
    */
   dirStat (bucket: string, dir: string): { marker: PosixAttrs } | 'implied' | undefined {
     const b = this.findBucket(bucket)

@@ -373,9 +373,7 @@ export class Vfs {
     const a = this.keyAttr(bucket, key)
     if (!isDirMode(a.mode)) throw NOT_DIRECTORY(`${path} is not a directory`)
     const prefix = key + '/'
-    const page = this.store.listObjects(bucket, { prefix, delimiter: '/', maxKeys: 2 })
-    const children = page.commonPrefixes.length + page.contents.filter(v => v.key !== prefix).length
-    if (children > 0 || this.sessionsUnder(bucket, prefix).length > 0) throw DIRECTORY_NOT_EMPTY(`${path} is not empty`)
+    if (this.store.holdsKeys(bucket, prefix) || this.sessionsUnder(bucket, prefix).length > 0) throw DIRECTORY_NOT_EMPTY(`${path} is not empty`)
     this.store.deleteObject(bucket, prefix)
   }
 
@@ -757,7 +755,8 @@ export class Vfs {
     if (isDirMode(a.mode)) throw IS_DIRECTORY(`${path} is a directory`)
     const node = this.nodes.get(this.id(bucket, key))
     if (node !== undefined) this.detach(node)
-    if (this.store.liveVersion(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
+    // (A key being written has no live version yet: a versioned bucket gets no marker for it.)
+    if (this.store.liveStat(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
   }
 
   /** The node's name is gone (unlink, or replaced by a rename): open handles keep their data. */
@@ -851,8 +850,7 @@ export class Vfs {
 
   private requireEmptyDir (bucket: string, key: string): void {
     const prefix = key + '/'
-    const page = this.store.listObjects(bucket, { prefix, delimiter: '/', maxKeys: 2 })
-    if (page.commonPrefixes.length + page.contents.filter(v => v.key !== prefix).length > 0 || this.sessionsUnder(bucket, prefix).length > 0) {
+    if (this.store.holdsKeys(bucket, prefix) || this.sessionsUnder(bucket, prefix).length > 0) {
       throw DIRECTORY_NOT_EMPTY(`${bucket}/${key} is not empty`)
     }
   }
