@@ -94,12 +94,20 @@ export class Catalog {
     return st
   }
 
-  write<T> (fn: () => T): T {
-    // A write inside another is a savepoint of it: the outermost prunes, at its end.
-    if (this.db.inTransaction) return writeTransaction(this.db, fn)
-    const owners = this.unpins.splice(0)
+  write<T> (fn: () => T): T { return this.outermost(writeTransaction, fn, true) }
+
+  writeDurably<T> (fn: () => T): T { return this.outermost(durableWriteTransaction, fn, false) }
+
+  /**
+   * Runs fn in a write transaction by `run`. A write inside another is a savepoint of it:
+   * only the outermost prunes emptied directories (at its end) and, for write, takes the
+   * pins left to unpinSoon along.
+   */
+  private outermost<T> (run: <R>(db: Db, fn: () => R) => R, fn: () => T, takeUnpins: boolean): T {
+    if (this.db.inTransaction) return run(this.db, fn)
+    const owners = takeUnpins ? this.unpins.splice(0) : []
     try {
-      const r = writeTransaction(this.db, () => {
+      const r = run(this.db, () => {
         for (const owner of owners) this.unpin(owner)
         const out = fn()
         if (this.prunable.size > 0) this.prunePending()
@@ -144,21 +152,6 @@ export class Catalog {
   flushUnpins (): void {
     if (this.unpinTimer !== null) { clearTimeout(this.unpinTimer); this.unpinTimer = null }
     if (this.unpins.length > 0 && this.db.open) this.write(() => {})
-  }
-  writeDurably<T> (fn: () => T): T {
-    if (this.db.inTransaction) return durableWriteTransaction(this.db, fn)
-    try {
-      const r = durableWriteTransaction(this.db, () => {
-        const out = fn()
-        if (this.prunable.size > 0) this.prunePending()
-        return out
-      })
-      this.checkpointer?.committed()
-      return r
-    } catch (err) {
-      this.prunable.clear()
-      throw err
-    }
   }
   read<T> (fn: () => T): T { return runner(this.db).deferred(fn) as T }
 
@@ -414,7 +407,7 @@ export class Catalog {
    */
   private * walk<R> (bucketId: number, from: string, inclusive: boolean, until: string | null,
     page: (dir: number, path: string, after: string, inclusive: boolean, limit: number) => R[], keyOf: (r: R) => string): Generator<R, void> {
-    const top = this.s("SELECT id FROM dirs WHERE bucket_id = ? AND path = ''").pluck().get(bucketId) as number | undefined
+    const top = this.dirId(bucketId, '')
     if (top !== undefined) yield * this.walkDir(top, '', from, inclusive, until, page, keyOf)
   }
 
@@ -494,7 +487,7 @@ export class Catalog {
    * ctime_ms, stored] (a third of the cost of whole rows for a 10,000-entry directory).
    */
   directory (bucketId: number, path: string): { dirs: string[], files: DirEntryRow[] } {
-    const id = this.s('SELECT id FROM dirs WHERE bucket_id = ? AND path = ?').pluck().get(bucketId, path) as number | undefined
+    const id = this.dirId(bucketId, path)
     if (id === undefined) return { dirs: [], files: [] }
     const files = this.s('SELECT ? || l.name, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored FROM live l JOIN versions v ON v.seq = l.seq WHERE l.dir = ? ORDER BY l.name')
       .raw(true).all(path, id) as DirEntryRow[]

@@ -27,9 +27,6 @@ export function decodeToken (t: string): string {
   return s
 }
 
-/** Compares as S3 orders keys: by their UTF-8 bytes (JavaScript's < compares UTF-16 units). */
-export const compareUtf8 = compareKeys
-
 export interface KeyListing {
   /** For live listings, `row` is the key's current version. */
   keys: Array<{ key: string, seq: number, row?: VersionRow }>
@@ -52,7 +49,7 @@ export function walkKeys (
   const until = prefix === '' ? null : prefixEnd(prefix)
   let from = prefix
   let inclusive = true
-  if (after !== null && compareUtf8(after, prefix) >= 0) {
+  if (after !== null && compareKeys(after, prefix) >= 0) {
     from = after
     inclusive = false
     // Resuming after a common prefix: skip everything below it.
@@ -118,11 +115,3 @@ export function versionsOfKeys (catalog: Catalog, bucketId: number, keys: string
 
 /** What a directory listing holds: sub-prefixes (without `prefix`, without the '/') and keys right under it. */
 export interface Directory { dirs: string[], files: DirEntryRow[] }
-
-/**
- * Everything directly under `prefix` ('' or ending in '/'; one level, '/' as delimiter):
- * for readdir, which needs every entry and only its name, size and POSIX attributes.
- */
-export function walkDirectory (catalog: Catalog, bucketId: number, prefix: string): Directory {
-  return catalog.directory(bucketId, prefix)
-}

@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import createDebug from 'debug'
-import { Catalog } from '../meta/catalog'
+import { Catalog, compareKeys } from '../meta/catalog'
 import type { BucketRow, Extent, ReadableExtent, VersionRow, NewVersion, VersionPartRow, CatalogOptions } from '../meta/catalog'
 import { ChunkFiles } from '../blob/chunks'
 import { Content } from './content'
@@ -13,7 +13,7 @@ import { newVersionId, newUploadId } from './versionid'
 import { MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE } from './limits'
 import { multipartEtag } from './layout'
 import { toBucket, toVersion, guessContentType, cleanHeaders } from './convert'
-import { walkKeys, walkDirectory, clampMaxKeys, encodeToken, decodeToken, compareUtf8 } from './listing'
+import { walkKeys, clampMaxKeys, encodeToken, decodeToken } from './listing'
 import type { Directory } from './listing'
 import { fsck, gc } from './maintenance'
 import {
@@ -385,7 +385,7 @@ export class Store {
 
   /** Every sub-prefix and key right under `prefix` (a directory on the mount), in one pass. */
   listDirectory (bucket: string, prefix: string): Directory {
-    return this.catalog.read(() => walkDirectory(this.catalog, this.bucketRow(bucket).id, prefix))
+    return this.catalog.read(() => this.catalog.directory(this.bucketRow(bucket).id, prefix))
   }
 
   /** What the mount's lookups need of a live key (no error when there is none, or no bucket). */
@@ -454,7 +454,7 @@ export class Store {
         const rows = this.catalog.versionsOfKey(b.id, entry.name)
         for (let j = 0; j < rows.length; j++) {
           if (versions.length + prefixes.length >= max) {
-            const last = prefixes.length > 0 && (versions.length === 0 || compareUtf8(prefixes[prefixes.length - 1], versions[versions.length - 1].key) > 0)
+            const last = prefixes.length > 0 && (versions.length === 0 || compareKeys(prefixes[prefixes.length - 1], versions[versions.length - 1].key) > 0)
             return { versions, commonPrefixes: prefixes, isTruncated: true, ...(last ? { nextKeyMarker: prefixes[prefixes.length - 1] } : markers()) }
           }
           versions.push(toVersion(bucket, rows[j], j === 0))
