@@ -733,6 +733,46 @@ t.test('chmod, chown, utimens are persisted and make no version', async t => {
   await failsWith(t, () => env.vfs.chmod('/', 0o700), 'NotPermitted', 'chmod of the root')
 })
 
+t.test('attributes set on a file open for reading, and on a new file before its close', async t => {
+  const env = await setup(t)
+  await putFile(env.vfs, '/bkt/r.txt', 'read me')
+  // rsync's order: its reader opens the written file and fchmods it. The handle's
+  // version gets the change too: after an unlink it is all the handle has.
+  const fh = await env.vfs.open('/bkt/r.txt', C.O_RDONLY)
+  await env.vfs.chmod('/bkt/r.txt', 0o604)
+  t.equal((await env.vfs.fgetattr('/bkt/r.txt', fh)).mode, S_IFREG | 0o604, 'seen through the handle')
+  env.vfs.unlink('/bkt/r.txt')
+  t.equal((await env.vfs.fgetattr('/bkt/r.txt', fh)).mode, S_IFREG | 0o604, 'and through it after an unlink')
+  await env.vfs.release('/bkt/r.txt', fh)
+  // A file made by create has no version until its close: that version has the mode.
+  const nf = await env.vfs.create('/bkt/new.txt', 0o600)
+  await env.vfs.chmod('/bkt/new.txt', 0o640)
+  t.equal(env.store.liveVersion('bkt', 'new.txt'), undefined, 'no version before the close')
+  await env.vfs.write(nf, Buffer.from('n'), 1, 0)
+  await env.vfs.release('/bkt/new.txt', nf)
+  t.equal(env.store.headObject('bkt', 'new.txt').posix.mode, S_IFREG | 0o640, 'the close made it with the mode')
+  t.equal(env.store.versionsOf('bkt', 'new.txt').length, 1, 'one version')
+})
+
+t.test('lookups see another process\'s changes, and the mount\'s own, at once', async t => {
+  const env = await setup(t)
+  const cli = Store.open(env.dir) // another process's connection
+  t.teardown(() => { cli.close() })
+  await failsWith(t, () => env.vfs.getattr('/bkt/k.txt'), 'NotFound', 'missing at first')
+  await putFile(env.vfs, '/bkt/own.txt', 'own')
+  t.equal((await env.vfs.getattr('/bkt/own.txt')).size, 3, 'the mount\'s own save shows at once')
+  await failsWith(t, () => env.vfs.getattr('/bkt/k.txt'), 'NotFound', 'missing still')
+  await cli.putObject('bkt', 'k.txt', Buffer.from('from the cli'))
+  await failsWith(t, () => env.vfs.create('/bkt/k.txt', 0o644), 'Stale', 'a create there now is refused, never empties it')
+  t.equal((await env.vfs.getattr('/bkt/k.txt')).size, 12, 'a lookup sees it')
+  await cli.putObject('bkt', 'k.txt', Buffer.from('longer, from the cli'))
+  t.equal((await cli.getObject('bkt', 'k.txt')).body.toString(), 'longer, from the cli')
+  t.equal((await env.store.getObject('bkt', 'k.txt')).body.length, 20, 'the S3 API reads the new version')
+  t.equal((await env.vfs.getattr('/bkt/k.txt')).size, 20, 'and so does the mount')
+  await env.vfs.chmod('/bkt/k.txt', 0o600)
+  t.equal((await env.vfs.getattr('/bkt/k.txt')).mode, S_IFREG | 0o600, 'the mount\'s own chmod shows at once')
+})
+
 t.test('xattrs: user metadata and the user.s3.* system attributes', async t => {
   const env = await setup(t)
   const { vfs, store } = env

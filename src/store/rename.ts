@@ -21,9 +21,9 @@ function fieldsOf (v: VersionRow): VersionFields {
 }
 
 /** Inside a write transaction: moves one live key (and any write session on it). */
-function moveKey (store: Store, src: BucketRow, srcKey: string, dst: BucketRow, dstKey: string): void {
+function moveKey (store: Store, src: BucketRow, srcKey: string, dst: BucketRow, dstKey: string,
+  v = store.catalog.liveVersion(src.id, srcKey)): void {
   const { catalog } = store
-  const v = catalog.liveVersion(src.id, srcKey)
   if (v !== undefined && src.versioning === 'Unversioned' && dst.versioning === 'Unversioned' && v.version_id === 'null') {
     const replaced = catalog.versionById(dst.id, dstKey, 'null')
     if (replaced !== undefined) catalog.deleteVersion(replaced.seq)
@@ -45,9 +45,10 @@ export function renameObject (store: Store, srcBucket: string, srcKey: string, d
   if (srcBucket === dstBucket && srcKey === dstKey) return
   store.catalog.write(() => {
     const src = store.bucketRow(srcBucket)
-    const dst = store.bucketRow(dstBucket)
-    if (!allowMissing && store.catalog.liveVersion(src.id, srcKey) === undefined) throw NO_SUCH_KEY(`no such key: ${srcBucket}/${srcKey}`)
-    moveKey(store, src, srcKey, dst, dstKey)
+    const dst = srcBucket === dstBucket ? src : store.bucketRow(dstBucket)
+    const v = store.catalog.liveVersion(src.id, srcKey)
+    if (!allowMissing && v === undefined) throw NO_SUCH_KEY(`no such key: ${srcBucket}/${srcKey}`)
+    moveKey(store, src, srcKey, dst, dstKey, v)
   })
 }
 
@@ -84,7 +85,7 @@ export function renamePrefix (store: Store, srcBucket: string, srcPrefix: string
   return store.catalog.write(() => {
     const { catalog } = store
     const src = store.bucketRow(srcBucket)
-    const dst = store.bucketRow(dstBucket)
+    const dst = srcBucket === dstBucket ? src : store.bucketRow(dstBucket)
     if (moveDirectory(store, src, srcPrefix, dst, dstPrefix)) return
     const until = prefixEnd(srcPrefix)
     const keys: string[] = []

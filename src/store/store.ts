@@ -357,6 +357,22 @@ export class Store {
     })
   }
 
+  /**
+   * updateObjectMetadata for the POSIX attributes alone (chmod, chown, utimens): one
+   * read and one update, no version decoded. Answers the version's seq and the attributes
+   * set, or undefined (nothing changed) when the key has no live version.
+   */
+  updatePosix (bucket: string, key: string, change: (p: PosixAttrs) => void): { seq: number, posix: PosixAttrs } | undefined {
+    return this.catalog.write(() => {
+      const r = this.catalog.livePosix(this.bucketRow(bucket).id, key)
+      if (r === undefined) return undefined
+      const p: PosixAttrs = { mode: r[1], uid: r[2], gid: r[3], mtimeMs: r[4], ctimeMs: r[5] }
+      change(p)
+      this.catalog.updatePosix(r[0], p.mode, p.uid, p.gid, p.mtimeMs, p.ctimeMs)
+      return { seq: r[0], posix: p }
+    })
+  }
+
   // ---------------------------------------------------------------- listings
 
   listObjects (bucket: string, opts: ListObjectsOptions = {}): ListObjectsResult {

@@ -58,10 +58,13 @@ export class Metadata {
       const p = node.session.fields.posix
       change(p)
       p.ctimeMs = now
+      // A new file (no version yet): its close makes the first, with these attributes.
+      if (node.version === null) return
     }
-    if (this.ctx.store.liveVersion(bucket, key) !== undefined) {
-      const v = this.ctx.store.updateObjectMetadata(bucket, key, v => { const p = { ...v.posix, ctimeMs: now }; change(p); return { posix: p } })
-      if (node !== undefined && node.session === null) node.version = v
+    const done = this.ctx.store.updatePosix(bucket, key, p => { p.ctimeMs = now; change(p) })
+    // An open file's node keeps the version it reads as: it gets the changed one.
+    if (done !== undefined && node !== undefined && node.session === null) {
+      node.version = node.version?.seq === done.seq ? { ...node.version, posix: done.posix } : this.ctx.store.liveVersion(bucket, key) ?? null
     }
   }
 
