@@ -223,10 +223,10 @@ export class Catalog {
     return this.s(`SELECT ${VCOLS} FROM dirs d JOIN live l ON l.dir = d.id JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path = ? AND l.name = ?`)
       .get(bucketId, path, name) as VersionRow | undefined
   }
-  /** What a lookup needs of a key's live version: [size, stored, mode, uid, gid, mtime_ms, ctime_ms]. */
+  /** What a lookup (and updatePosix) needs of a key's live version: [size, stored, mode, uid, gid, mtime_ms, ctime_ms, seq]. */
   liveStat (bucketId: number, key: string): LiveStatRow | undefined {
     const [path, name] = splitKey(key)
-    return this.s('SELECT v.size, v.stored, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM dirs d JOIN live l ON l.dir = d.id JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path = ? AND l.name = ?')
+    return this.s('SELECT v.size, v.stored, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.seq FROM dirs d JOIN live l ON l.dir = d.id JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path = ? AND l.name = ?')
       .raw(true).get(bucketId, path, name) as LiveStatRow | undefined
   }
   /**
@@ -376,12 +376,6 @@ export class Catalog {
   updateVersionAttrs (seq: number, a: Pick<VersionRow, 'mode' | 'uid' | 'gid' | 'mtime_ms' | 'ctime_ms' | 'content_type' | 'user_meta' | 'headers'>): void {
     this.s(`UPDATE versions SET mode = @mode, uid = @uid, gid = @gid, mtime_ms = @mtime_ms, ctime_ms = @ctime_ms,
       content_type = @content_type, user_meta = @user_meta, headers = @headers WHERE seq = @seq`).run({ ...a, seq })
-  }
-  /** Inside a write transaction: the key's live version's [seq, mode, uid, gid, mtime_ms, ctime_ms], for updatePosix. */
-  livePosix (bucketId: number, key: string): [number, number, number, number, number, number] | undefined {
-    const [path, name] = splitKey(key)
-    return this.s('SELECT v.seq, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM dirs d JOIN live l ON l.dir = d.id JOIN versions v ON v.seq = l.seq WHERE d.bucket_id = ? AND d.path = ? AND l.name = ?')
-      .raw(true).get(bucketId, path, name) as [number, number, number, number, number, number] | undefined
   }
   updatePosix (seq: number, mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number): void {
     this.s('UPDATE versions SET mode = ?, uid = ?, gid = ?, mtime_ms = ?, ctime_ms = ? WHERE seq = ?').run(mode, uid, gid, mtimeMs, ctimeMs, seq)

@@ -15,8 +15,8 @@ export interface VersionRow {
 
 export type NewVersion = Omit<VersionRow, 'seq'>
 
-/** [size, stored, mode, uid, gid, mtime_ms, ctime_ms] of a live version. */
-export type LiveStatRow = [number, number | null, number, number, number, number, number]
+/** [size, stored, mode, uid, gid, mtime_ms, ctime_ms, seq] of a live version. */
+export type LiveStatRow = [number, number | null, number, number, number, number, number, number]
 /** [mode, uid, gid, mtime_ms, ctime_ms] of a directory's live marker. */
 export type MarkerRow = [number, number, number, number, number]
 /** A live key as a directory listing needs it: [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored] (stored is null in rows older than migration 3). */

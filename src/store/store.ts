@@ -364,12 +364,13 @@ export class Store {
    */
   updatePosix (bucket: string, key: string, change: (p: PosixAttrs) => void): { seq: number, posix: PosixAttrs } | undefined {
     return this.catalog.write(() => {
-      const r = this.catalog.livePosix(this.bucketRow(bucket).id, key)
+      const r = this.catalog.liveStat(this.bucketRow(bucket).id, key)
       if (r === undefined) return undefined
-      const p: PosixAttrs = { mode: r[1], uid: r[2], gid: r[3], mtimeMs: r[4], ctimeMs: r[5] }
+      const [, , mode, uid, gid, mtimeMs, ctimeMs, seq] = r
+      const p: PosixAttrs = { mode, uid, gid, mtimeMs, ctimeMs }
       change(p)
-      this.catalog.updatePosix(r[0], p.mode, p.uid, p.gid, p.mtimeMs, p.ctimeMs)
-      return { seq: r[0], posix: p }
+      this.catalog.updatePosix(seq, p.mode, p.uid, p.gid, p.mtimeMs, p.ctimeMs)
+      return { seq, posix: p }
     })
   }
 

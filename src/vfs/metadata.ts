@@ -3,6 +3,7 @@
 // attributes under user.s3., bucket versioning). A file being written keeps the
 // change in its session too, so the version its close makes has it.
 import type { Store } from '../store/store'
+import type { PosixAttrs } from '../store/types'
 import { parsePath } from './paths'
 import type { Location } from './paths'
 import { isDirMode, S_IFDIR, S_IFMT } from './attr'
@@ -33,7 +34,7 @@ export class Metadata {
    * Applies a metadata change to whatever the path is; none of these creates a version.
    * Done at once (a promise only when a directory's marker object must be made first).
    */
-  private changeAttrs (path: string, change: (p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }) => void): void | Promise<void> {
+  private changeAttrs (path: string, change: (p: PosixAttrs) => void): void | Promise<void> {
     const loc = parsePath(path)
     if (loc.kind === 'root') throw NOT_PERMITTED('the root\'s attributes are fixed')
     if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
@@ -48,11 +49,11 @@ export class Metadata {
     const { bucket, key } = loc
     const node = this.ctx.openNode(bucket, key)
     const a = this.ctx.keyAttr(bucket, key)
+    const update = (k: string): { seq: number, posix: PosixAttrs } | undefined => this.ctx.store.updatePosix(bucket, k, p => { p.ctimeMs = now; change(p) })
     if (isDirMode(a.mode)) {
       const markerKey = key + '/'
-      const update = (): void => { this.ctx.store.updateObjectMetadata(bucket, markerKey, v => { const p = { ...v.posix, ctimeMs: now }; change(p); return { posix: p } }) }
-      if (this.ctx.store.liveVersion(bucket, markerKey) !== undefined) return update()
-      return this.ctx.store.putObject(bucket, markerKey, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } }).then(update)
+      if (update(markerKey) !== undefined) return
+      return this.ctx.store.putObject(bucket, markerKey, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } }).then(() => { update(markerKey) })
     }
     if (node?.session != null) {
       const p = node.session.fields.posix
@@ -61,7 +62,7 @@ export class Metadata {
       // A new file (no version yet): its close makes the first, with these attributes.
       if (node.version === null) return
     }
-    const done = this.ctx.store.updatePosix(bucket, key, p => { p.ctimeMs = now; change(p) })
+    const done = update(key)
     // An open file's node keeps the version it reads as: it gets the changed one.
     if (done !== undefined && node !== undefined && node.session === null) {
       node.version = node.version?.seq === done.seq ? { ...node.version, posix: done.posix } : this.ctx.store.liveVersion(bucket, key) ?? null
