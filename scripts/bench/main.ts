@@ -74,15 +74,16 @@ function selected (args: Args): Set<string> {
 }
 
 async function ensureTools (): Promise<void> {
-  const missing = ['bindfs', 'fio'].filter(p => !have(p))
+  // rsync is a workload like fio, and a fresh Debian machine has neither.
+  const missing = ['bindfs', 'fio', 'rsync'].filter(p => !have(p))
   if (missing.length > 0) {
-    if (!isRoot()) throw new Error(`${missing.join(' and ')} missing: install them (apt-get install ${missing.join(' ')}) or run as root`)
+    if (!isRoot()) throw new Error(`${missing.join(', ')} missing: install them (apt-get install ${missing.join(' ')}) or run as root`)
     process.stderr.write(`installing ${missing.join(' ')} with apt-get\n`)
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
     await cmd('apt-get', ['update'], { env })
     await cmd('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env })
   }
-  for (const p of ['dd', 'tar', 'rsync', 'fusermount', 'sync']) {
+  for (const p of ['dd', 'tar', 'fusermount', 'sync']) {
     if (!have(p)) throw new Error(`${p} is needed`)
   }
   if (!fs.existsSync('/dev/fuse')) throw new Error('/dev/fuse is missing: FUSE is not available here')
