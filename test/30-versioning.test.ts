@@ -6,7 +6,7 @@
 // buckets"; API Reference — PutBucketVersioning, GetObject, ListObjectVersions.
 import t from 'tap'
 import { tempStore, failsWith, md5hex, random, MiB } from './helpers/store'
-import type { Store } from '../src/store'
+import { Store } from '../src/store'
 
 const buf = (s: string): Buffer => Buffer.from(s)
 const body = async (store: Store, bucket: string, key: string, versionId?: string): Promise<string> =>
@@ -399,4 +399,27 @@ t.test('listObjectVersions: maxKeys counts common prefixes; key markers in UTF-8
   }
   t.same(prefixes, ['\uFB01/'], 'paging with a delimiter reports the common prefix (none lost)')
   t.same(keys, ['😀', '😀', '😀'], 'and every version')
+})
+
+t.test('a write acts on the bucket\'s versioning as another process just set it', async t => {
+  // The writer keeps bucket rows cached; inside a write it uses them only while no other
+  // connection has committed since they were read.
+  const ts = tempStore(t)
+  const writer = ts.store
+  writer.createBucket('other-process', {})
+  await writer.putObject('other-process', 'k', buf('one'))
+  t.equal(writer.headBucket('other-process').versioning, 'Unversioned', 'the writer has read the row')
+  const other = Store.open(ts.dir)
+  t.teardown(() => { other.close() })
+  other.putBucketVersioning('other-process', 'Enabled')
+  const v = await writer.putObject('other-process', 'k', buf('two'))
+  t.not(v.versionId, 'null', 'the next write (at once, within the cache\'s check interval) makes a versioned version')
+  t.same(versionsOf(writer, 'other-process', 'k').map(([id, , latest]) => [id === 'null', latest]), [[false, true], [true, false]],
+    'the null version is kept beneath it')
+  other.putBucketVersioning('other-process', 'Suspended')
+  const w = await writer.putObject('other-process', 'k', buf('three'))
+  t.equal(w.versionId, 'null', 'and after Suspended, a null version again')
+  // The writer's own change shows to itself inside its next write as well.
+  writer.putBucketVersioning('other-process', 'Enabled')
+  t.not((await writer.putObject('other-process', 'k', buf('four'))).versionId, 'null', 'its own change holds at once')
 })

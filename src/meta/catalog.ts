@@ -177,6 +177,9 @@ export class Catalog {
     return this.externalGen
   }
 
+  /** PRAGMA data_version now: it differs from an earlier answer iff another connection committed in between. */
+  dataVersion (): number { return this.s('PRAGMA data_version').pluck().get() as number }
+
   get inTransaction (): boolean { return this.db.inTransaction }
 
   // ---- buckets

@@ -100,19 +100,25 @@ export class Store {
     if (state !== 'Enabled' && state !== 'Suspended') {
       throw ILLEGAL_VERSIONING(`versioning can be set to Enabled or Suspended, not ${JSON.stringify(state)}`)
     }
-    this.catalog.write(() => this.catalog.setVersioning(this.bucketRow(name).id, state))
-    this.bucketsChanged()
+    this.catalog.write(() => {
+      this.catalog.setVersioning(this.bucketRow(name).id, state)
+      this.bucketsChanged()
+    })
   }
 
   setBucketAttrs (name: string, a: { mode: number, uid: number, gid: number, mtimeMs: number }): void {
-    this.catalog.write(() => this.catalog.setBucketAttrs(this.bucketRow(name).id, { mode: a.mode, uid: a.uid, gid: a.gid, mtime_ms: a.mtimeMs }))
-    this.bucketsChanged()
+    this.catalog.write(() => {
+      this.catalog.setBucketAttrs(this.bucketRow(name).id, { mode: a.mode, uid: a.uid, gid: a.gid, mtime_ms: a.mtimeMs })
+      this.bucketsChanged()
+    })
   }
 
   /**
    * A bucket's row. Outside transactions it comes from a cache that is dropped when
-   * this store changes a bucket or another process commits anything; inside a write
-   * transaction it is always read fresh, so writes never act on a stale row.
+   * this store changes a bucket or another process commits anything. Inside a write
+   * transaction a cached row serves only if no other connection has committed since
+   * the cache began (PRAGMA data_version, asked then and there), else it is read fresh,
+   * so writes never act on a stale row. (Read fresh, it cost a file's save 9 µs.)
    */
   bucketRow (name: string): BucketRow {
     const b = this.findBucket(name)
@@ -122,20 +128,32 @@ export class Store {
 
   private readonly bucketCache = new Map<string, BucketRow>()
   private bucketCacheGen = -1
+  /** data_version when the cache's first row was read: no other commit since, no row changed. */
+  private bucketCacheVersion: number | undefined
 
   private findBucket (name: string): BucketRow | undefined {
-    if (this.catalog.inTransaction) return this.catalog.bucketByName(name)
+    if (this.catalog.inTransaction) {
+      const cached = this.bucketCache.get(name)
+      if (cached !== undefined && this.catalog.dataVersion() === this.bucketCacheVersion) return cached
+      return this.catalog.bucketByName(name) // (not cached: the transaction may yet roll back)
+    }
     const gen = this.catalog.externalGeneration()
-    if (gen !== this.bucketCacheGen) { this.bucketCache.clear(); this.bucketCacheGen = gen }
+    if (gen !== this.bucketCacheGen) { this.bucketsChanged(); this.bucketCacheGen = gen }
     let b = this.bucketCache.get(name)
     if (b === undefined) {
+      // Asked before the row is read: a commit in between makes the cache look stale, never fresh.
+      this.bucketCacheVersion ??= this.catalog.dataVersion()
       b = this.catalog.bucketByName(name)
       if (b !== undefined) this.bucketCache.set(name, b)
     }
     return b
   }
 
-  private bucketsChanged (): void { this.bucketCache.clear() }
+  /** Called inside the transaction that changes a bucket's row, before it reads any again. */
+  private bucketsChanged (): void {
+    this.bucketCache.clear()
+    this.bucketCacheVersion = undefined
+  }
 
   // ---------------------------------------------------------------- objects
 
