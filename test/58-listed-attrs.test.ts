@@ -200,6 +200,40 @@ t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-na
     t.ok((await fsp.lstat(versions)).isDirectory(), 'the versions of a key just written are there at once')
   })
 
+  await t.test('a rename\'s source is answered missing on the FUSE thread until the mount makes it again', async t => {
+    const sub = path.join(mnt, 'listed-58', 'renamed-away')
+    const p = (n: string): string => path.join(sub, n)
+    await fsp.mkdir(sub)
+    await fsp.writeFile(p('a'), 'first')
+    await fsp.mkdir(p('dir-a'))
+    await fsp.writeFile(p('dir-a/x'), 'inside')
+    const answered = (): number => hits() + (fastPathStats()?.thenHits ?? 0)
+    for (const [from, to, again, type] of [
+      ['a', 'b', async () => { await fsp.writeFile(p('a'), 'second') }, fs.constants.S_IFREG],
+      ['dir-a', 'dir-b', async () => { await fsp.mkdir(p('dir-a')) }, fs.constants.S_IFDIR]
+    ] as Array<[string, string, () => Promise<void>, number]>) {
+      await fsp.rename(p(from), p(to))
+      const before = answered()
+      await t.rejects(fsp.lstat(p(from)), { code: 'ENOENT' }, `${from}: gone after its rename`)
+      t.ok(answered() > before, `${from}: that lookup was answered on the FUSE thread`)
+      t.equal((await fsp.lstat(p(to))).mode & fs.constants.S_IFMT, type, `${to}: there`)
+      await again()
+      if (root) await forgetKernelNames()
+      t.equal((await fsp.lstat(p(from))).mode & fs.constants.S_IFMT, type, `${from}: there at once when made again`)
+    }
+    t.equal(await fsp.readFile(p('a'), 'utf8'), 'second')
+    t.equal(await fsp.readFile(p('b'), 'utf8'), 'first')
+    t.equal(await fsp.readFile(p('dir-b/x'), 'utf8'), 'inside')
+    t.same(await fsp.readdir(p('dir-a')), [], 'the directory made again is empty')
+    // A rename onto itself leaves it where it was.
+    await fsp.rename(p('a'), p('a'))
+    t.equal(await fsp.readFile(p('a'), 'utf8'), 'second', 'a rename onto itself keeps the file')
+    // A failed rename answers nothing about its source.
+    await t.rejects(fsp.rename(p('nope'), p('c')), { code: 'ENOENT' })
+    await fsp.writeFile(p('nope'), 'made')
+    t.equal(await fsp.readFile(p('nope'), 'utf8'), 'made', 'a name a failed rename named is made as any')
+  })
+
   await t.test('xattrs outside user.* are refused on the FUSE thread as by the vfs', async t => {
     const f = path.join(dir, 'f13')
     for (const name of ['security.capability', 'security.selinux', 'trusted.x']) {

@@ -176,11 +176,12 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
 // anything since (the epoch moved by exactly its forgets); then that next getattr of the
 // same path on the same thread is answered from them, and they are put in the attribute
 // cache like a listing's (the kernel often asks again before the next change: chown's getattr).
-// Any other op on the thread drops them from the thread.
+// Any other op on the thread drops them from the thread. Attributes of mode 0 say the
+// path is missing after the op (a rename's source): that getattr is answered ENOENT.
 static uint64_t bucketfs_then_hits = 0;
 
-/** At every op's start (FUSE thread): its sequence number; a getattr the last op put attributes for is answered. */
-static int bucketfs_then_answer (fuse_thread_locals_t *l) {
+/** At every op's start (FUSE thread): its sequence number; a getattr the last op put attributes for is answered (*res). */
+static int bucketfs_then_answer (fuse_thread_locals_t *l, int *res) {
   int hit = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
   uint64_t seq = ++l->bucketfs_seq;
@@ -188,7 +189,12 @@ static int bucketfs_then_answer (fuse_thread_locals_t *l) {
     if ((l->op == op_getattr || l->op == op_fgetattr) && l->path != NULL && l->stat != NULL &&
         l->bucketfs_then_seq + 1 == seq && l->bucketfs_then_epoch == bucketfs_attrs_epoch &&
         strcmp(l->path, l->bucketfs_then_path) == 0) {
-      populate_stat(l->bucketfs_then_ints, l->stat);
+      if (l->bucketfs_then_ints[0] == 0) {
+        *res = -ENOENT;
+      } else {
+        populate_stat(l->bucketfs_then_ints, l->stat);
+        *res = 0;
+      }
       bucketfs_then_hits++;
       hit = 1;
     }
@@ -307,10 +313,7 @@ NAPI_METHOD(bucketfs_then_attrs) {
  * whatever the path (src/vfs/xattr.ts classify).
  */
 static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
-  if (bucketfs_then_answer(l)) {
-    *res = 0;
-    return 1;
-  }
+  if (bucketfs_then_answer(l, res)) return 1;
   if (l->op == op_getxattr && l->name != NULL && strncmp(l->name, "user.", 5) != 0) {
     *res = -ENOTSUP;
     return 1;
@@ -743,7 +746,13 @@ NAPI_METHOD(bucketfs_fast_stats) {
 // sleeping, so the next op of a busy program (tar, rsync, rm -rf) is picked up without
 // a wake-up. Reads and writes do not start it (sequential I/O keeps the loop busy on
 // its own, and the hash workers need the other core). Runs on the main thread only.
-#define BUCKETFS_POLL_NS 1000000ULL
+// $BUCKETFS_POLL_US (read at the first op) sets the time, for measuring; 0 turns it off.
+static uint64_t BUCKETFS_POLL_NS = 1000000ULL;
+/** $name in µs as ns, or dflt. */
+static uint64_t bucketfs_env_ns (const char *name, uint64_t dflt) {
+  const char *v = getenv(name);
+  return v == NULL ? dflt : strtoull(v, NULL, 10) * 1000ULL;
+}
 static uv_idle_t bucketfs_poll_idle;
 static int bucketfs_poll_state = 0; // 0 not made, 1 stopped, 2 polling
 static uint64_t bucketfs_poll_last_ns = 0;
@@ -764,6 +773,9 @@ static void bucketfs_poll_check (uv_idle_t *idle) {
 /** An op is being dispatched to JavaScript (main thread): poll for the next one a while. */
 static void bucketfs_poll_after (uint32_t op) {
   if (op == op_read || op == op_write) return;
+  static int env_read = 0;
+  if (!env_read) { BUCKETFS_POLL_NS = bucketfs_env_ns("BUCKETFS_POLL_US", BUCKETFS_POLL_NS); env_read = 1; }
+  if (BUCKETFS_POLL_NS == 0) return;
   bucketfs_poll_last_ns = bucketfs_mono_ns();
   if (bucketfs_poll_state == 2) return;
   if (bucketfs_poll_state == 0) {
@@ -780,11 +792,15 @@ static void bucketfs_poll_after (uint32_t op) {
 // wakes registered sleepers) and no wake-up of this thread. One thread spins at a time,
 // and only with more than one core (the main thread must have one to answer on). Reads
 // and writes sleep at once (the hash workers need the core while a write is hashed).
-#define BUCKETFS_SPIN_NS 100000ULL
+// $BUCKETFS_SPIN_US (read at the first wait) sets the time, for measuring; 0 turns it off.
+static uint64_t BUCKETFS_SPIN_NS = 100000ULL;
 static int bucketfs_spinning = 0;
 static long bucketfs_cores = 0;
 static void bucketfs_wait_answer (fuse_thread_locals_t *l) {
-  if (bucketfs_cores == 0) bucketfs_cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (bucketfs_cores == 0) {
+    BUCKETFS_SPIN_NS = bucketfs_env_ns("BUCKETFS_SPIN_US", BUCKETFS_SPIN_NS);
+    bucketfs_cores = BUCKETFS_SPIN_NS == 0 ? 1 : sysconf(_SC_NPROCESSORS_ONLN); // (one core: never spins)
+  }
   if (l->op != op_read && l->op != op_write && bucketfs_cores > 1 &&
       __atomic_exchange_n(&bucketfs_spinning, 1, __ATOMIC_ACQUIRE) == 0) {
     uint64_t until = bucketfs_mono_ns() + BUCKETFS_SPIN_NS;

@@ -2,6 +2,7 @@
 // answers. No filesystem semantics live here (they are in src/vfs); this file only
 // converts between fuse-native's shapes and the Vfs API, and errors to errnos.
 import debug from 'debug'
+import { isFuseHidden } from '../vfs'
 import type { Vfs, Attr, Listing, StatFs, Caller as VfsCaller } from '../vfs'
 import { errnoOf, isMissing } from './errno'
 import type { FastPath, FuseOps, FuseStat, FuseStatfs, Caller, Then } from './fuse'
@@ -251,7 +252,11 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       change('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode, by), async () => await vfs.getattr(path), cb)
     },
     rmdir: (path, cb) => { op('rmdir', () => path, () => vfs.rmdir(path), cb) },
-    rename: (src, dest, cb) => { op('rename', () => `${src}, ${dest}`, () => vfs.rename(src, dest), cb) },
+    rename: (src, dest, cb) => {
+      // Its source is gone after it, but where libfuse hides an open file (that name is its to unlink).
+      const gone = src !== dest && !isFuseHidden(dest) && vfs.missCacheable(src)
+      run('rename', () => `${src}, ${dest}`, () => vfs.rename(src, dest), code => { cb(code, code === 0 && gone) })
+    },
     symlink: (target, path, cb) => {
       const by = who()
       change('symlink', () => `${target}, ${path}`, async () => await vfs.symlink(target, path, by), async () => await vfs.getattr(path), cb)

@@ -65,7 +65,8 @@ export interface FuseOps {
   releasedir: (path: string, fh: number, cb: Cb) => void
   create: (path: string, mode: number, cb: (code: number, fh?: number, attrs?: FuseStat) => void) => void
   unlink: (path: string, cb: Cb) => void
-  rename: (src: string, dest: string, cb: Cb) => void
+  /** `srcGone`: src is known missing now, so the kernel's next lookup of it need not reach the vfs. */
+  rename: (src: string, dest: string, cb: (code: number, srcGone?: boolean) => void) => void
   link: (src: string, dest: string, cb: Cb) => void
   symlink: (target: string, path: string, cb: Then) => void
   mkdir: (path: string, mode: number, cb: Then) => void
@@ -126,12 +127,12 @@ let thenGiven = 0
  * addon answers that getattr from them (scripts/fuse-native/fast-path.c). Read the
  * token synchronously at the op's start; `then` is called before the op is answered.
  */
-function opToken (): ((path: string, attrs: FuseStat | undefined) => void) {
+function opToken (): ((path: string, attrs: FuseStat | typeof GONE | undefined) => void) {
   const token = nativeToken?.()
   return (path, attrs) => {
     if (token === undefined || attrs === undefined || nativeThen === undefined) return
     try {
-      nativeThen(token[0], token[1], token[2], path, statArray(attrs))
+      nativeThen(token[0], token[1], token[2], path, attrs === GONE ? MISSING : statArray(attrs))
       thenGiven++
     } catch {
       // Not given: the getattr that follows goes to the vfs as any other.
@@ -290,6 +291,12 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
     this.ops.mkdir(path, mode, (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
   }
 
+  /** A rename's source is missing after it: the addon answers the kernel's next lookup of it. */
+  _op_rename (signal: Signal, src: string, dest: string): void {
+    const then = opToken()
+    this.ops.rename(src, dest, (code, srcGone) => { if (code === 0 && srcGone === true) then(src, GONE); signal(code) })
+  }
+
   _op_symlink (signal: Signal, target: string, path: string): void {
     const then = opToken()
     this.ops.symlink(target, path, (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
@@ -322,6 +329,8 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
 const STAT_INTS = 18
 /** The stat of a missing name in the fast path's entries: mode 0. */
 const MISSING = new Uint32Array(STAT_INTS)
+/** What opToken's `then` is given for a path an op removed. */
+const GONE = 'gone'
 
 function statArray (st: FuseStat): Uint32Array {
   const a = new Uint32Array(STAT_INTS)
@@ -353,7 +362,7 @@ function putStat (a: Uint32Array, at: number, st: FuseStat): void {
 
 // The corrections above replace private methods: fail loudly if fuse-native changes under them.
 for (const m of ['_op_fgetattr', '_op_getxattr', '_op_listxattr', '_op_chmod', '_op_chown', '_op_utimens', '_op_truncate',
-  '_op_ftruncate', '_op_create', '_op_mkdir', '_op_symlink', '_fuseOptions', '_close']) {
+  '_op_ftruncate', '_op_create', '_op_mkdir', '_op_symlink', '_op_rename', '_fuseOptions', '_close']) {
   if (typeof (NativeFuse.prototype as unknown as Record<string, unknown>)[m] !== 'function') {
     throw new Error(`fuse-native changed: ${m} is gone; review src/mount/fuse.ts`)
   }

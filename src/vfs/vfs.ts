@@ -67,7 +67,7 @@ const WINDOW = POOLED
 const MARKER_TAKEBACK_MS = 1000
 
 /** libfuse's name for a file it hides (an open file being unlinked or replaced). */
-function isFuseHidden (key: string): boolean {
+export function isFuseHidden (key: string): boolean {
   return /(^|\/)\.fuse_hidden[0-9a-f]+$/.test(key)
 }
 
