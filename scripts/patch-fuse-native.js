@@ -22,7 +22,8 @@
 //     of the handle it answers now clears keep_cache (which is set otherwise) and is
 //     not kept in the handle.
 //  7. Every op went to JavaScript, even where the answer was known: the getattr (the
-//     kernel's lookup) of a name a readdir listed, or one a lookup found missing, is
+//     kernel's lookup) or opendir of a name a readdir listed, or one a lookup (or a
+//     rename of it) found missing, and every releasedir, is
 //     answered on the FUSE thread from an attribute cache, which ops clear of what they
 //     change before they are answered;
 //     the kernel's getxattr(security.capability) before each write; and reads of data

@@ -106,11 +106,15 @@ t.test('listDirectory: one level in one pass, each sub-prefix once, with the att
   for (const k of keys) await s.putObject('dir-listing', k, `content of ${k}`, { posix: { mode: 0o100600, uid: 7, gid: 8 } })
   const top = s.listDirectory('dir-listing', '')
   t.same(top.dirs, ['d', 'e'], 'the root: sub-prefixes d/ and e/')
+  const [dMode, dUid, dGid] = top.dirMarkers[0] ?? []
+  t.same([dMode, dUid, dGid], [0o100600, 7, 8], 'd/ with the attributes of its marker key d/')
+  t.equal(top.dirMarkers[1], null, 'e/ has no marker: implied')
   t.same(top.files.map(f => f[0]), ['a.txt', 'd0'], 'and its keys')
   const d = s.listDirectory('dir-listing', 'd/')
   t.same(d.dirs, ['y', 'yy', '\u{1F600}'], 'd/: each sub-prefix once, in UTF-8 order')
   t.same(d.files.map(f => f[0]), ['d/', 'd/x.txt', 'd/y', 'd/é.txt'], 'd/: its marker key, its keys (a key y beside a prefix y/)')
   const [, size, mode, uid, gid] = d.files[1]
   t.same([size, mode & 0o7777, uid, gid], [Buffer.byteLength('content of d/x.txt'), 0o600, 7, 8], 'with size, mode and owner')
-  t.same(s.listDirectory('dir-listing', 'nothing/'), { dirs: [], files: [] }, 'an empty prefix lists nothing')
+  t.same(d.dirMarkers, [null, null, null], 'none of them has a marker')
+  t.same(s.listDirectory('dir-listing', 'nothing/'), { dirs: [], dirMarkers: [], files: [] }, 'an empty prefix lists nothing')
 })

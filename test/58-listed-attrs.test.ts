@@ -69,11 +69,18 @@ t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-na
   for (const [i, n] of names.entries()) await fsp.writeFile(path.join(dir, n), Buffer.alloc(i * 100, i))
   await fsp.symlink('f1', path.join(dir, 'link'))
   await fsp.chmod(path.join(dir, 'f2'), 0o600)
+  // Directories: one made through the mount (its marker has its mode and times) and one
+  // implied by a key another process put (no marker: it has the bucket's owner).
+  await fsp.mkdir(path.join(dir, 'sub'), 0o750)
+  await fsp.writeFile(path.join(dir, 'sub', 'inner'), 'x')
+  await fsp.utimes(path.join(dir, 'sub'), new Date(1_200_000_000_000), new Date(1_300_000_000_000))
+  const other = Store.open(data)
+  try { await other.putObject('listed-58', 'd/implied/inner', 'y') } finally { other.close() }
   await sleep(1100) // the kernel's own entries (entry_timeout 1 s) are gone
 
   await t.test('lookups after a readdir are answered from it, with what getattr answers', async t => {
     const listed = await fsp.readdir(dir)
-    t.same(listed.sort(), [...names, 'link'].sort())
+    t.same(listed.sort(), [...names, 'implied', 'link', 'sub'].sort())
     const before = hits()
     const fromCache = await lstatAll(dir, listed)
     t.ok(hits() - before >= listed.length, `the ${listed.length} lookups were answered on the FUSE thread (${hits() - before})`)
@@ -84,6 +91,13 @@ t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-na
     t.same(fromCache, fromVfs, 'every attribute is the same either way')
     t.equal(fromCache.f2.mode & 0o777, 0o600)
     t.ok((fromCache.link.mode & fs.constants.S_IFMT) === fs.constants.S_IFLNK, 'a symlink is listed as one')
+    t.same([fromCache.sub.mode, fromCache.sub.mtimeMs], [fs.constants.S_IFDIR | 0o750, 1_300_000_000_000], 'a directory with its marker\'s mode and times')
+    t.equal(fromCache.implied.mode, fs.constants.S_IFDIR | 0o755, 'an implied directory')
+    // An opendir of a listed directory is answered there too (the vfs answers it from getattr).
+    await fsp.readdir(dir)
+    const beforeOpen = hits()
+    t.same(await fsp.readdir(path.join(dir, 'sub')), ['inner'], 'a listed directory lists')
+    t.ok(hits() > beforeOpen, 'its opendir was answered on the FUSE thread')
   })
 
   await t.test('an op through the mount leaves no stale entry', { skip: root ? false : 'dropping the kernel\'s dentries needs root' }, async t => {

@@ -141,9 +141,13 @@ static int bucketfs_attr_reads (uint32_t op) {
     op == op_read || op == op_fsyncdir || op == op_init;
 }
 
-/** A getattr answered from the entries: 1 with *res 0 and *stat filled (or *res -ENOENT: a missing name), or 0. */
+/**
+ * A getattr answered from the entries: 1 with *res 0 and *stat filled (or *res -ENOENT: a
+ * missing name), or 0. An opendir too, as the vfs answers it from getattr: 0 (the handle
+ * stays 0, as JavaScript's is), -ENOTDIR or -ENOENT.
+ */
 static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *path, struct stat *stat, int *res) {
-  if (op != op_getattr || path == NULL) return 0;
+  if ((op != op_getattr && op != op_opendir) || path == NULL) return 0;
   int hit = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
   if (bucketfs_attrs_count > 0) {
@@ -153,6 +157,8 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
       if (bucketfs_now_ms() < e->expires_ms) {
         if (e->ints[0] == 0) {
           *res = -ENOENT;
+        } else if (op == op_opendir) {
+          *res = S_ISDIR(e->ints[0]) ? 0 : -ENOTDIR;
         } else {
           populate_stat(e->ints, stat);
           *res = 0;
@@ -307,8 +313,8 @@ NAPI_METHOD(bucketfs_then_attrs) {
 }
 
 /**
- * An op answered here, without JavaScript: 1 with *res set, or 0. A getattr of a path a
- * readdir listed; a read inside the windows put for its handle; a getxattr of a name outside user.* (the kernel asks for
+ * An op answered here, without JavaScript: 1 with *res set, or 0. A getattr (or opendir) of a path a
+ * readdir listed; a releasedir; a read inside the windows put for its handle; a getxattr of a name outside user.* (the kernel asks for
  * security.capability before every write), which the vfs refuses with ENOTSUP
  * whatever the path (src/vfs/xattr.ts classify).
  */
@@ -316,6 +322,11 @@ static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
   if (bucketfs_then_answer(l, res)) return 1;
   if (l->op == op_getxattr && l->name != NULL && strncmp(l->name, "user.", 5) != 0) {
     *res = -ENOTSUP;
+    return 1;
+  }
+  // The vfs keeps nothing per open directory (opendir's handle is 0): nothing to release.
+  if (l->op == op_releasedir) {
+    *res = 0;
     return 1;
   }
   if (bucketfs_attr_answer(l->op, l->fuse, l->path, l->stat, res)) return 1;

@@ -492,15 +492,26 @@ export class Catalog {
    * what a directory listing shows, as arrays: [key, size, mode, uid, gid, mtime_ms,
    * ctime_ms, stored] (a third of the cost of whole rows for a 10,000-entry directory).
    */
-  directory (bucketId: number, path: string): { dirs: string[], files: DirEntryRow[] } {
+  /**
+   * One level of directory `path`: its live keys, and the directories below it that
+   * hold a live key, each with its live marker's [mode, uid, gid, mtime_ms, ctime_ms]
+   * (what dirStat answers for it) or null where it has none (an implied directory).
+   */
+  directory (bucketId: number, path: string): { dirs: string[], dirMarkers: Array<MarkerRow | null>, files: DirEntryRow[] } {
     const id = this.dirId(bucketId, path)
-    if (id === undefined) return { dirs: [], files: [] }
+    if (id === undefined) return { dirs: [], dirMarkers: [], files: [] }
     const files = this.s('SELECT ? || l.name, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored FROM live l JOIN versions v ON v.seq = l.seq WHERE l.dir = ? ORDER BY l.name')
       .raw(true).all(path, id) as DirEntryRow[]
-    const dirs = this.s(`SELECT c.path FROM dirs c WHERE c.parent = ? AND EXISTS (SELECT 1 FROM dirs d JOIN live l ON l.dir = d.id
+    const rows = this.s(`SELECT c.path, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms FROM dirs c
+        LEFT JOIN live m ON m.dir = c.id AND m.name = '' LEFT JOIN versions v ON v.seq = m.seq
+        WHERE c.parent = ? AND EXISTS (SELECT 1 FROM dirs d JOIN live l ON l.dir = d.id
         WHERE d.bucket_id = c.bucket_id AND d.path >= c.path AND d.path < substr(c.path, 1, length(c.path) - 1) || '0') ORDER BY c.path`)
-      .pluck().all(id) as string[]
-    return { dirs: dirs.map(p => p.slice(path.length, -1)), files }
+      .raw(true).all(id) as Array<[string, number | null, number, number, number, number]>
+    return {
+      dirs: rows.map(r => r[0].slice(path.length, -1)),
+      dirMarkers: rows.map(([, mode, uid, gid, mtime, ctime]) => mode === null ? null : [mode, uid, gid, mtime, ctime]),
+      files
+    }
   }
 
 

@@ -58,7 +58,7 @@ const O_APPEND = 0o2000
 const PAGES_UNKNOWN = -1
 
 /** How far past a sequential read chunks are loaded ahead (kept in the verified-chunk cache). */
-const READ_AHEAD = 4 * 1024 * 1024
+const READ_AHEAD = 16 * 1024 * 1024
 /** How far past a sequential read its windows are put (ReadWindows), in windows of WINDOW bytes. */
 const FEED_AHEAD = 8 * 1024 * 1024
 const WINDOW = POOLED
@@ -290,8 +290,18 @@ export class Vfs {
     const implied = dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs })
     const listing = this.store.listDirectory(bucket, prefix)
     const dirs = new Map<string, number>()
-    for (const name of listing.dirs) {
-      if (showableName(name) && !seen.has(name)) { seen.add(name); dirs.set(name, names.length); names.push(name); attrs.push(implied) }
+    for (const [i, name] of listing.dirs.entries()) {
+      if (!showableName(name) || seen.has(name)) continue
+      seen.add(name)
+      dirs.set(name, names.length)
+      // What dirAttrOf answers for it: its marker's, or the implied ones. Exact unless a
+      // file of its name is being written or was hidden (lookupAttr answers those first;
+      // a stored file of its name is handled below), or it is the bucket's .versions.
+      const marker = listing.dirMarkers[i]
+      const id = this.id(bucket, prefix + name)
+      if (!this.hidden.has(id) && this.nodes.get(id)?.session == null && !(prefix === '' && name === VERSIONS_DIR)) exact.push(names.length)
+      names.push(name)
+      attrs.push(marker === null ? implied : dirAttr({ mode: marker[0], uid: marker[1], gid: marker[2], mtimeMs: marker[3], ctimeMs: marker[4] }))
     }
     for (const [key, size, mode, uid, gid, mtimeMs, ctimeMs, stored] of listing.files) {
       const name = key.slice(prefix.length)
@@ -307,7 +317,7 @@ export class Vfs {
       if (d !== undefined) {
         attrs[d] = attr
         dirs.delete(name)
-        if (settled) exact.push(d)
+        // (Put as exact above when settled: the file's attributes are what lookupAttr answers then.)
         continue
       }
       seen.add(name)
