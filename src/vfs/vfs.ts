@@ -146,11 +146,12 @@ export class Vfs {
 
   private id (bucket: string, key: string): string { return `${bucket}/${key}` }
 
-  private nodeFor (bucket: string, key: string): FileNode {
+  /** `live`: the key's live version when the caller has just found it (null: it has none). */
+  private nodeFor (bucket: string, key: string, live?: ObjectVersion | null): FileNode {
     const id = this.id(bucket, key)
     let node = this.nodes.get(id)
     if (node === undefined) {
-      node = new FileNode(bucket, key, this.store.liveVersion(bucket, key) ?? null)
+      node = new FileNode(bucket, key, live !== undefined ? live : this.store.liveVersion(bucket, key) ?? null)
       this.nodes.set(id, node)
     }
     return node
@@ -401,7 +402,8 @@ export class Vfs {
     this.markers.delete(this.id(bucket, key))
     this.requireParentDir(bucket, key)
     if (this.tryAttr(bucket, key) !== undefined) throw STALE(`${path} exists: look it up again`)
-    const node = this.nodeFor(bucket, key)
+    // Nothing is there (tryAttr asked the store a moment ago): no live version to read.
+    const node = this.nodeFor(bucket, key, null)
     if (node.session === null) {
       const fields = this.store.fieldsFor(key, { posix: { mode: S_IFREG | (mode & 0o7777), ...this.owner(caller) } })
       node.session = new WriteSession(this.store, this.budget, bucket, key, node.version, fields, true)
