@@ -763,12 +763,14 @@ export class Vfs {
       this.hidden.delete(this.id(bucket, key))
       return
     }
+    const node = this.nodes.get(this.id(bucket, key))
+    // Without a write session, the attributes below come from the key's live version.
+    const writing = node?.session != null
     const a = this.keyAttr(bucket, key)
     if (isDirMode(a.mode)) throw IS_DIRECTORY(`${path} is a directory`)
-    const node = this.nodes.get(this.id(bucket, key))
     if (node !== undefined) this.detach(node)
-    // (A key being written has no live version yet: a versioned bucket gets no marker for it.)
-    if (this.store.liveStat(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
+    // (A key being written may have no live version yet: a versioned bucket gets no marker for it.)
+    if (!writing || this.store.liveStat(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
   }
 
   /** The node's name is gone (unlink, or replaced by a rename): open handles keep their data. */
