@@ -8,6 +8,7 @@
 import t from 'tap'
 import { tempStore, failsWith, md5hex, multipartEtag, random, chunkFiles, pieces, MiB, KiB } from './helpers/store'
 import { MIN_PART_SIZE, MAX_PARTS } from '../src/store/limits'
+import { newUploadId } from '../src/store/versionid'
 
 t.test('parts uploaded out of order complete into the right bytes', async t => {
   const { store } = tempStore(t)
@@ -266,4 +267,12 @@ t.test('abort frees the parts and the upload is gone', async t => {
   t.equal(chunkFiles(ts.dir).length, baseFiles, 'chunk files back to where they were')
   t.equal(store.headObject('mpu', 'keep', {}).size, 2 * MiB, 'other objects untouched')
   t.equal((await store.fsck({ deep: true })).clean, true, 'fsck clean afterwards')
+})
+
+t.test('upload IDs never begin with a dash, which a command line takes for an option', async t => {
+  // base64url gives '-' first once in 64 IDs: 10,000 would hold about 156 of them.
+  const ids = Array.from({ length: 10_000 }, () => newUploadId())
+  t.equal(ids.filter(id => id.startsWith('-')).length, 0)
+  t.ok(ids.every(id => /^[A-Za-z0-9_][A-Za-z0-9_-]{23}$/.test(id)), 'each is 24 base64url characters')
+  t.equal(new Set(ids).size, ids.length, 'all different')
 })

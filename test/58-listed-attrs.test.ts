@@ -226,10 +226,17 @@ t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-na
       ['a', 'b', async () => { await fsp.writeFile(p('a'), 'second') }, fs.constants.S_IFREG],
       ['dir-a', 'dir-b', async () => { await fsp.mkdir(p('dir-a')) }, fs.constants.S_IFDIR]
     ] as Array<[string, string, () => Promise<void>, number]>) {
-      await fsp.rename(p(from), p(to))
-      const before = answered()
-      await t.rejects(fsp.lstat(p(from)), { code: 'ENOENT' }, `${from}: gone after its rename`)
-      t.ok(answered() > before, `${from}: that lookup was answered on the FUSE thread`)
+      // The source is kept missing only if nothing else was forgotten while the rename ran
+      // (a late release of a file written just before may be): rename back and again.
+      let kept = false
+      for (let i = 0; i < 3 && !kept; i++) {
+        if (i > 0) await fsp.rename(p(to), p(from))
+        await fsp.rename(p(from), p(to))
+        const before = answered()
+        await t.rejects(fsp.lstat(p(from)), { code: 'ENOENT' }, `${from}: gone after its rename`)
+        kept = answered() > before
+      }
+      t.ok(kept, `${from}: the lookup after its rename was answered on the FUSE thread`)
       t.equal((await fsp.lstat(p(to))).mode & fs.constants.S_IFMT, type, `${to}: there`)
       await again()
       if (root) await forgetKernelNames()
