@@ -323,7 +323,9 @@ t.test('hostile and odd input on a mounted store', async t => {
       t.equal(fs.statSync(dense).blocks, Math.ceil(100_000 / 512), 'a file without holes: its size in 512-byte blocks')
       fs.unlinkSync(dense)
       t.ok(t1 - t0 < 1000, `the write is fast (${t1 - t0} ms)`)
-      t.ok(t2 - t1 < 2000, `the close is fast (${t2 - t1} ms)`)
+      // A bound against work that grows with the holes (hashing or storing 1 TiB would take
+      // hours), not a speed figure: 2 s was too tight on a loaded 2-core VM (2,182 ms seen).
+      t.ok(t2 - t1 < 10_000, `the close does nothing per byte of hole (${t2 - t1} ms)`)
       t.ok(t3 - t2 < 500, `stat is fast (${t3 - t2} ms)`)
       t.ok(worstStat < 1000, `the daemon keeps answering others while it closes the file (slowest stat ${worstStat} ms)`)
       const rfd = fs.openSync(f, 'r')
