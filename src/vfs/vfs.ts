@@ -58,7 +58,7 @@ const O_APPEND = 0o2000
 const PAGES_UNKNOWN = -1
 
 /** How far past a sequential read chunks are loaded ahead (kept in the verified-chunk cache). */
-const READ_AHEAD = 16 * 1024 * 1024
+const READ_AHEAD = 4 * 1024 * 1024
 /** How far past a sequential read its windows are put (ReadWindows), in windows of WINDOW bytes. */
 const FEED_AHEAD = 8 * 1024 * 1024
 const WINDOW = POOLED
