@@ -488,14 +488,11 @@ export class Catalog {
 
   /**
    * Everything right in directory `path` ('' or ending in '/') of a bucket: the names of
-   * the directories in it that hold a live key (at any depth), and its live keys with
-   * what a directory listing shows, as arrays: [key, size, mode, uid, gid, mtime_ms,
-   * ctime_ms, stored] (a third of the cost of whole rows for a 10,000-entry directory).
-   */
-  /**
-   * One level of directory `path`: its live keys, and the directories below it that
-   * hold a live key, each with its live marker's [mode, uid, gid, mtime_ms, ctime_ms]
-   * (what dirStat answers for it) or null where it has none (an implied directory).
+   * the directories in it that hold a live key (at any depth), each with its live
+   * marker's [mode, uid, gid, mtime_ms, ctime_ms] (what dirStat answers for it) or null
+   * (an implied directory), and its live keys with what a directory listing shows, as
+   * arrays: [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored] (a third of the cost
+   * of whole rows for a 10,000-entry directory).
    */
   directory (bucketId: number, path: string): { dirs: string[], dirMarkers: Array<MarkerRow | null>, files: DirEntryRow[] } {
     const id = this.dirId(bucketId, path)

@@ -113,6 +113,9 @@ export function versionsOfKeys (catalog: Catalog, bucketId: number, keys: string
   return out
 }
 
-/** What a directory listing holds: sub-prefixes (without `prefix`, without the '/') and keys right under it. */
-/** dirMarkers[i]: the live marker of dirs[i] ([mode, uid, gid, mtime_ms, ctime_ms]), null for an implied directory. */
+/**
+ * What a directory listing holds: sub-prefixes (without `prefix`, without the '/'), the
+ * live marker of each ([mode, uid, gid, mtime_ms, ctime_ms], null for an implied one),
+ * and the keys right under it.
+ */
 export interface Directory { dirs: string[], dirMarkers: Array<MarkerRow | null>, files: DirEntryRow[] }

@@ -290,17 +290,21 @@ export class Vfs {
     const b = this.store.headBucket(bucket)
     const implied = dirAttr({ mode: 0o755, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs })
     const listing = this.store.listDirectory(bucket, prefix)
+    // Whether what is listed for name is what lookupAttr answers: not when a session or a
+    // hidden node answers first, nor for the bucket's .versions (which a key of that name cannot show).
+    const settled = (name: string): boolean => {
+      const id = this.id(bucket, prefix + name)
+      return !this.hidden.has(id) && this.nodes.get(id)?.session == null && !(prefix === '' && name === VERSIONS_DIR)
+    }
     const dirs = new Map<string, number>()
     for (const [i, name] of listing.dirs.entries()) {
       if (!showableName(name) || seen.has(name)) continue
       seen.add(name)
       dirs.set(name, names.length)
-      // What dirAttrOf answers for it: its marker's, or the implied ones. Exact unless a
-      // file of its name is being written or was hidden (lookupAttr answers those first;
-      // a stored file of its name is handled below), or it is the bucket's .versions.
+      // What dirAttrOf answers for it: its marker's, or the implied ones (a stored file of
+      // its name replaces them below, with the same exactness).
       const marker = listing.dirMarkers[i]
-      const id = this.id(bucket, prefix + name)
-      if (!this.hidden.has(id) && this.nodes.get(id)?.session == null && !(prefix === '' && name === VERSIONS_DIR)) exact.push(names.length)
+      if (settled(name)) exact.push(names.length)
       names.push(name)
       attrs.push(marker === null ? implied : dirAttr({ mode: marker[0], uid: marker[1], gid: marker[2], mtimeMs: marker[3], ctimeMs: marker[4] }))
     }
@@ -308,21 +312,15 @@ export class Vfs {
       const name = key.slice(prefix.length)
       if (key === prefix || !showableName(name) || seen.has(name)) continue
       const attr = fileAttr(size, { mode, uid, gid, mtimeMs, ctimeMs }, stored ?? size)
-      // What lookupAttr answers for it, unless a session or a hidden node answers first
-      // (or the path is the bucket's .versions tree, which a key of that name cannot show).
-      const id = this.id(bucket, key)
-      const settled = !this.hidden.has(id) && this.nodes.get(id)?.session == null &&
-        !(prefix === '' && name === VERSIONS_DIR)
       // A file hides a directory of its name (lookupAttr does the same).
       const d = dirs.get(name)
       if (d !== undefined) {
         attrs[d] = attr
         dirs.delete(name)
-        // (Put as exact above when settled: the file's attributes are what lookupAttr answers then.)
-        continue
+        continue // (put as exact above when settled(name))
       }
       seen.add(name)
-      if (settled) exact.push(names.length)
+      if (settled(name)) exact.push(names.length)
       names.push(name)
       attrs.push(attr)
     }
