@@ -2,7 +2,6 @@
 // answers. No filesystem semantics live here (they are in src/vfs); this file only
 // converts between fuse-native's shapes and the Vfs API, and errors to errnos.
 import debug from 'debug'
-import { isFuseHidden } from '../vfs'
 import type { Vfs, Attr, Listing, StatFs, Caller as VfsCaller } from '../vfs'
 import { errnoOf, isMissing } from './errno'
 import type { FastPath, FuseOps, FuseStat, FuseStatfs, Caller, Then } from './fuse'
@@ -253,9 +252,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     },
     rmdir: (path, cb) => { op('rmdir', () => path, () => vfs.rmdir(path), cb) },
     rename: (src, dest, cb) => {
-      // Its source is gone after it, but where libfuse hides an open file (that name is its to unlink).
-      const gone = src !== dest && !isFuseHidden(dest) && vfs.missCacheable(src)
-      run('rename', () => `${src}, ${dest}`, () => vfs.rename(src, dest), code => { cb(code, code === 0 && gone) })
+      run('rename', () => `${src}, ${dest}`, () => vfs.rename(src, dest) && vfs.missCacheable(src), (code, gone) => { cb(code, gone === true) })
     },
     symlink: (target, path, cb) => {
       const by = who()

@@ -1,3 +1,3 @@
-export { Vfs, isFuseHidden } from './vfs'
+export { Vfs } from './vfs'
 export type { VfsOptions, StatFs, Caller } from './vfs'
 export type { Attr, Listing } from './attr'

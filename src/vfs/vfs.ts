@@ -67,7 +67,7 @@ const WINDOW = POOLED
 const MARKER_TAKEBACK_MS = 1000
 
 /** libfuse's name for a file it hides (an open file being unlinked or replaced). */
-export function isFuseHidden (key: string): boolean {
+function isFuseHidden (key: string): boolean {
   return /(^|\/)\.fuse_hidden[0-9a-f]+$/.test(key)
 }
 
@@ -786,11 +786,16 @@ export class Vfs {
     if (node.opens === 0 && node.session !== null) void this.abortSession(node.session)
   }
 
-  rename (src: string, dst: string): void {
+  /**
+   * Answers whether src is now a missing name that may be answered so (as missCacheable
+   * allows): not after a rename onto itself, nor after libfuse hid an open file (that
+   * name is libfuse's to unlink).
+   */
+  rename (src: string, dst: string): boolean {
     const s = keyLocation(src)
     const d = keyLocation(dst)
-    if (s.bucket === d.bucket && s.key === d.key) return
-    if (isFuseHidden(d.key)) { this.hide(s.bucket, s.key, d.bucket, d.key); return }
+    if (s.bucket === d.bucket && s.key === d.key) return false
+    if (isFuseHidden(d.key)) { this.hide(s.bucket, s.key, d.bucket, d.key); return false }
     const sa = this.keyAttr(s.bucket, s.key)
     this.requireParentDir(d.bucket, d.key)
     const da = this.tryAttr(d.bucket, d.key)
@@ -815,7 +820,7 @@ export class Vfs {
         this.hidden.delete(id)
         this.hidden.set(this.id(d.bucket, d.key) + '/' + id.slice(from.length), hid)
       }
-      return
+      return true
     }
     if (da !== undefined && isDirMode(da.mode)) throw IS_DIRECTORY(`${dst} is a directory`)
     const node = this.nodes.get(this.id(s.bucket, s.key))
@@ -826,6 +831,7 @@ export class Vfs {
     this.takeBackMarker(d.bucket, d.key)
     if (replaced !== undefined) this.detach(replaced)
     if (node !== undefined) this.moveNode(node, d.bucket, d.key)
+    return true
   }
 
   /** libfuse hides an open file it unlinks or a rename replaces (see `hidden`). */
