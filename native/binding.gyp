@@ -6,6 +6,11 @@
       "sources": ["walbuf.c"],
       "include_dirs": ["../node_modules/better-sqlite3/deps/sqlite3"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "chunkio",
+      "sources": ["chunkio.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

@@ -2,7 +2,8 @@
 // (scripts/patch-fuse-native.js): fuse-native's own C with ours
 // (scripts/fuse-native/fast-path.c); node-gyp-build caches it, so fuse-native, the
 // mount and the chunk store share one. And native/ (scripts/build-native.js): the
-// SQLite extension walbuf, which src/meta/db.ts loads.
+// SQLite extension walbuf, which src/meta/db.ts loads, and the addon chunkio
+// (src/blob/hasher.ts, src/blob/chunks.ts).
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -16,4 +17,35 @@ export function walbufExtension (): string | undefined {
   return [path.join(__dirname, '..'), path.join(__dirname, '..', '..')]
     .map(root => path.join(root, 'native', 'build', 'Release', 'walbuf.node'))
     .find(file => fs.existsSync(file))
+}
+
+/** What native/chunkio.c answers: hashing and chunk files on libuv's threadpool, reading the caller's buffer in place. */
+export interface ChunkIo {
+  /** SHA-256 and (withCrc) zlib's CRC-32 of data; data must stay untouched until the answer. */
+  sha256Crc: (data: Uint8Array, withCrc: boolean) => Promise<[Buffer, number | null]>
+  md5New: () => object
+  /** Feeds data to the stream; one update (or md5Zeros) of a stream at a time, data untouched until the answer. */
+  md5Update: (stream: object, data: Uint8Array) => Promise<void>
+  md5Zeros: (stream: object, len: number) => Promise<void>
+  /** The hex MD5 of what the stream was fed (not while an update runs); the stream goes on. */
+  md5Digest: (stream: object) => string
+  /** data written as the new file path (O_DIRECT if asked and taken), then renamed to dest; answers whether O_DIRECT was used. */
+  writeFile: (path: string, data: Uint8Array, direct: boolean, dest: string | null) => Promise<boolean>
+}
+
+/**
+ * native/build/Release/chunkio.node, if it was built and loads, unless
+ * $BUCKETFS_NO_CHUNKIO is set (the tests run the worker-thread path with it).
+ */
+export function chunkIo (): ChunkIo | undefined {
+  if (process.env.BUCKETFS_NO_CHUNKIO !== undefined && process.env.BUCKETFS_NO_CHUNKIO !== '') return undefined
+  const file = [path.join(__dirname, '..'), path.join(__dirname, '..', '..')]
+    .map(root => path.join(root, 'native', 'build', 'Release', 'chunkio.node'))
+    .find(f => fs.existsSync(f))
+  if (file === undefined) return undefined
+  try {
+    return require(file) as ChunkIo
+  } catch {
+    return undefined
+  }
 }

@@ -1,10 +1,12 @@
 // Hashing off the event loop. SHA-256 of every chunk (written and read) and the MD5
 // of every part take about 2.6 ms of CPU per MiB, which on the main thread stalled
-// every other operation and capped sequential I/O: worker threads do it on the
-// other core. What a worker hashes is a copy moved to it (transferred), which its
+// every other operation and capped sequential I/O. Where our addon native/chunkio.c
+// loads, they run on libuv's threadpool over the caller's own buffer (no copy; the
+// caller leaves it untouched until the answer). Without it, worker threads do them on
+// the other core: what a worker hashes is a copy moved to it (transferred), which its
 // own garbage collector frees: buffers shared with workers (SharedArrayBuffer) were
 // not collected in time and held gigabytes during a 4 GiB write.
-// Small inputs are hashed in place: a round trip to a worker costs more.
+// Small inputs are hashed in place: a round trip to a thread costs more.
 // CRC-32s (the read checks) come from @node-rs/crc32 (about 22 GB/s here, against
 // zlib.crc32's 4.4): fast enough to run in place whatever the size.
 import crypto from 'node:crypto'
@@ -13,11 +15,17 @@ import { Worker } from 'node:worker_threads'
 import createDebug from 'debug'
 import { POOLED, ownsBuffer, pooledBuffer, recycle } from './pool'
 import { alignedMemory } from './aligned'
+import { chunkIo } from '../addon'
 
 const log = createDebug('bucketfs:hasher')
 
 /** Below this many bytes hashing is cheaper than a round trip to a worker. */
 const IN_PLACE_MAX = 128 * 1024
+
+/** native/chunkio.c, when it was built (else the workers below do the hashing). */
+const io = chunkIo()
+/** Whether large hashes run on the threadpool in place (native/chunkio.c), not on worker threads. */
+export const NATIVE_HASHING = io !== undefined
 
 // The worker's code is source text, so the same worker runs from dist/ and under
 // tap's TypeScript loader (a Worker cannot load a .ts file). Each buffer a worker
@@ -167,6 +175,7 @@ const shaWorker = new HashWorker()
 /** SHA-256 of data, on a worker when it is large. */
 export async function sha256Of (data: Buffer): Promise<Buffer> {
   if (data.length <= IN_PLACE_MAX) return crypto.createHash('sha256').update(data).digest()
+  if (io !== undefined) return (await io.sha256Crc(data, false))[0]
   return Buffer.from((await shaWorker.ask({ op: 'sha256' }, movable(data))).value, 'hex')
 }
 
@@ -193,10 +202,17 @@ export const CRC_AVAILABLE = fastCrc32 !== undefined || typeof zlibCrc32 === 'fu
 export const CRC_IN_PLACE = fastCrc32 !== undefined
 const crc32 = (data: Uint8Array): number => (fastCrc32 ?? zlibCrc32 as (d: Uint8Array) => number)(data)
 
-/** SHA-256 and CRC-32 (null without zlib.crc32) of a chunk being written, in one pass on a worker. */
+/**
+ * SHA-256 and CRC-32 (null without zlib.crc32) of a chunk being written, in one pass
+ * off the event loop; data must stay untouched until the answer.
+ */
 export async function sha256AndCrc (data: Buffer): Promise<{ hash: Buffer, crc: number | null }> {
   if (!CRC_AVAILABLE) return { hash: await sha256Of(data), crc: null }
   if (data.length <= IN_PLACE_MAX) return { hash: crypto.createHash('sha256').update(data).digest(), crc: crc32(data) }
+  if (io !== undefined) {
+    const [hash, crc] = await io.sha256Crc(data, true)
+    return { hash, crc }
+  }
   const a = await shaWorker.ask({ op: 'sha256', crc: true }, movable(data))
   return { hash: Buffer.from(a.value, 'hex'), crc: a.crc ?? null }
 }
@@ -223,7 +239,7 @@ async function askMoving (op: 'sha256' | 'crc32', data: Buffer): Promise<{ answe
  * until this answers; use the `data` answered (the same bytes) instead.
  */
 export async function sha256Moving (data: Buffer): Promise<{ hash: Buffer, data: Buffer }> {
-  if (data.length <= IN_PLACE_MAX || !canMove(data)) return { hash: await sha256Of(data), data }
+  if (data.length <= IN_PLACE_MAX || io !== undefined || !canMove(data)) return { hash: await sha256Of(data), data }
   const moved = await askMoving('sha256', data)
   return { hash: Buffer.from(moved.answer.value, 'hex'), data: moved.data }
 }
@@ -237,8 +253,9 @@ export async function crc32Moving (data: Buffer): Promise<{ crc: number, data: B
 }
 
 /**
- * An MD5 fed piece by piece on one worker, in order. `digest` answers the MD5 of
- * everything fed so far; `drop` forgets it (call it once the stream is not needed).
+ * An MD5 fed piece by piece, in order: on the threadpool (native/chunkio.c), else on one
+ * worker. `digest` answers the MD5 of everything fed so far; `drop` forgets it (call it
+ * once the stream is not needed).
  */
 export class Md5Stream {
   private readonly id = nextStream++
@@ -247,27 +264,57 @@ export class Md5Stream {
   private local: crypto.Hash | null = null
   private fed = false
   private generation = -1
+  /** The stream on the threadpool: its updates run one after another, chained on `tail`. */
+  private native: object | null = null
+  private tail: Promise<void> = Promise.resolve()
+  private queued = 0
+  private failure: unknown = null
 
-  /** Feeds data (copied); answers when the worker is not far behind, for back-pressure. */
+  /** Whether anything went to a worker or the threadpool (the stream stays there). */
+  private get started (): boolean { return this.fed || this.native !== null }
+
+  /** Feeds data (copied); answers when the hashing is not far behind, for back-pressure. */
   async update (data: Buffer): Promise<void> {
     if (data.length === 0) return
-    if (this.local === null && !this.fed && data.length <= IN_PLACE_MAX) this.local = crypto.createHash('md5')
+    if (this.local === null && !this.started && data.length <= IN_PLACE_MAX) this.local = crypto.createHash('md5')
     if (this.local !== null) { this.local.update(data); return }
+    if (io !== undefined) {
+      const copy = movable(data)
+      this.chain(async s => { await io.md5Update(s, copy) }).then(() => { recycle(copy.buffer) }, () => {})
+      if (this.queued > BACKLOG) await this.tail
+      return
+    }
     if (!this.fed) { this.fed = true; this.generation = this.worker.generation }
     await this.worker.send({ op: 'update', id: this.id }, movable(data))
+  }
+
+  /**
+   * Feeds data that the caller leaves untouched until this answers, which is once it is
+   * hashed: on the threadpool it is read where it lies, not copied.
+   */
+  async updateHeld (data: Buffer): Promise<void> {
+    if (data.length === 0) return
+    if (io === undefined || this.local !== null || (!this.started && data.length <= IN_PLACE_MAX)) { await this.update(data); return }
+    await this.chain(async s => { await io.md5Update(s, data) })
   }
 
   /** Feeds `len` zero bytes (a hole) without handing any over; answers once they are hashed. */
   async updateZeros (len: number): Promise<void> {
     if (len <= 0) return
-    if (this.local === null && !this.fed && len <= IN_PLACE_MAX) this.local = crypto.createHash('md5')
+    if (this.local === null && !this.started && len <= IN_PLACE_MAX) this.local = crypto.createHash('md5')
     if (this.local !== null) { this.local.update(Buffer.alloc(len)); return }
+    if (io !== undefined) { await this.chain(async s => { await io.md5Zeros(s, len) }); return }
     if (!this.fed) { this.fed = true; this.generation = this.worker.generation }
     await this.worker.ask({ op: 'zeros', id: this.id, len })
   }
 
   async digest (): Promise<string> {
     if (this.local !== null) return this.local.copy().digest('hex')
+    if (this.native !== null && io !== undefined) {
+      await this.tail
+      if (this.failure !== null) throw this.failure
+      return io.md5Digest(this.native)
+    }
     if (!this.fed) return crypto.createHash('md5').digest('hex')
     const hex = (await this.worker.ask({ op: 'digest', id: this.id })).value
     if (this.worker.generation !== this.generation) throw new Error('the hash worker that had this MD5 stream died')
@@ -275,6 +322,17 @@ export class Md5Stream {
   }
 
   drop (): void {
+    // A threadpool stream is freed with its object, once no update holds it.
     if (this.fed) void this.worker.send({ op: 'drop', id: this.id })
+  }
+
+  /** Runs an update of the threadpool stream after those before it; a failure is answered by digest. */
+  private async chain (job: (stream: object) => Promise<void>): Promise<void> {
+    if (io === undefined) throw new Error('no threadpool hashing')
+    const stream = this.native ??= io.md5New()
+    this.queued++
+    const run = this.tail.then(async () => { if (this.failure === null) await job(stream) })
+    this.tail = run.then(() => { this.queued-- }, (err: unknown) => { this.queued--; this.failure ??= err })
+    await run
   }
 }

@@ -258,23 +258,27 @@ export class WriteSession {
     const done = (): void => {
       if (this.flushing.get(idx) === buf) this.flushing.delete(idx)
       this.budget.give(buf.length)
-      // Stored: nothing holds it any more (readers copy out of `flushing` synchronously; the hash workers got copies).
+      // Stored and hashed: nothing reads it any more (readers copy out of `flushing` synchronously).
       this.budget.recycle(buf)
     }
-    // A store is over when the MD5 worker has caught up too: that is the writer's back-pressure.
-    const p = Promise.all([this.store.content.putChunk(data, this.owner), md5Fed]).then(([ref]) => {
-      if (this.chunkGen.get(idx) === gen) {
-        // Only what is still inside the file (a truncate waits for stores in flight).
-        const keep = Math.min(len, this.size - start)
-        if (keep > 0) {
-          this.committed = overlayMany(this.committed, [{ off: start, len: keep, chunk: ref.id, coff: 0, hash: ref.hash, crc: ref.crc, inline: ref.inline, csize: ref.size }])
-          this.pendingParts.add(partAt(start).part)
+    // A store is over when its MD5 is fed too: that is the writer's back-pressure. Both
+    // read buf where it lies, so it goes back to dirty (on a failure) only once both are over.
+    const p = Promise.allSettled([this.store.content.putChunk(data, this.owner), md5Fed]).then(([put, fed]) => {
+      if (put.status === 'fulfilled' && fed.status === 'fulfilled') {
+        if (this.chunkGen.get(idx) === gen) {
+          // Only what is still inside the file (a truncate waits for stores in flight).
+          const keep = Math.min(len, this.size - start)
+          if (keep > 0) {
+            const ref = put.value
+            this.committed = overlayMany(this.committed, [{ off: start, len: keep, chunk: ref.id, coff: 0, hash: ref.hash, crc: ref.crc, inline: ref.inline, csize: ref.size }])
+            this.pendingParts.add(partAt(start).part)
+          }
         }
+        done()
+        return
       }
-      done()
-    }, (err: unknown) => {
       // Nothing written is lost: the buffer goes back to dirty unless newer data is there.
-      this.storeError ??= err
+      this.storeError ??= put.status === 'rejected' ? put.reason : (fed as PromiseRejectedResult).reason
       if (this.flushing.get(idx) === buf) {
         this.flushing.delete(idx)
         if (!this.dirty.has(idx)) { this.dirty.set(idx, buf); return }
@@ -361,7 +365,7 @@ export class WriteSession {
     if (st === undefined) return
     if (st.next !== start) { this.dropMd5(r.part); return }
     st.next += data.length
-    await st.stream.update(data)
+    await st.stream.updateHeld(data) // (both callers keep data until this answers)
   }
 
   /** MD5s known without reading: streamed during flushes, or unchanged parts of the base. */

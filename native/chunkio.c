@@ -1,0 +1,369 @@
+// chunkio: a written chunk's hashing and its file, on libuv's threadpool, in place.
+//
+// Through the JavaScript path every whole chunk a sequential writer fills was copied
+// twice (once to the SHA-256 worker, once to the MD5 worker: a worker only gets what is
+// moved or copied to it), and its file took four promise round trips (open, write,
+// close, rename). On this 2-core VM that main-thread work and the copies were what a
+// 1 GiB `dd` waited on. Here a pool thread reads the caller's own buffer: the caller
+// leaves it untouched until the answer (the write session keeps a stored chunk's buffer
+// until its store is over), and each job holds a reference so the collector keeps it.
+//
+// SHA-256 and MD5 come from the OpenSSL, and CRC-32 from the zlib, that Node itself
+// exports to addons (the same code node:crypto and zlib.crc32 run).
+#define _GNU_SOURCE // O_DIRECT
+#include <node_api.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+#include <uv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "chunkio: " #call " failed"); return NULL; } } while (0)
+
+/** An MD5 fed in order: JavaScript starts a stream's next update only once the last one answered. */
+typedef struct { EVP_MD_CTX *ctx; } md5_t;
+
+enum { JOB_SHA, JOB_MD5, JOB_ZEROS, JOB_WRITE };
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref buf_ref;   /* the data: kept alive while a pool thread reads it */
+  napi_ref md5_ref;   /* the MD5 stream's external: kept alive while it is fed */
+  int kind;
+  const unsigned char *data;
+  size_t len;
+  md5_t *md5;
+  double zeros;
+  int want_crc;
+  unsigned char hash[32];
+  unsigned long crc;
+  char *path;
+  char *dest;
+  int direct;
+  int used_direct;
+  int err;
+  const char *syscall;
+} job_t;
+
+static const unsigned char ZEROS[1 << 20];
+
+/** Writes len bytes at offset 0 of a new file; answers errno (0: written). */
+static int write_all (int fd, const unsigned char *data, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pwrite(fd, data + done, len - done, (off_t) done);
+    if (n < 0) { if (errno == EINTR) continue; return errno; }
+    if (n == 0) return EIO;
+    done += (size_t) n;
+  }
+  return 0;
+}
+
+/**
+ * The chunk file: written to `path` (with O_DIRECT when asked and the filesystem takes
+ * it), closed, then renamed to `dest` when there is one. On failure nothing is left at
+ * `path`.
+ */
+static void run_write (job_t *j) {
+  int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  int fd = -1;
+  j->used_direct = 0;
+  if (j->direct) {
+    fd = open(j->path, flags | O_DIRECT, 0600);
+    if (fd >= 0) {
+      int e = write_all(fd, j->data, j->len);
+      if (e == 0) { j->used_direct = 1; goto written; }
+      close(fd);
+      fd = -1;
+      // EINVAL: this filesystem (or this memory) takes no O_DIRECT; written again below.
+      if (e != EINVAL) { unlink(j->path); j->err = e; j->syscall = "write"; return; }
+    } else if (errno != EINVAL) {
+      j->err = errno; j->syscall = "open"; return;
+    }
+  }
+  fd = open(j->path, flags, 0600);
+  if (fd < 0) { j->err = errno; j->syscall = "open"; return; }
+  {
+    int e = write_all(fd, j->data, j->len);
+    if (e != 0) { close(fd); unlink(j->path); j->err = e; j->syscall = "write"; return; }
+  }
+written:
+  if (close(fd) != 0 && errno != EINTR) { j->err = errno; j->syscall = "close"; unlink(j->path); return; }
+  if (j->dest != NULL && rename(j->path, j->dest) != 0) { j->err = errno; j->syscall = "rename"; unlink(j->path); return; }
+}
+
+static void execute (napi_env env, void *data) {
+  (void) env;
+  job_t *j = (job_t *) data;
+  switch (j->kind) {
+    case JOB_SHA: {
+      unsigned int n = 0;
+      if (EVP_Digest(j->data, j->len, j->hash, &n, EVP_sha256(), NULL) != 1 || n != 32) { j->err = EIO; j->syscall = "sha256"; return; }
+      if (j->want_crc) {
+        uLong c = crc32(0L, Z_NULL, 0);
+        // zlib's crc32 takes a uInt length: fed in pieces below 4 GiB.
+        for (size_t off = 0; off < j->len;) {
+          size_t n2 = j->len - off > (1u << 30) ? (1u << 30) : j->len - off;
+          c = crc32(c, j->data + off, (uInt) n2);
+          off += n2;
+        }
+        j->crc = c;
+      }
+      return;
+    }
+    case JOB_MD5:
+      if (EVP_DigestUpdate(j->md5->ctx, j->data, j->len) != 1) { j->err = EIO; j->syscall = "md5"; }
+      return;
+    case JOB_ZEROS:
+      for (double left = j->zeros; left > 0;) {
+        size_t n = left >= (double) sizeof ZEROS ? sizeof ZEROS : (size_t) left;
+        if (EVP_DigestUpdate(j->md5->ctx, ZEROS, n) != 1) { j->err = EIO; j->syscall = "md5"; return; }
+        left -= (double) n;
+      }
+      return;
+    case JOB_WRITE:
+      run_write(j);
+      return;
+  }
+}
+
+/** An Error like node:fs's: message, code (ENOSPC…), errno (negative), syscall, path. */
+static napi_value system_error (napi_env env, job_t *j) {
+  char msg[512];
+  const char *name = uv_err_name(-j->err);
+  snprintf(msg, sizeof msg, "%s: %s, %s%s%s", name, strerror(j->err), j->syscall, j->path != NULL ? " " : "", j->path != NULL ? j->path : "");
+  napi_value m, code, out, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, m, &out);
+  napi_create_int32(env, -j->err, &v);
+  napi_set_named_property(env, out, "errno", v);
+  napi_create_string_utf8(env, j->syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, out, "syscall", v);
+  if (j->path != NULL) {
+    napi_create_string_utf8(env, j->path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, out, "path", v);
+  }
+  return out;
+}
+
+static void complete (napi_env env, napi_status status, void *data) {
+  job_t *j = (job_t *) data;
+  napi_value answer = NULL;
+  if (status != napi_ok && j->err == 0) { j->err = EIO; j->syscall = "job"; }
+  if (j->err != 0) {
+    napi_reject_deferred(env, j->deferred, system_error(env, j));
+  } else {
+    switch (j->kind) {
+      case JOB_SHA: {
+        napi_value hash, crc;
+        void *out = NULL;
+        napi_create_buffer_copy(env, 32, j->hash, &out, &hash);
+        if (j->want_crc) napi_create_uint32(env, (uint32_t) j->crc, &crc);
+        else napi_get_null(env, &crc);
+        napi_create_array_with_length(env, 2, &answer);
+        napi_set_element(env, answer, 0, hash);
+        napi_set_element(env, answer, 1, crc);
+        break;
+      }
+      case JOB_WRITE:
+        napi_get_boolean(env, j->used_direct, &answer);
+        break;
+      default:
+        napi_get_undefined(env, &answer);
+    }
+    napi_resolve_deferred(env, j->deferred, answer);
+  }
+  if (j->buf_ref != NULL) napi_delete_reference(env, j->buf_ref);
+  if (j->md5_ref != NULL) napi_delete_reference(env, j->md5_ref);
+  napi_delete_async_work(env, j->work);
+  free(j->path);
+  free(j->dest);
+  free(j);
+}
+
+/** Queues j; answers its promise. */
+static napi_value queue (napi_env env, job_t *j) {
+  napi_value promise, name;
+  CHECK(napi_create_promise(env, &j->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "bucketfs:chunkio", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, execute, complete, j, &j->work));
+  CHECK(napi_queue_async_work(env, j->work));
+  return promise;
+}
+
+/** The bytes of a Buffer/Uint8Array argument, with a reference that keeps it alive. */
+static int take_bytes (napi_env env, napi_value v, job_t *j) {
+  bool is = false;
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off = 0;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok || type != napi_uint8_array) return 0;
+  if (napi_create_reference(env, v, 1, &j->buf_ref) != napi_ok) return 0;
+  j->data = (const unsigned char *) data;
+  j->len = len;
+  return 1;
+}
+
+static char *take_string (napi_env env, napi_value v) {
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) return NULL;
+  char *s = malloc(n + 1);
+  if (s == NULL) return NULL;
+  if (napi_get_value_string_utf8(env, v, s, n + 1, &n) != napi_ok) { free(s); return NULL; }
+  return s;
+}
+
+static job_t *new_job (int kind) {
+  job_t *j = calloc(1, sizeof *j);
+  if (j != NULL) j->kind = kind;
+  return j;
+}
+
+static void drop_job (napi_env env, job_t *j) {
+  if (j->buf_ref != NULL) napi_delete_reference(env, j->buf_ref);
+  if (j->md5_ref != NULL) napi_delete_reference(env, j->md5_ref);
+  free(j->path);
+  free(j->dest);
+  free(j);
+}
+
+#define ARGS(n) size_t argc = n; napi_value argv[n]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
+
+/** sha256Crc(data, withCrc): Promise<[hash: Buffer, crc: number | null]>. */
+static napi_value sha256_crc (napi_env env, napi_callback_info info) {
+  ARGS(2);
+  job_t *j = new_job(JOB_SHA);
+  if (j == NULL) { napi_throw_error(env, "ENOMEM", "chunkio: out of memory"); return NULL; }
+  bool crc = false;
+  if (argc < 2 || !take_bytes(env, argv[0], j) || napi_get_value_bool(env, argv[1], &crc) != napi_ok) {
+    drop_job(env, j);
+    napi_throw_type_error(env, NULL, "sha256Crc(data: Uint8Array, withCrc: boolean)");
+    return NULL;
+  }
+  j->want_crc = crc;
+  return queue(env, j);
+}
+
+static void md5_free (napi_env env, void *data, void *hint) {
+  (void) env; (void) hint;
+  md5_t *m = (md5_t *) data;
+  EVP_MD_CTX_free(m->ctx);
+  free(m);
+}
+
+/** md5New(): an MD5 stream (freed with its object). */
+static napi_value md5_new (napi_env env, napi_callback_info info) {
+  (void) info;
+  md5_t *m = calloc(1, sizeof *m);
+  if (m == NULL || (m->ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(m->ctx, EVP_md5(), NULL) != 1) {
+    if (m != NULL) { EVP_MD_CTX_free(m->ctx); free(m); }
+    napi_throw_error(env, NULL, "chunkio: no MD5 context");
+    return NULL;
+  }
+  napi_value out;
+  if (napi_create_external(env, m, md5_free, NULL, &out) != napi_ok) { md5_free(env, m, NULL); napi_throw_error(env, NULL, "chunkio: no external"); return NULL; }
+  return out;
+}
+
+static md5_t *md5_of (napi_env env, napi_value v) {
+  napi_valuetype t;
+  void *m = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &m) != napi_ok) return NULL;
+  return (md5_t *) m;
+}
+
+/** md5Update(stream, data): Promise<void>. One update of a stream at a time (the caller orders them). */
+static napi_value md5_update (napi_env env, napi_callback_info info) {
+  ARGS(2);
+  job_t *j = new_job(JOB_MD5);
+  if (j == NULL) { napi_throw_error(env, "ENOMEM", "chunkio: out of memory"); return NULL; }
+  if (argc < 2 || (j->md5 = md5_of(env, argv[0])) == NULL || !take_bytes(env, argv[1], j) || napi_create_reference(env, argv[0], 1, &j->md5_ref) != napi_ok) {
+    drop_job(env, j);
+    napi_throw_type_error(env, NULL, "md5Update(stream, data: Uint8Array)");
+    return NULL;
+  }
+  return queue(env, j);
+}
+
+/** md5Zeros(stream, len): Promise<void>, len zero bytes fed. */
+static napi_value md5_zeros (napi_env env, napi_callback_info info) {
+  ARGS(2);
+  job_t *j = new_job(JOB_ZEROS);
+  if (j == NULL) { napi_throw_error(env, "ENOMEM", "chunkio: out of memory"); return NULL; }
+  if (argc < 2 || (j->md5 = md5_of(env, argv[0])) == NULL || napi_get_value_double(env, argv[1], &j->zeros) != napi_ok || !(j->zeros >= 0) ||
+      napi_create_reference(env, argv[0], 1, &j->md5_ref) != napi_ok) {
+    drop_job(env, j);
+    napi_throw_type_error(env, NULL, "md5Zeros(stream, len: number)");
+    return NULL;
+  }
+  return queue(env, j);
+}
+
+/** md5Digest(stream): the hex MD5 of what was fed so far (the stream goes on). Not while an update runs. */
+static napi_value md5_digest (napi_env env, napi_callback_info info) {
+  ARGS(1);
+  md5_t *m = argc < 1 ? NULL : md5_of(env, argv[0]);
+  if (m == NULL) { napi_throw_type_error(env, NULL, "md5Digest(stream)"); return NULL; }
+  EVP_MD_CTX *copy = EVP_MD_CTX_new();
+  unsigned char md[16];
+  unsigned int n = 0;
+  if (copy == NULL || EVP_MD_CTX_copy_ex(copy, m->ctx) != 1 || EVP_DigestFinal_ex(copy, md, &n) != 1 || n != 16) {
+    EVP_MD_CTX_free(copy);
+    napi_throw_error(env, NULL, "chunkio: MD5 digest failed");
+    return NULL;
+  }
+  EVP_MD_CTX_free(copy);
+  char hex[33];
+  for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  napi_value out;
+  CHECK(napi_create_string_utf8(env, hex, 32, &out));
+  return out;
+}
+
+/**
+ * writeFile(path, data, direct, dest): Promise<boolean>: data written as the new file
+ * path (O_DIRECT when `direct` and the filesystem takes it), closed and, when dest is a
+ * string, renamed to dest. Answers whether O_DIRECT was used; rejects like node:fs
+ * (code, errno, syscall), with nothing left at path.
+ */
+static napi_value write_file (napi_env env, napi_callback_info info) {
+  ARGS(4);
+  job_t *j = new_job(JOB_WRITE);
+  if (j == NULL) { napi_throw_error(env, "ENOMEM", "chunkio: out of memory"); return NULL; }
+  bool direct = false;
+  napi_valuetype dt = napi_undefined;
+  if (argc >= 4) napi_typeof(env, argv[3], &dt);
+  if (argc < 4 || (j->path = take_string(env, argv[0])) == NULL || !take_bytes(env, argv[1], j) || napi_get_value_bool(env, argv[2], &direct) != napi_ok ||
+      (dt == napi_string && (j->dest = take_string(env, argv[3])) == NULL) || (dt != napi_string && dt != napi_null && dt != napi_undefined)) {
+    drop_job(env, j);
+    napi_throw_type_error(env, NULL, "writeFile(path: string, data: Uint8Array, direct: boolean, dest: string | null)");
+    return NULL;
+  }
+  j->direct = direct;
+  return queue(env, j);
+}
+
+static napi_value init (napi_env env, napi_value exports) {
+
+  napi_property_descriptor props[] = {
+    { "sha256Crc", NULL, sha256_crc, NULL, NULL, NULL, napi_default, NULL },
+    { "md5New", NULL, md5_new, NULL, NULL, NULL, napi_default, NULL },
+    { "md5Update", NULL, md5_update, NULL, NULL, NULL, napi_default, NULL },
+    { "md5Zeros", NULL, md5_zeros, NULL, NULL, NULL, napi_default, NULL },
+    { "md5Digest", NULL, md5_digest, NULL, NULL, NULL, napi_default, NULL },
+    { "writeFile", NULL, write_file, NULL, NULL, NULL, napi_default, NULL }
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,115 @@
+// native/chunkio.c, the addon that hashes a written chunk and writes its file on
+// libuv's threadpool, reading the caller's buffer in place: its answers must be
+// node:crypto's and zlib's, its files whole, its failures node:fs-like errors that
+// leave nothing behind. And Md5Stream.updateHeld, which feeds it buffers uncopied.
+// (test/19 runs the hashing and chunk-file tests again without the addon.)
+import t from 'tap'
+import fs from 'node:fs'
+import path from 'node:path'
+import crypto from 'node:crypto'
+import zlib from 'node:zlib'
+import { chunkIo } from '../src/addon'
+import { Md5Stream, NATIVE_HASHING } from '../src/blob/hasher'
+import { alignedBuffer } from '../src/blob/aligned'
+
+const MiB = 1024 * 1024
+const md5 = (b: Buffer): string => crypto.createHash('md5').update(b).digest('hex')
+const io = process.env.BUCKETFS_NO_CHUNKIO === '1' ? undefined : chunkIo()
+
+t.test('the addon is built and used (unless turned off)', async t => {
+  if (process.env.BUCKETFS_NO_CHUNKIO === '1') {
+    t.notOk(NATIVE_HASHING, 'BUCKETFS_NO_CHUNKIO=1: the worker threads hash')
+    return
+  }
+  t.ok(io, 'native/build/Release/chunkio.node loads (npm install builds it)')
+  t.ok(NATIVE_HASHING, 'and the hasher uses it')
+})
+
+t.test('SHA-256 and CRC-32 on the threadpool equal node:crypto and zlib', { skip: io === undefined ? 'no addon' : false }, async t => {
+  if (io === undefined) return
+  const crc32 = (zlib as unknown as { crc32: (d: Buffer) => number }).crc32
+  for (const size of [0, 1, 4096, MiB, 3 * MiB + 5]) {
+    const data = crypto.randomBytes(size)
+    const [hash, crc] = await io.sha256Crc(data, true)
+    t.equal(hash.toString('hex'), crypto.createHash('sha256').update(data).digest('hex'), `SHA-256 of ${size} bytes`)
+    if (typeof crc32 === 'function') t.equal(crc, crc32(data), `CRC-32 of ${size} bytes`)
+  }
+  const big = crypto.randomBytes(2 * MiB)
+  const view = big.subarray(777, 777 + MiB)
+  t.equal((await io.sha256Crc(view, false))[0].toString('hex'), crypto.createHash('sha256').update(view).digest('hex'), 'a view hashes only its own bytes')
+  t.equal((await io.sha256Crc(view, false))[1], null, 'no CRC when none is asked for')
+  t.throws(() => io.sha256Crc('text' as unknown as Uint8Array, true), TypeError, 'a non-buffer is refused at once')
+})
+
+t.test('MD5 streams on the threadpool: data, holes, digests that go on', { skip: io === undefined ? 'no addon' : false }, async t => {
+  if (io === undefined) return
+  const s = io.md5New()
+  const a = crypto.randomBytes(MiB + 3)
+  await io.md5Update(s, a)
+  await io.md5Zeros(s, 3 * MiB + 1)
+  t.equal(io.md5Digest(s), md5(Buffer.concat([a, Buffer.alloc(3 * MiB + 1)])), 'data then a hole')
+  await io.md5Update(s, Buffer.from('tail'))
+  t.equal(io.md5Digest(s), md5(Buffer.concat([a, Buffer.alloc(3 * MiB + 1), Buffer.from('tail')])), 'the stream goes on after a digest')
+  t.equal(io.md5Digest(io.md5New()), md5(Buffer.alloc(0)), 'an empty stream')
+  t.throws(() => io.md5Digest({}), TypeError, 'something else than a stream is refused')
+})
+
+t.test('chunk files: written whole and renamed, with or without O_DIRECT; failures leave nothing', { skip: io === undefined ? 'no addon' : false }, async t => {
+  if (io === undefined) return
+  const dir = t.testdir({})
+  const data = crypto.randomBytes(MiB)
+  t.equal(await io.writeFile(path.join(dir, 'a.tmp'), data, false, path.join(dir, 'a')), false, 'through the page cache when not asked for O_DIRECT')
+  t.ok(fs.readFileSync(path.join(dir, 'a')).equals(data), 'the file holds the data, under its final name')
+  t.notOk(fs.existsSync(path.join(dir, 'a.tmp')), 'and the temp name is gone')
+
+  await io.writeFile(path.join(dir, 'b'), data.subarray(0, 1000), false, null)
+  t.ok(fs.readFileSync(path.join(dir, 'b')).equals(data.subarray(0, 1000)), 'without a rename when no final name is given')
+
+  // Ordinary memory, or a length off a block boundary, cannot go with O_DIRECT: the
+  // write is refused (EINVAL) and done again through the page cache.
+  const odd = crypto.randomBytes(MiB - 100)
+  t.equal(await io.writeFile(path.join(dir, 'c.tmp'), odd, true, path.join(dir, 'c')), false, 'O_DIRECT refused: answered so…')
+  t.ok(fs.readFileSync(path.join(dir, 'c')).equals(odd), '…and the file is whole all the same')
+  const aligned = alignedBuffer(MiB)
+  if (aligned !== undefined) {
+    crypto.randomFillSync(aligned)
+    const used = await io.writeFile(path.join(dir, 'd.tmp'), aligned, true, path.join(dir, 'd'))
+    t.ok(fs.readFileSync(path.join(dir, 'd')).equals(aligned), `aligned memory: the file is whole (O_DIRECT used: ${used})`)
+  }
+
+  await t.rejects(io.writeFile(path.join(dir, 'no', 'such', 'x'), data, true, null), { code: 'ENOENT', syscall: 'open', errno: -2 }, 'a missing directory: ENOENT from open')
+  fs.mkdirSync(path.join(dir, 'full'))
+  await t.rejects(io.writeFile(path.join(dir, 'e.tmp'), data, false, path.join(dir, 'full')), { code: 'EISDIR', syscall: 'rename' }, 'a rename onto a directory fails…')
+  t.notOk(fs.existsSync(path.join(dir, 'e.tmp')), '…and leaves no temp file')
+  t.throws(() => io.writeFile(path.join(dir, 'f'), data, false, 7 as unknown as string), TypeError, 'a bad final name is refused at once')
+})
+
+t.test('Md5Stream.updateHeld: pieces fed uncopied, in order, with copied pieces and holes between', async t => {
+  const pieces = Array.from({ length: 12 }, (_, i) => crypto.randomBytes(i % 3 === 0 ? MiB : 200 * 1024 + i))
+  const s = new Md5Stream()
+  const expect: Buffer[] = []
+  const fed: Array<Promise<void>> = []
+  // Not awaited one by one: the stream must keep the order it was called in.
+  for (const [i, p] of pieces.entries()) {
+    if (i % 4 === 3) { fed.push(s.update(p)); expect.push(p) } else { fed.push(s.updateHeld(p)); expect.push(p) }
+    if (i === 5) { fed.push(s.updateZeros(MiB + 1)); expect.push(Buffer.alloc(MiB + 1)) }
+  }
+  await Promise.all(fed)
+  t.equal(await s.digest(), md5(Buffer.concat(expect)), 'the MD5 of every piece, in the order given')
+  s.drop()
+
+  const small = new Md5Stream()
+  await small.updateHeld(Buffer.from('abc'))
+  await small.updateHeld(crypto.randomBytes(0))
+  await small.updateHeld(Buffer.from('def'))
+  t.equal(await small.digest(), md5(Buffer.from('abcdef')), 'a small stream, hashed in place')
+
+  // A held buffer is read where it lies: it is the caller's to keep until the answer,
+  // and the answer comes once it is hashed.
+  const held = crypto.randomBytes(MiB)
+  const copy = Buffer.from(held)
+  const h = new Md5Stream()
+  await h.updateHeld(held)
+  held.fill(0) // after the answer: too late to change the MD5
+  t.equal(await h.digest(), md5(copy), 'a change after the answer does not reach the MD5')
+})
