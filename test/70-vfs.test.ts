@@ -204,6 +204,48 @@ t.test('create, write at offsets, read at offsets', async t => {
   await failsWith(t, () => vfs.open('/bkt/d', C.O_WRONLY), 'IsDirectory', 'open of a directory for writing')
 })
 
+t.test('a write whose chunks are in memory is taken in at once; one that must read the file first waits its turn', async t => {
+  const { vfs } = await setup(t)
+  const data = noise(3 * MiB + 5000, 'at once')
+  const fh = await vfs.create('/bkt/f', 0o644, C.O_RDWR | C.O_CREAT)
+  let answeredNow = 0
+  for (let off = 0; off < data.length; off += 128 * KiB) {
+    const piece = data.subarray(off, Math.min(data.length, off + 128 * KiB))
+    const r = vfs.write(fh, piece, piece.length, off)
+    if (typeof r === 'number') {
+      answeredNow++
+      // Taken in: readers see the bytes and the size before anything else runs.
+      t.equal(r, piece.length)
+      t.equal((await vfs.fgetattr('/bkt/f', fh)).size, off + piece.length, `size at once after the write at ${off}`)
+    } else {
+      t.equal(await r, piece.length)
+    }
+  }
+  t.ok(answeredNow >= 20, `a sequential writer's writes are answered without a promise (${answeredNow} of 25)`)
+  t.ok(data.equals(await readThrough(vfs, fh)), 'and every byte reads back')
+  await vfs.release('/bkt/f', fh)
+  t.ok(data.equals(await getFile(vfs, '/bkt/f')), 'the saved file')
+
+  // Reopened without O_TRUNC, the first write into a stored chunk reads it first: a promise.
+  const fh2 = await vfs.open('/bkt/f', C.O_RDWR)
+  const r = vfs.write(fh2, Buffer.from('XY'), 2, MiB + 10)
+  t.type(r, Promise, 'a write into a chunk not in memory waits for its bytes')
+  t.equal(await r, 2)
+  t.equal(vfs.write(fh2, Buffer.from('Z'), 1, MiB + 12), 1, 'the next write into that chunk is taken in at once')
+  // Writes given while one waits keep their order.
+  const first = vfs.write(fh2, Buffer.from('aaaa'), 4, 2 * MiB + 7) // reads chunk 2 first
+  const second = vfs.write(fh2, Buffer.from('bb'), 2, 2 * MiB + 8) // must not land before it
+  t.type(first, Promise)
+  t.type(second, Promise, 'a write given while another waits waits too')
+  await Promise.all([first, second])
+  const expect = Buffer.from(data)
+  Buffer.from('XYZ').copy(expect, MiB + 10)
+  Buffer.from('abba').copy(expect, 2 * MiB + 7)
+  t.ok(expect.equals(await readThrough(vfs, fh2)), 'every write landed, in the order given')
+  await vfs.release('/bkt/f', fh2)
+  t.ok(expect.equals(await getFile(vfs, '/bkt/f')), 'and was saved')
+})
+
 t.test('create of a name that exists after all (another process made it) leaves it alone: Stale', async t => {
   const { vfs, store } = await setup(t)
   await store.putObject('bkt', 'there.txt', Buffer.from('stored'))

@@ -227,7 +227,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     },
     // `buf` is libfuse's memory, valid until we answer: vfs.write copies it before returning.
     write: (path, fh, buf, len, offset, cb) => {
-      run('write', () => `${path}, ${fh}, ${len}, ${offset}`, async () => await vfs.write(fh, buf, len, offset),
+      run('write', () => `${path}, ${fh}, ${len}, ${offset}`, () => vfs.write(fh, buf, len, offset),
         (code, n) => { cb(code !== 0 ? code : (n ?? 0)) })
     },
     flush: (path, fh, cb) => {

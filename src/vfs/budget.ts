@@ -38,9 +38,17 @@ export class MemoryBudget {
 /** Runs async sections one at a time. */
 export class Mutex {
   private tail: Promise<unknown> = Promise.resolve()
+  private held = 0
+  /** Whether no section runs or waits. */
+  get idle (): boolean { return this.held === 0 }
   async run<T> (fn: () => Promise<T>): Promise<T> {
+    this.held++
     const result = this.tail.then(fn, fn)
     this.tail = result.catch(() => {})
-    return await result
+    try {
+      return await result
+    } finally {
+      this.held--
+    }
   }
 }

@@ -95,45 +95,88 @@ export class WriteSession {
 
   // ------------------------------------------------------------ writes
 
-  async write (data: Buffer, off: number): Promise<void> {
+  /**
+   * Writes data at off. Taken in at once when nothing else holds the session, no store
+   * failed and every chunk it touches is in memory or new: then the bytes and the size
+   * are there for readers when this returns, and it answers undefined unless it must
+   * wait for stores in flight or the budget's flush (a promise, whose failure is this
+   * write's). Otherwise it waits its turn (a promise, over when the write is).
+   * Answering without a promise saves each of a sequential writer's 128 KiB writes
+   * some ten promise turns on the event loop that every write passes through.
+   */
+  write (data: Buffer, off: number): Promise<void> | undefined {
     if (!Number.isSafeInteger(off) || off < 0) throw INVALID_ARGUMENT(`invalid offset ${off}`)
     if (off + data.length > MAX_OBJECT_SIZE) throw ENTITY_TOO_LARGE(`a file may not grow past ${MAX_OBJECT_SIZE} bytes`)
-    if (data.length === 0) return
-    await this.lock.run(async () => {
+    if (data.length === 0) return undefined
+    const end = off + data.length
+    if (this.lock.idle && this.storeError === null && this.inMemory(off, end)) {
+      for (let pos = off; pos < end;) {
+        const idx = Math.floor(pos / CHUNK_SIZE)
+        const within = pos - idx * CHUNK_SIZE
+        const n = Math.min(CHUNK_SIZE - within, end - pos)
+        this.fill(this.chunkNow(idx, within + n) as Buffer, idx, within, data, pos - off, n)
+        pos += n
+      }
+      this.wrote(end)
+      if (this.inflight.size < CHUNK_WRITES_IN_FLIGHT && !this.budget.exceeded) return undefined
+      return this.lock.run(async () => {
+        while (this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
+        if (this.budget.exceeded) await this.flushLocked(false)
+      })
+    }
+    return this.lock.run(async () => {
       if (this.storeError !== null) {
         // A chunk stored behind an earlier write failed (ENOSPC…): say so now; its data is kept for a retry.
         const err = this.storeError
         this.storeError = null
         throw err
       }
-      let pos = off
-      while (pos < off + data.length) {
+      for (let pos = off; pos < end;) {
         const idx = Math.floor(pos / CHUNK_SIZE)
         const within = pos - idx * CHUNK_SIZE
-        const n = Math.min(CHUNK_SIZE - within, off + data.length - pos)
-        const buf = await this.chunkForWrite(idx, within + n)
-        data.copy(buf, within, pos - off, pos - off + n)
-        this.touch(pos, n)
+        const n = Math.min(CHUNK_SIZE - within, end - pos)
+        const stored = this.fill(await this.chunkForWrite(idx, within + n), idx, within, data, pos - off, n)
         pos += n
-        // Write-behind: a chunk filled from its start by sequential writes is stored now,
-        // while the next ones arrive, instead of at close.
-        if ((this.seqFill.get(idx) ?? 0) === within) {
-          this.seqFill.set(idx, within + n)
-          if (within + n === CHUNK_SIZE) {
-            this.size = Math.max(this.size, pos)
-            this.storeChunk(idx)
-            // Parts are not persisted here (waiting for the stores in flight stalled the
-            // writer at every part boundary): fsync, close and the write budget do it.
-            if (this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
-          }
-        }
+        if (stored && this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
       }
-      this.size = Math.max(this.size, off + data.length)
-      this.changed = true
-      this.fields.posix.mtimeMs = Date.now()
-      this.fields.posix.ctimeMs = this.fields.posix.mtimeMs
+      this.wrote(end)
       if (this.budget.exceeded) await this.flushLocked(false)
     })
+  }
+
+  /**
+   * Copies data[from, from+n) to offset `within` of chunk idx's buffer. Write-behind: a
+   * chunk filled from its start by sequential writes is stored now, while the next ones
+   * arrive, instead of at close (answers true then). Parts are not persisted here
+   * (waiting for the stores in flight stalled the writer at every part boundary): fsync,
+   * close and the write budget do it.
+   */
+  private fill (buf: Buffer, idx: number, within: number, data: Buffer, from: number, n: number): boolean {
+    data.copy(buf, within, from, from + n)
+    const pos = idx * CHUNK_SIZE + within
+    this.touch(pos, n)
+    if ((this.seqFill.get(idx) ?? 0) !== within) return false
+    this.seqFill.set(idx, within + n)
+    if (within + n !== CHUNK_SIZE) return false
+    this.size = Math.max(this.size, pos + n)
+    this.storeChunk(idx)
+    return true
+  }
+
+  /** A write up to `end` is in. */
+  private wrote (end: number): void {
+    this.size = Math.max(this.size, end)
+    this.changed = true
+    this.fields.posix.mtimeMs = Date.now()
+    this.fields.posix.ctimeMs = this.fields.posix.mtimeMs
+  }
+
+  /** Whether every chunk of [off, end) can be written without reading its current bytes first. */
+  private inMemory (off: number, end: number): boolean {
+    for (let idx = Math.floor(off / CHUNK_SIZE); idx * CHUNK_SIZE < end; idx++) {
+      if (!this.dirty.has(idx) && !this.flushing.has(idx) && this.size > idx * CHUNK_SIZE) return false
+    }
+    return true
   }
 
   /** Marks a written range: its parts changed, and part MD5s streamed past it are void. */
@@ -149,19 +192,30 @@ export class WriteSession {
 
   /** The dirty buffer of chunk idx, at least `need` bytes long, holding the chunk's current bytes. */
   private async chunkForWrite (idx: number, need: number): Promise<Buffer> {
+    const now = this.chunkNow(idx, need)
+    if (now !== undefined) return now
+    const start = idx * CHUNK_SIZE
+    const valid = Math.min(this.size, start + CHUNK_SIZE) - start
+    const cur = await this.store.content.read(this.committed, this.size, start, valid)
+    // (Nothing else ran meanwhile: the caller holds the lock, and writes taken in at once need it idle.)
+    const buf = this.budget.buffer(capacityFor(Math.max(need, valid)))
+    cur.copy(buf)
+    this.dirty.set(idx, buf)
+    this.seqFill.delete(idx)
+    this.budget.take(buf.length)
+    return buf
+  }
+
+  /** chunkForWrite without waiting: undefined when the chunk's current bytes must be read from the store first. */
+  private chunkNow (idx: number, need: number): Buffer | undefined {
     let buf = this.dirty.get(idx)
     if (buf === undefined) {
       const start = idx * CHUNK_SIZE
       const valid = Math.max(0, Math.min(this.size, start + CHUNK_SIZE) - start)
-      const cap = Math.max(need, valid)
-      buf = this.budget.buffer(capacityFor(cap))
       const mem = this.flushing.get(idx)
-      if (mem !== undefined) {
-        mem.copy(buf, 0, 0, Math.min(mem.length, valid))
-      } else if (valid > 0) {
-        const cur = await this.store.content.read(this.committed, this.size, start, valid)
-        cur.copy(buf)
-      }
+      if (mem === undefined && valid > 0) return undefined
+      buf = this.budget.buffer(capacityFor(Math.max(need, valid)))
+      if (mem !== undefined) mem.copy(buf, 0, 0, Math.min(mem.length, valid))
       this.dirty.set(idx, buf)
       this.seqFill.delete(idx)
       this.budget.take(buf.length)

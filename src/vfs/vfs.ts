@@ -596,14 +596,15 @@ export class Vfs {
     return Math.min(len, data.length)
   }
 
-  async write (fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
+  /** Answers without a promise when the session took the bytes in at once (WriteSession.write). */
+  write (fh: number, buf: Buffer, len: number, offset: number): number | Promise<number> {
     const h = this.fileHandle(fh)
     if (!this.writable(h.flags)) throw BAD_HANDLE('file not open for writing')
     const s = this.sessionOf(h.node)
     const at = (h.flags & O_APPEND) !== 0 ? s.size : offset
     h.wrote = true
-    await s.write(buf.subarray(0, len), at)
-    return len
+    const later = s.write(buf.subarray(0, len), at)
+    return later === undefined ? len : later.then(() => len)
   }
 
   /** The node's write session, started from its current version when there is none. */
