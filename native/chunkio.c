@@ -11,11 +11,14 @@
 // SHA-256 and MD5 come from the OpenSSL, and CRC-32 from the zlib, that Node itself
 // exports to addons (the same code node:crypto and zlib.crc32 run).
 #define _GNU_SOURCE // O_DIRECT
+#define NAPI_VERSION 8 // type tags
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <zlib.h>
 #include <uv.h>
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +27,14 @@
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "chunkio: " #call " failed"); return NULL; } } while (0)
 
-/** An MD5 fed in order: JavaScript starts a stream's next update only once the last one answered. */
-typedef struct { EVP_MD_CTX *ctx; } md5_t;
+/**
+ * An MD5 fed in order: JavaScript starts a stream's next update only once the last one
+ * answered; `busy` refuses an update or a digest while one runs all the same.
+ */
+typedef struct { EVP_MD_CTX *ctx; int busy; } md5_t;
+
+/** Marks our MD5 streams among externals (another addon's external is refused, never read as one). */
+static const napi_type_tag MD5_TAG = { 0x6275636b6574f5a1ULL, 0x6d6435737472656dULL };
 
 enum { JOB_SHA, JOB_MD5, JOB_ZEROS, JOB_WRITE };
 
@@ -38,7 +47,7 @@ typedef struct {
   const unsigned char *data;
   size_t len;
   md5_t *md5;
-  double zeros;
+  uint64_t zeros;
   int want_crc;
   unsigned char hash[32];
   unsigned long crc;
@@ -87,7 +96,7 @@ static void run_write (job_t *j) {
     }
   }
   fd = open(j->path, flags, 0600);
-  if (fd < 0) { j->err = errno; j->syscall = "open"; return; }
+  if (fd < 0) { j->err = errno; j->syscall = "open"; if (j->direct) unlink(j->path); return; }
   {
     int e = write_all(fd, j->data, j->len);
     if (e != 0) { close(fd); unlink(j->path); j->err = e; j->syscall = "write"; return; }
@@ -120,10 +129,10 @@ static void execute (napi_env env, void *data) {
       if (EVP_DigestUpdate(j->md5->ctx, j->data, j->len) != 1) { j->err = EIO; j->syscall = "md5"; }
       return;
     case JOB_ZEROS:
-      for (double left = j->zeros; left > 0;) {
-        size_t n = left >= (double) sizeof ZEROS ? sizeof ZEROS : (size_t) left;
+      for (uint64_t left = j->zeros; left > 0;) {
+        size_t n = left >= sizeof ZEROS ? sizeof ZEROS : (size_t) left;
         if (EVP_DigestUpdate(j->md5->ctx, ZEROS, n) != 1) { j->err = EIO; j->syscall = "md5"; return; }
-        left -= (double) n;
+        left -= n;
       }
       return;
     case JOB_WRITE:
@@ -179,6 +188,7 @@ static void complete (napi_env env, napi_status status, void *data) {
     }
     napi_resolve_deferred(env, j->deferred, answer);
   }
+  if (j->md5 != NULL) j->md5->busy = 0;
   if (j->buf_ref != NULL) napi_delete_reference(env, j->buf_ref);
   if (j->md5_ref != NULL) napi_delete_reference(env, j->md5_ref);
   napi_delete_async_work(env, j->work);
@@ -187,13 +197,25 @@ static void complete (napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-/** Queues j; answers its promise. */
+static void drop_job (napi_env env, job_t *j);
+
+/** Queues j; answers its promise. A job that cannot be queued is freed (and throws). */
 static napi_value queue (napi_env env, job_t *j) {
   napi_value promise, name;
-  CHECK(napi_create_promise(env, &j->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "bucketfs:chunkio", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, execute, complete, j, &j->work));
-  CHECK(napi_queue_async_work(env, j->work));
+  if (napi_create_string_utf8(env, "bucketfs:chunkio", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok) {
+    drop_job(env, j);
+    napi_throw_error(env, NULL, "chunkio: cannot make the job");
+    return NULL;
+  }
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
+    // (A promise made but never settled is only garbage.)
+    napi_delete_async_work(env, j->work);
+    drop_job(env, j);
+    napi_throw_error(env, NULL, "chunkio: cannot queue the job");
+    return NULL;
+  }
+  if (j->md5 != NULL) j->md5->busy = 1;
   return promise;
 }
 
@@ -271,13 +293,17 @@ static napi_value md5_new (napi_env env, napi_callback_info info) {
   }
   napi_value out;
   if (napi_create_external(env, m, md5_free, NULL, &out) != napi_ok) { md5_free(env, m, NULL); napi_throw_error(env, NULL, "chunkio: no external"); return NULL; }
+  CHECK(napi_type_tag_object(env, out, &MD5_TAG));
   return out;
 }
 
+/** The MD5 stream v is, or NULL (not one of ours, or an update of it runs). */
 static md5_t *md5_of (napi_env env, napi_value v) {
   napi_valuetype t;
+  bool ours = false;
   void *m = NULL;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &m) != napi_ok) return NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, v, &MD5_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, v, &m) != napi_ok || ((md5_t *) m)->busy) return NULL;
   return (md5_t *) m;
 }
 
@@ -299,12 +325,14 @@ static napi_value md5_zeros (napi_env env, napi_callback_info info) {
   ARGS(2);
   job_t *j = new_job(JOB_ZEROS);
   if (j == NULL) { napi_throw_error(env, "ENOMEM", "chunkio: out of memory"); return NULL; }
-  if (argc < 2 || (j->md5 = md5_of(env, argv[0])) == NULL || napi_get_value_double(env, argv[1], &j->zeros) != napi_ok || !(j->zeros >= 0) ||
-      napi_create_reference(env, argv[0], 1, &j->md5_ref) != napi_ok) {
+  double len = -1;
+  if (argc < 2 || (j->md5 = md5_of(env, argv[0])) == NULL || napi_get_value_double(env, argv[1], &len) != napi_ok ||
+      !(len >= 0 && len <= 9007199254740991.0 && floor(len) == len) || napi_create_reference(env, argv[0], 1, &j->md5_ref) != napi_ok) {
     drop_job(env, j);
-    napi_throw_type_error(env, NULL, "md5Zeros(stream, len: number)");
+    napi_throw_type_error(env, NULL, "md5Zeros(stream, len: a whole number of bytes)");
     return NULL;
   }
+  j->zeros = (uint64_t) len;
   return queue(env, j);
 }
 
