@@ -23,7 +23,8 @@
 //     not kept in the handle.
 //  7. Every op went to JavaScript, even where the answer was known: the getattr (the
 //     kernel's lookup) or opendir of a name a readdir listed, or one a lookup (or a
-//     rename of it) found missing, and every releasedir, is
+//     rename of it) found missing, or any name not made since in a directory the
+//     mount's mkdir has just made, and every releasedir, is
 //     answered on the FUSE thread from an attribute cache, which ops clear of what they
 //     change before they are answered;
 //     the kernel's getxattr(security.capability) before each write; and reads of data
@@ -127,13 +128,13 @@ const edits = [
     '  if (!bucketfs_check(l)) return -EILSEQ;\\\n' +
     '  int bucketfs_res;\\\n  if (bucketfs_answer(l, &bucketfs_res)) return bucketfs_res;\\\n' +
     '  uv_async_send(&(l->async));\\\n  bucketfs_wait_answer(l);\\\n' +
-    '  bucketfs_then_after(l, bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info));\\\n  return l->res;\n'],
+    '  bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info, l);\\\n  bucketfs_then_after(l);\\\n  return l->res;\n'],
   ['poll after dispatch',
     '  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;\n\n  fn(handle, l, ft);\n',
     '  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;\n\n  bucketfs_poll_after(l->op);\n  fn(handle, l, ft);\n'],
   ['export fast path', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +
+    '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_full_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_op_token)\n  NAPI_EXPORT_FUNCTION(bucketfs_then_attrs)\n  NAPI_EXPORT_FUNCTION(bucketfs_aligned_buffer)\n']
 ]

@@ -141,7 +141,8 @@ t.test('a lookup the vfs finds missing is put for the FUSE thread to answer, whe
     cache: {
       epoch: () => epoch,
       putAttrs: () => 0,
-      putMissing: (e: number, p: string, ttl: number) => { put.push([e, p, ttl]); return true }
+      putMissing: (e: number, p: string, ttl: number) => { put.push([e, p, ttl]); return true },
+      putFull: () => false
     },
     ttlMs: 1000
   }
@@ -159,4 +160,36 @@ t.test('a lookup the vfs finds missing is put for the FUSE thread to answer, whe
   t.same(await answer(cb => { ops.getattr('/b/.versions/k', cb) }), [-E.ENOENT])
   t.same(await answer(cb => { ops.getattr('/b/denied', cb) }), [-E.EACCES])
   t.equal(put.length, 1, 'not where the vfs says a miss may not hold, nor for other refusals')
+})
+
+t.test('a directory mkdir made is put as holding no names, with the epoch read before, where the vfs allows', async t => {
+  const full: unknown[][] = []
+  let epoch = 3
+  const listed = {
+    cache: {
+      epoch: () => epoch,
+      putAttrs: () => 0,
+      putMissing: () => false,
+      putFull: (e: number, dir: string, names: string[], ttl: number, maxName: number) => { full.push([e, dir, names, ttl, maxName]); return true }
+    },
+    ttlMs: 1000
+  }
+  const made: string[] = []
+  const vfs = {
+    mkdir: async (p: string) => {
+      epoch++ // as if a change were answered meanwhile
+      if (p.endsWith('/exists')) throw errors.EXISTS('there')
+      made.push(p)
+    },
+    getattr: () => ({ ...attr, mode: 0o40755 }),
+    newDirNames: (p: string) => p.startsWith('/b/') ? 200 : undefined
+  } as unknown as Vfs
+  const ops = fuseOps(vfs, () => undefined, listed)
+  const [code] = await answer(cb => { ops.mkdir('/b/d', 0o755, cb) })
+  t.equal(code, 0)
+  t.same(full, [[3, '/b/d', [], 1000, 200]], 'put empty, with the epoch read before the mkdir and the vfs\'s longest name')
+  t.equal((await answer(cb => { ops.mkdir('/b/exists', 0o755, cb) }))[0], -E.EEXIST)
+  await answer(cb => { ops.mkdir('/nb', 0o755, cb) })
+  t.same(made, ['/b/d', '/nb'])
+  t.equal(full.length, 1, 'not for a failed mkdir, nor where the vfs gives no longest name')
 })

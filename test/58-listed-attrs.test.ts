@@ -5,8 +5,8 @@
 // one mount's entries never answer for another's; and xattrs outside user.* get
 // the same ENOTSUP from the FUSE thread as from the vfs. A lookup that found nothing is
 // answered so on the FUSE thread until an op of the mount makes the name (or a second
-// passes); a create that finds the name there after all (the CLI put it) opens it as
-// POSIX says.
+// passes), and so is any name in a directory the mount's mkdir has just made; a create
+// that finds the name there after all (the CLI put it) opens it as POSIX says.
 //
 // The mounts run in this process (so the test can read the cache's counters): every
 // access to them must be asynchronous, or the one thread that serves them would wait
@@ -36,7 +36,9 @@ function seen (st: fs.Stats): Record<string, number> {
   }
 }
 
-const hits = (): number => fastPathStats()?.attrHits ?? 0
+/** Lookups answered on the FUSE thread: from an entry, or missing from a directory whose every name is known. */
+const hits = (): number => (fastPathStats()?.attrHits ?? 0) + (fastPathStats()?.fullHits ?? 0)
+const fullHits = (): number => fastPathStats()?.fullHits ?? 0
 
 /** The kernel forgets its dentries and inodes: its next lookups reach the mount. */
 async function forgetKernelNames (): Promise<void> {
@@ -181,6 +183,7 @@ t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-na
   await t.test('a name found missing is answered so on the FUSE thread until the mount makes it', async t => {
     const sub = path.join(mnt, 'listed-58', 'missing')
     await fsp.mkdir(sub)
+    await sleep(1100) // past the time its mkdir knew every name in it: misses are kept one by one
     const p = (n: string): string => path.join(sub, n)
     await fsp.writeFile(p('src'), 'moved')
     const makers: Array<[string, () => Promise<unknown>, number]> = [
@@ -395,4 +398,84 @@ t.test('a name found missing and then put by the CLI is not emptied by a create 
     t.equal(opened, name === 'O_EXCL' ? 'EEXIST' : 'opened', `${name}: open(2)'s answer`)
     await check(p)
   }
+})
+
+t.test('in a directory the mount has just made, every name not made since is answered missing on the FUSE thread', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no attribute cache' : false }, async t => {
+  const { mnt, data } = await mountTemp(t, 'full')
+  const base = path.join(mnt, 'full-58')
+  await fsp.mkdir(base)
+  const d = path.join(base, 'd')
+  await fsp.mkdir(d)
+  const p = (n: string): string => path.join(d, n)
+  await fsp.writeFile(path.join(base, 'src'), 'moved in')
+
+  const before = fullHits()
+  for (let i = 0; i < 20; i++) await t.rejects(fsp.lstat(p(`n${i}`)), { code: 'ENOENT' })
+  t.equal(fullHits() - before, 20, 'each lookup was answered missing there, none by the daemon')
+
+  const makers: Array<[string, () => Promise<unknown>, number]> = [
+    ['created', async () => { await fsp.writeFile(p('created'), 'new') }, fs.constants.S_IFREG],
+    ['madedir', async () => { await fsp.mkdir(p('madedir')) }, fs.constants.S_IFDIR],
+    ['link', async () => { await fsp.symlink('created', p('link')) }, fs.constants.S_IFLNK],
+    ['renamed', async () => { await fsp.rename(path.join(base, 'src'), p('renamed')) }, fs.constants.S_IFREG]
+  ]
+  for (const [name, make, type] of makers) {
+    await t.rejects(fsp.lstat(p(name)), { code: 'ENOENT' }, `${name}: missing before`)
+    await make()
+    if (root) await forgetKernelNames()
+    t.equal((await fsp.lstat(p(name))).mode & fs.constants.S_IFMT, type, `${name}: there at once after it is made`)
+  }
+  t.same((await fsp.readdir(d)).sort(), ['created', 'link', 'madedir', 'renamed'])
+  // A directory made inside is known empty as well, and a name made in it shows.
+  const inner = p('madedir')
+  const mid = fullHits()
+  await t.rejects(fsp.lstat(path.join(inner, 'x')), { code: 'ENOENT' })
+  t.equal(fullHits(), mid + 1, 'a lookup in the directory made inside it was answered missing there')
+  await fsp.writeFile(path.join(inner, 'x'), 'inside')
+  t.equal(await fsp.readFile(path.join(inner, 'x'), 'utf8'), 'inside')
+
+  // A name too long for a key there is the daemon's to refuse, not answered missing.
+  const deep = path.join(base, ...Array.from({ length: 5 }, (_, i) => `${i}`.repeat(180))) // a key of 904 bytes
+  await fsp.mkdir(deep, { recursive: true })
+  const deepBefore = fullHits()
+  await t.rejects(fsp.lstat(path.join(deep, 'y'.repeat(200))), { code: 'ENAMETOOLONG' }, 'a key over 1,024 bytes')
+  await t.rejects(fsp.lstat(path.join(deep, 'y'.repeat(300))), { code: 'ENAMETOOLONG' }, 'a name over 255 bytes')
+  t.equal(fullHits(), deepBefore, 'neither was answered on the FUSE thread')
+  await t.rejects(fsp.lstat(path.join(deep, 'y'.repeat(100))), { code: 'ENOENT' })
+  t.equal(fullHits(), deepBefore + 1, 'a name that fits was')
+
+  // A directory renamed onto the empty one brings its names along.
+  const onto = path.join(base, 'onto')
+  const from = path.join(base, 'from')
+  await fsp.mkdir(onto)
+  await fsp.mkdir(from)
+  await fsp.writeFile(path.join(from, 'carried'), 'along')
+  await t.rejects(fsp.lstat(path.join(onto, 'carried')), { code: 'ENOENT' })
+  await fsp.rename(from, onto)
+  if (root) await forgetKernelNames()
+  t.equal(await fsp.readFile(path.join(onto, 'carried'), 'utf8'), 'along', 'the renamed directory\'s file is found under the name it took')
+
+  // A directory with no marker has its bucket's owner and time: a change of the bucket's
+  // reaches it at once, also where a listing had put it.
+  if (root) {
+    const other = Store.open(data)
+    try { await other.putObject('full-58', 'implied/inner', 'x') } finally { other.close() }
+    await sleep(1100) // the kernel's entries from the mkdirs above are gone
+    await fsp.readdir(base)
+    await fsp.utimes(base, new Date(1_000_000_000_000), new Date(1_100_000_000_000))
+    await forgetKernelNames()
+    t.equal((await fsp.lstat(path.join(base, 'implied'))).mtimeMs, 1_100_000_000_000, 'an implied directory shows its bucket\'s new time')
+  }
+
+  // Another process's put shows once the directory's time (1 s) and the kernel's are up.
+  const e = path.join(base, 'external')
+  await fsp.mkdir(e)
+  await t.rejects(fsp.lstat(path.join(e, 'put')), { code: 'ENOENT' })
+  const other = Store.open(data)
+  try { await other.putObject('full-58', 'external/put', 'from elsewhere') } finally { other.close() }
+  await sleep(2100)
+  t.equal(await fsp.readFile(path.join(e, 'put'), 'utf8'), 'from elsewhere', 'a put by another process shows within two timeouts')
+  const late = fullHits()
+  await t.rejects(fsp.lstat(path.join(e, 'other')), { code: 'ENOENT' })
+  t.equal(fullHits(), late, 'after its second, a lookup there reaches the daemon')
 })

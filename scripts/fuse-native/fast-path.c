@@ -6,9 +6,9 @@
 // forget everything under their paths) before the op is answered. An entry with mode 0
 // says the name is missing: its getattr is answered ENOENT (JavaScript puts one when it
 // answered a lookup so, and any op that makes the name forgets it like any entry).
-// Each forget moves the epoch on; a
-// put whose listing began before it is refused, so nothing computed before a
-// change can be put after it. Entries belong to one mount (its fuse_thread_t, which
+// Each forget moves the epoch on, and the forget log (below) keeps the last ones: a
+// put whose listing began before a forget that touched what it puts is refused, so
+// nothing computed before a change can be put after it. Entries belong to one mount (its fuse_thread_t, which
 // JavaScript holds as a Buffer); a forget reaches every mount's entries.
 #define BUCKETFS_ATTR_SLOTS 16384
 #define BUCKETFS_ATTR_MAX 65536
@@ -44,6 +44,65 @@ static uint64_t bucketfs_now_ms (void) {
   return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+// bucketfs: the directories entries may lie under. Each entry put marks every directory
+// above it (by a hash of its path); the marks go only when the table is emptied. A
+// rename or rmdir walks the whole table for what lies under its paths only where one of
+// them is marked: a file's rename (rsync's last step for every file) finds nothing marked
+// and removes just its own entries. Two paths of one hash only cost a walk.
+#define BUCKETFS_ABOVE_MAX 65536
+static uint64_t *bucketfs_above = NULL; // open addressing, 0 = empty slot
+static uint32_t bucketfs_above_count = 0, bucketfs_above_cap = 0;
+static int bucketfs_above_unknown = 0;   // out of room or memory: every path may have entries under it
+
+static uint64_t bucketfs_above_hash (const char *p, size_t n) {
+  uint64_t h = bucketfs_hash(p, n);
+  return h == 0 ? 1 : h;
+}
+
+static int bucketfs_above_has_locked (uint64_t h) {
+  if (bucketfs_above_cap == 0) return 0;
+  for (uint32_t i = (uint32_t) (h % bucketfs_above_cap);; i = (i + 1) % bucketfs_above_cap) {
+    if (bucketfs_above[i] == 0) return 0;
+    if (bucketfs_above[i] == h) return 1;
+  }
+}
+
+static void bucketfs_above_mark_locked (uint64_t h) {
+  if (bucketfs_above_unknown || bucketfs_above_has_locked(h)) return;
+  if ((bucketfs_above_count + 1) * 2 > bucketfs_above_cap) {
+    uint32_t cap = bucketfs_above_cap == 0 ? 1024 : bucketfs_above_cap * 2;
+    uint64_t *marks = cap / 2 > BUCKETFS_ABOVE_MAX ? NULL : calloc(cap, sizeof(uint64_t));
+    if (marks == NULL) { bucketfs_above_unknown = 1; return; }
+    for (uint32_t i = 0; i < bucketfs_above_cap; i++) {
+      if (bucketfs_above[i] == 0) continue;
+      uint32_t j = (uint32_t) (bucketfs_above[i] % cap);
+      while (marks[j] != 0) j = (j + 1) % cap;
+      marks[j] = bucketfs_above[i];
+    }
+    free(bucketfs_above);
+    bucketfs_above = marks;
+    bucketfs_above_cap = cap;
+  }
+  uint32_t i = (uint32_t) (h % bucketfs_above_cap);
+  while (bucketfs_above[i] != 0) i = (i + 1) % bucketfs_above_cap;
+  bucketfs_above[i] = h;
+  bucketfs_above_count++;
+}
+
+/** An entry of p[0..n) is about to be put: every directory above it is marked. */
+static void bucketfs_above_put_locked (const char *p, size_t n) {
+  for (size_t i = n; i > 1;) {
+    do i--; while (i > 0 && p[i] != '/');
+    if (i == 0) break;
+    bucketfs_above_mark_locked(bucketfs_above_hash(p, i));
+  }
+}
+
+/** Whether entries may lie under p[0..n) (strictly). */
+static int bucketfs_above_may_locked (const char *p, size_t n) {
+  return bucketfs_above_unknown || n <= 1 || bucketfs_above_has_locked(bucketfs_above_hash(p, n));
+}
+
 static void bucketfs_attr_empty_locked (void) {
   for (size_t i = 0; i < BUCKETFS_ATTR_SLOTS; i++) {
     bucketfs_attr_t *e = bucketfs_attrs[i];
@@ -51,6 +110,10 @@ static void bucketfs_attr_empty_locked (void) {
     bucketfs_attrs[i] = NULL;
   }
   bucketfs_attrs_count = 0;
+  free(bucketfs_above);
+  bucketfs_above = NULL;
+  bucketfs_above_count = bucketfs_above_cap = 0;
+  bucketfs_above_unknown = 0;
 }
 
 /** The owner's entry of path[0..n), unlinked from its chain when `take`. */
@@ -89,6 +152,12 @@ static int bucketfs_within (const char *p, size_t len, const char *dir, size_t n
 
 /** Removes every entry of a[0..an) or b[0..bn) (b may be NULL) and under them, in one pass over the table. */
 static void bucketfs_attr_remove_trees_locked (const char *a, size_t an, const char *b, size_t bn) {
+  if (!bucketfs_above_may_locked(a, an) && (b == NULL || !bucketfs_above_may_locked(b, bn))) {
+    // Nothing lies under either: their own entries are all there is to remove.
+    bucketfs_attr_remove_locked(a, an);
+    if (b != NULL) bucketfs_attr_remove_locked(b, bn);
+    return;
+  }
   for (size_t i = 0; i < BUCKETFS_ATTR_SLOTS && bucketfs_attrs_count > 0; i++) {
     bucketfs_attr_t **at = &bucketfs_attrs[i];
     while (*at != NULL) {
@@ -113,25 +182,178 @@ static void bucketfs_attr_remove_up_locked (const char *path, size_t n, int tree
   }
 }
 
+// bucketfs: the forget log. The last BUCKETFS_LOG forgets, each with the epoch it moved
+// to, its paths and the thread whose op made it. A put computed at an older epoch is
+// refused only when a forget since then touched what it puts (or the log no longer
+// reaches back to it): with two programs at work (rsync's generator looking names up
+// while its receiver writes others) a put is not lost to a change of another name.
+#define BUCKETFS_LOG 256
+typedef struct {
+  uint64_t epoch; // the epoch this forget moved to (0: never used)
+  char *path;     // NULL: everything was forgotten
+  char *dest;
+  int tree;
+  const void *by; // the FUSE thread whose op forgot, or NULL
+} bucketfs_forgot_t;
+static bucketfs_forgot_t bucketfs_log[BUCKETFS_LOG];
+
+/** Whether a forget of x (with `tree`) forgot the entry of p[0..n): p is x or above it, or lies under x in a tree forget. */
+static int bucketfs_forgot_entry (const char *x, int tree, const char *p, size_t n) {
+  size_t xn = strlen(x);
+  return bucketfs_within(x, xn, p, n) || (tree && bucketfs_within(p, n, x, xn));
+}
+
+/**
+ * Whether a forget after `epoch` (other than those of thread `except`) may have touched
+ * p[0..n): its entry (`children` 0), or, with `children`, the names in directory p
+ * (something under it changed, or p itself moved or went). Also yes when the log does
+ * not reach back to epoch.
+ */
+static int bucketfs_touched_since_locked (uint64_t epoch, const char *p, size_t n, int children, const void *except) {
+  if (epoch >= bucketfs_attrs_epoch) return 0;
+  if (bucketfs_attrs_epoch - epoch > BUCKETFS_LOG) return 1;
+  for (uint64_t e = epoch + 1; e <= bucketfs_attrs_epoch; e++) {
+    bucketfs_forgot_t *f = &bucketfs_log[e % BUCKETFS_LOG];
+    if (f->epoch != e) return 1;
+    if (except != NULL && f->by == except) continue;
+    if (f->path == NULL) return 1;
+    const char *xs[2] = { f->path, f->dest };
+    for (int i = 0; i < 2; i++) {
+      const char *x = xs[i];
+      if (x == NULL) continue;
+      if (!children) {
+        if (bucketfs_forgot_entry(x, f->tree, p, n)) return 1;
+      } else {
+        size_t xn = strlen(x);
+        if ((xn > n && bucketfs_within(x, xn, p, n)) || (f->tree && bucketfs_within(p, n, x, xn))) return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+// bucketfs: directories whose every name is known. JavaScript puts one when its mkdir
+// made it (empty) in a key directory; each op of the mount that names something in it
+// (create, mkdir, symlink, rename onto, and, to stay simple, any other) adds that name
+// before it is answered, and nothing takes a name out. Until its time is up, a lookup of
+// a name it does not hold is answered ENOENT here: tar and rsync look every name up
+// before they make it. Names are held as hashes: two names of one hash only send a
+// lookup to JavaScript. A rename or rmdir of it or above it, or a forget of everything,
+// drops it.
+#define BUCKETFS_FULL_MAX 256
+typedef struct bucketfs_full_s {
+  struct bucketfs_full_s *next;
+  const void *owner;
+  uint64_t expires_ms;
+  uint64_t *names; // open addressing, 0 = empty slot
+  uint32_t count, cap;
+  size_t max_name; // longer names are the vfs's to refuse (ENAMETOOLONG)
+  size_t len;
+  char path[];
+} bucketfs_full_t;
+static bucketfs_full_t *bucketfs_fulls = NULL; // newest first
+static uint32_t bucketfs_fulls_count = 0;
+static uint64_t bucketfs_full_hits = 0;
+
+static uint64_t bucketfs_name_hash (const char *s, size_t n) {
+  uint64_t h = bucketfs_hash(s, n);
+  return h == 0 ? 1 : h;
+}
+
+static int bucketfs_full_has (const bucketfs_full_t *d, uint64_t h) {
+  for (uint32_t i = (uint32_t) (h % d->cap);; i = (i + 1) % d->cap) {
+    if (d->names[i] == 0) return 0;
+    if (d->names[i] == h) return 1;
+  }
+}
+
+/** Adds a name's hash; 0 when out of memory (the caller drops the directory). */
+static int bucketfs_full_add (bucketfs_full_t *d, uint64_t h) {
+  if (bucketfs_full_has(d, h)) return 1;
+  if ((d->count + 1) * 2 > d->cap) {
+    uint32_t cap = d->cap * 2;
+    uint64_t *names = calloc(cap, sizeof(uint64_t));
+    if (names == NULL) return 0;
+    for (uint32_t i = 0; i < d->cap; i++) {
+      if (d->names[i] == 0) continue;
+      uint32_t j = (uint32_t) (d->names[i] % cap);
+      while (names[j] != 0) j = (j + 1) % cap;
+      names[j] = d->names[i];
+    }
+    free(d->names);
+    d->names = names;
+    d->cap = cap;
+  }
+  uint32_t i = (uint32_t) (h % d->cap);
+  while (d->names[i] != 0) i = (i + 1) % d->cap;
+  d->names[i] = h;
+  d->count++;
+  return 1;
+}
+
+/** Unlinks and frees every full directory `cond` says yes to (lock held). */
+#define BUCKETFS_DROP_FULLS(cond) do {\
+  bucketfs_full_t **at = &bucketfs_fulls;\
+  while (*at != NULL) {\
+    bucketfs_full_t *fd = *at;\
+    if (cond) { *at = fd->next; bucketfs_fulls_count--; free(fd->names); free(fd); }\
+    else at = &fd->next;\
+  }\
+} while (0)
+
+/** x's name goes into its directory, wherever that is full (every mount's); those whose time is up go. */
+static void bucketfs_fulls_name_locked (const char *x) {
+  const char *slash = strrchr(x, '/');
+  if (slash == NULL || slash == x) return;
+  size_t dn = (size_t) (slash - x);
+  uint64_t h = bucketfs_name_hash(slash + 1, strlen(slash + 1));
+  uint64_t now = bucketfs_now_ms();
+  BUCKETFS_DROP_FULLS(now >= fd->expires_ms || (fd->len == dn && memcmp(fd->path, x, dn) == 0 && !bucketfs_full_add(fd, h)));
+}
+
 /**
  * Forgets everything (path NULL), or path, dest (a rename's, else NULL) and each of
  * their ancestors, and with `tree` everything under them too (a directory renamed or
- * removed); the file-data windows of the same paths go with them. One forget: the
- * epoch moves on by one.
+ * removed); the file-data windows of the same paths go with them, and their names go
+ * into the full directories that hold them. One forget: the epoch moves on by one, and
+ * the log keeps it, with `by`, the FUSE thread whose op made it (or NULL).
  */
-static void bucketfs_attr_forget (const char *path, const char *dest, int tree) {
+static void bucketfs_attr_forget (const char *path, const char *dest, int tree, const void *by) {
+  char *pcopy = path != NULL ? strdup(path) : NULL;
+  char *dcopy = path != NULL && dest != NULL ? strdup(dest) : NULL;
   pthread_mutex_lock(&bucketfs_attr_lock);
   bucketfs_windows_forget_locked(path, tree);
   if (dest != NULL) bucketfs_windows_forget_locked(dest, tree);
   if (path == NULL) {
     bucketfs_attr_empty_locked();
-  } else if (bucketfs_attrs_count > 0) {
-    size_t n = strlen(path), dn = dest != NULL ? strlen(dest) : 0;
-    if (tree) bucketfs_attr_remove_trees_locked(path, n, dest, dn);
-    bucketfs_attr_remove_up_locked(path, n, tree);
-    if (dest != NULL) bucketfs_attr_remove_up_locked(dest, dn, tree);
+    BUCKETFS_DROP_FULLS(1);
+  } else {
+    if (bucketfs_attrs_count > 0) {
+      size_t n = strlen(path), dn = dest != NULL ? strlen(dest) : 0;
+      if (tree) bucketfs_attr_remove_trees_locked(path, n, dest, dn);
+      bucketfs_attr_remove_up_locked(path, n, tree);
+      if (dest != NULL) bucketfs_attr_remove_up_locked(dest, dn, tree);
+    }
+    if (bucketfs_fulls != NULL) {
+      if (tree) {
+        size_t n = strlen(path), dn = dest != NULL ? strlen(dest) : 0;
+        BUCKETFS_DROP_FULLS(bucketfs_within(fd->path, fd->len, path, n) || (dest != NULL && bucketfs_within(fd->path, fd->len, dest, dn)));
+      }
+      bucketfs_fulls_name_locked(path);
+      if (dest != NULL) bucketfs_fulls_name_locked(dest);
+    }
   }
   bucketfs_attrs_epoch++;
+  bucketfs_forgot_t *f = &bucketfs_log[bucketfs_attrs_epoch % BUCKETFS_LOG];
+  free(f->path);
+  free(f->dest);
+  f->epoch = bucketfs_attrs_epoch;
+  f->tree = tree;
+  f->by = by;
+  // Out of memory: logged as a forget of everything, which refuses every put across it.
+  f->path = path != NULL && pcopy != NULL && (dest == NULL || dcopy != NULL) ? pcopy : NULL;
+  f->dest = f->path != NULL ? dcopy : NULL;
+  if (f->path == NULL) { free(pcopy); free(dcopy); }
   pthread_mutex_unlock(&bucketfs_attr_lock);
 }
 
@@ -146,13 +368,30 @@ static int bucketfs_attr_reads (uint32_t op) {
  * missing name), or 0. An opendir too, as the vfs answers it from getattr: 0 (the handle
  * stays 0, as JavaScript's is), -ENOTDIR or -ENOENT.
  */
+/** A lookup of a name its full directory does not hold: 1 with *res -ENOENT, else 0 (lock held). */
+static int bucketfs_full_answer_locked (const void *owner, const char *path, int *res) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL || slash == path || slash[1] == 0) return 0;
+  size_t dn = (size_t) (slash - path), nn = strlen(slash + 1);
+  uint64_t now = bucketfs_now_ms();
+  for (bucketfs_full_t *d = bucketfs_fulls; d != NULL; d = d->next) {
+    if (d->owner != owner || d->len != dn || memcmp(d->path, path, dn) != 0) continue;
+    if (now >= d->expires_ms || nn > d->max_name) return 0;
+    if (bucketfs_full_has(d, bucketfs_name_hash(slash + 1, nn))) return 0;
+    *res = -ENOENT;
+    bucketfs_full_hits++;
+    return 1;
+  }
+  return 0;
+}
+
 static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *path, struct stat *stat, int *res) {
   if ((op != op_getattr && op != op_opendir) || path == NULL) return 0;
   int hit = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  if (bucketfs_attrs_count > 0) {
+  if (bucketfs_attrs_count > 0 || bucketfs_fulls != NULL) {
     size_t n = strlen(path);
-    bucketfs_attr_t *e = bucketfs_attr_find_locked(owner, path, n, 0);
+    bucketfs_attr_t *e = bucketfs_attrs_count > 0 ? bucketfs_attr_find_locked(owner, path, n, 0) : NULL;
     if (e != NULL) {
       if (bucketfs_now_ms() < e->expires_ms) {
         if (e->ints[0] == 0) {
@@ -170,6 +409,7 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
       }
     }
   }
+  if (!hit && bucketfs_fulls != NULL) hit = bucketfs_full_answer_locked(owner, path, res);
   pthread_mutex_unlock(&bucketfs_attr_lock);
   return hit;
 }
@@ -178,8 +418,8 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
 // path right after it created or changed it (setattr, create, mkdir, symlink), on the
 // same thread, to fill its reply. JavaScript answers those ops with the attributes it
 // computed after the change (bucketfs_then_attrs, given the op's token, which notes the
-// epoch at the op's start). They hold only if nothing but the op's own after-hook forgot
-// anything since (the epoch moved by exactly its forgets); then that next getattr of the
+// epoch at the op's start). They hold only if no forget since, but the op's own, touched
+// the path (the forget log); then that next getattr of the
 // same path on the same thread is answered from them, and they are put in the attribute
 // cache like a listing's (the kernel often asks again before the next change: chown's getattr).
 // Any other op on the thread drops them from the thread. Attributes of mode 0 say the
@@ -193,8 +433,8 @@ static int bucketfs_then_answer (fuse_thread_locals_t *l, int *res) {
   uint64_t seq = ++l->bucketfs_seq;
   if (l->bucketfs_then_path != NULL) {
     if ((l->op == op_getattr || l->op == op_fgetattr) && l->path != NULL && l->stat != NULL &&
-        l->bucketfs_then_seq + 1 == seq && l->bucketfs_then_epoch == bucketfs_attrs_epoch &&
-        strcmp(l->path, l->bucketfs_then_path) == 0) {
+        l->bucketfs_then_seq + 1 == seq && strcmp(l->path, l->bucketfs_then_path) == 0 &&
+        !bucketfs_touched_since_locked(l->bucketfs_then_epoch, l->path, strlen(l->path), 0, NULL)) {
       if (l->bucketfs_then_ints[0] == 0) {
         *res = -ENOENT;
       } else {
@@ -211,14 +451,15 @@ static int bucketfs_then_answer (fuse_thread_locals_t *l, int *res) {
   return hit;
 }
 
-/** After the op's `forgets` (FUSE thread): its attributes hold from this epoch if nothing else was forgotten since they were given. */
-static void bucketfs_then_after (fuse_thread_locals_t *l, int forgets) {
+/** After the op's forgets (FUSE thread): its attributes hold from this epoch if no other op's forget touched their path since they were given. */
+static void bucketfs_then_after (fuse_thread_locals_t *l) {
   pthread_mutex_lock(&bucketfs_attr_lock);
   l->bucketfs_done_seq = l->bucketfs_seq; // answered: attributes given later are refused
   if (l->bucketfs_then_path != NULL && l->bucketfs_then_seq == l->bucketfs_seq) {
-    if (l->bucketfs_then_epoch + (uint64_t) forgets == bucketfs_attrs_epoch) {
+    size_t tn = strlen(l->bucketfs_then_path);
+    if (!bucketfs_touched_since_locked(l->bucketfs_then_epoch, l->bucketfs_then_path, tn, 0, l)) {
       l->bucketfs_then_epoch = bucketfs_attrs_epoch;
-      size_t n = strlen(l->bucketfs_then_path);
+      size_t n = tn;
       bucketfs_attr_t *e = malloc(sizeof(bucketfs_attr_t) + n + 1);
       if (e != NULL) {
         if (bucketfs_attrs_count >= BUCKETFS_ATTR_MAX) bucketfs_attr_empty_locked();
@@ -229,6 +470,7 @@ static void bucketfs_then_after (fuse_thread_locals_t *l, int forgets) {
         e->expires_ms = bucketfs_now_ms() + 1000;
         memcpy(e->ints, l->bucketfs_then_ints, sizeof(e->ints));
         free(bucketfs_attr_find_locked(e->owner, e->path, n, 1));
+        bucketfs_above_put_locked(e->path, n);
         bucketfs_attr_t **slot = &bucketfs_attrs[e->hash % BUCKETFS_ATTR_SLOTS];
         e->next = *slot;
         *slot = e;
@@ -334,19 +576,24 @@ static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
   return 0;
 }
 
-/**
- * After JavaScript answered an op: forget what it may have changed (and a released
- * handle's windows). Answers how many forgets it made (each moves the epoch on by one).
- */
-static int bucketfs_attr_after (uint32_t op, const void *owner, const char *path, const char *dest, struct fuse_file_info *info) {
-  if (bucketfs_attr_reads(op)) return 0;
+/** Whether path is a bucket: /name, one component. */
+static int bucketfs_is_bucket (const char *path) {
+  return path != NULL && path[0] == '/' && path[1] != 0 && strchr(path + 1, '/') == NULL;
+}
+
+/** After JavaScript answered an op: forget what it may have changed (and a released handle's windows). */
+static void bucketfs_attr_after (uint32_t op, const void *owner, const char *path, const char *dest, struct fuse_file_info *info, const void *by) {
+  if (bucketfs_attr_reads(op)) return;
   // (Its path may not be the one its windows were put under: libfuse renames an open
   // file that is unlinked or replaced to .fuse_hiddenNNN.)
   if (op == op_release && info != NULL) bucketfs_windows_release(owner, info->fh);
-  if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return 0;
+  if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return;
   // A rename or rmdir may move or remove a whole directory: what lay under it goes too.
-  bucketfs_attr_forget(path, path == NULL ? NULL : dest, op == op_rename || op == op_rmdir);
-  return 1;
+  // So does a chmod, chown or utimens of a bucket: the directories implied in it (with no
+  // marker) have its owner, mode and time.
+  int tree = op == op_rename || op == op_rmdir ||
+    ((op == op_chmod || op == op_chown || op == op_utimens) && bucketfs_is_bucket(path));
+  bucketfs_attr_forget(path, path == NULL ? NULL : dest, tree, by);
 }
 
 /** The mount a Buffer names: fuse-native's fuse_thread_t, which JavaScript holds as a Buffer. */
@@ -368,7 +615,7 @@ NAPI_METHOD(bucketfs_attr_epoch) {
 /**
  * bucketfs_attr_put(thread, epoch, dir, names, ints, ttlMs): the attributes of dir/name
  * for each name (18 uint32s each in ints, fuse-native's stat format) in the mount whose
- * fuse_thread_t is the Buffer `thread`, unless something was forgotten since epoch.
+ * fuse_thread_t is the Buffer `thread`, unless a forget since epoch touched it.
  * Answers how many were put.
  */
 NAPI_METHOD(bucketfs_attr_put) {
@@ -425,11 +672,18 @@ NAPI_METHOD(bucketfs_attr_put) {
   }
   uint32_t put = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  if ((double) bucketfs_attrs_epoch == epoch) {
+  // Refused where a forget since epoch touched it: for a few names each is asked, for
+  // a listing the directory's names as a whole.
+  uint64_t since = epoch < 0 ? 0 : (uint64_t) epoch;
+  int whole = since > bucketfs_attrs_epoch ||
+    (n > 8 && bucketfs_touched_since_locked(since, dir, dirlen, 1, NULL));
+  if (!whole) {
     if (bucketfs_attrs_count + n > BUCKETFS_ATTR_MAX) bucketfs_attr_empty_locked();
     for (uint32_t i = 0; i < n; i++) {
       bucketfs_attr_t *e = made[i];
+      if (n <= 8 && bucketfs_touched_since_locked(since, e->path, e->len, 0, NULL)) continue;
       free(bucketfs_attr_find_locked(owner, e->path, e->len, 1));
+      bucketfs_above_put_locked(e->path, e->len);
       bucketfs_attr_t **slot = &bucketfs_attrs[e->hash % BUCKETFS_ATTR_SLOTS];
       e->next = *slot;
       *slot = e;
@@ -445,9 +699,91 @@ NAPI_METHOD(bucketfs_attr_put) {
   return out;
 }
 
+/**
+ * bucketfs_full_put(thread, epoch, dir, names, ttlMs, maxName): directory dir of the mount
+ * whose fuse_thread_t is the Buffer `thread` holds these names and no other (an mkdir made
+ * it empty), for ttlMs, as far as names of up to maxName bytes go; refused (false) when a forget since epoch touched a name in it or
+ * moved it. Keeps at most BUCKETFS_FULL_MAX directories, dropping the oldest.
+ */
+NAPI_METHOD(bucketfs_full_put) {
+  size_t argc = 6;
+  napi_value argv[6];
+  void *owner = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  double epoch = 0;
+  uint32_t ttl = 0, count = 0, max_name = 0;
+  char dir[4096];
+  size_t dirlen = 0;
+  bool is_array = false;
+  if (argc < 6 ||
+      !bucketfs_owner_of(env, argv[0], &owner) ||
+      napi_get_value_double(env, argv[1], &epoch) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], dir, sizeof(dir), &dirlen) != napi_ok ||
+      napi_get_value_uint32(env, argv[5], &max_name) != napi_ok ||
+      napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[3], &count) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &ttl) != napi_ok ||
+      dirlen + 2 >= sizeof(dir) || dirlen < 2 || dir[0] != '/' || dir[dirlen - 1] == '/' || count > (1u << 24)) {
+    napi_throw_type_error(env, NULL, "bucketfs_full_put(thread, epoch, dir, names, ttlMs, maxName)");
+    return NULL;
+  }
+  napi_value out;
+  bucketfs_full_t *d = malloc(sizeof(bucketfs_full_t) + dirlen + 1);
+  uint32_t cap = 16;
+  while (cap < count * 2 + 2) cap *= 2;
+  uint64_t *names = calloc(cap, sizeof(uint64_t));
+  if (d == NULL || names == NULL) {
+    free(d); free(names);
+    napi_get_boolean(env, false, &out);
+    return out;
+  }
+  d->owner = owner;
+  d->expires_ms = bucketfs_now_ms() + ttl;
+  d->names = names;
+  d->cap = cap;
+  d->count = 0;
+  d->max_name = max_name;
+  d->len = dirlen;
+  memcpy(d->path, dir, dirlen + 1);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value name;
+    char buf[4096];
+    size_t len = 0;
+    if (napi_get_element(env, argv[3], i, &name) != napi_ok ||
+        napi_get_value_string_utf8(env, name, buf, sizeof(buf), &len) != napi_ok) {
+      free(d->names); free(d);
+      napi_throw_type_error(env, NULL, "bucketfs_full_put: names must be strings");
+      return NULL;
+    }
+    bucketfs_full_add(d, bucketfs_name_hash(buf, len)); // (cap holds them all)
+  }
+  int put = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  uint64_t since = epoch < 0 ? 0 : (uint64_t) epoch;
+  if (since <= bucketfs_attrs_epoch && !bucketfs_touched_since_locked(since, dir, dirlen, 1, NULL)) {
+    BUCKETFS_DROP_FULLS(fd->owner == owner && fd->len == dirlen && memcmp(fd->path, dir, dirlen) == 0);
+    if (bucketfs_fulls_count >= BUCKETFS_FULL_MAX) {
+      bucketfs_full_t **at = &bucketfs_fulls;
+      while ((*at)->next != NULL) at = &(*at)->next;
+      bucketfs_full_t *old = *at;
+      *at = NULL;
+      bucketfs_fulls_count--;
+      free(old->names); free(old);
+    }
+    d->next = bucketfs_fulls;
+    bucketfs_fulls = d;
+    bucketfs_fulls_count++;
+    put = 1;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!put) { free(d->names); free(d); }
+  napi_get_boolean(env, put, &out);
+  return out;
+}
+
 /** bucketfs_attr_forget(): forgets every entry (a change JavaScript made on its own). */
 NAPI_METHOD(bucketfs_attr_forget_all) {
-  bucketfs_attr_forget(NULL, NULL, 0);
+  bucketfs_attr_forget(NULL, NULL, 0, NULL);
   return NULL;
 }
 
@@ -736,15 +1072,17 @@ NAPI_METHOD(bucketfs_aligned_buffer) {
 
 /**
  * bucketfs_fast_stats(): [attribute entries held, getattrs answered here, window bytes
- * held, reads answered here, getattrs answered from an op's answer].
+ * held, reads answered here, getattrs answered from an op's answer, full directories
+ * held, lookups answered missing from them].
  */
 NAPI_METHOD(bucketfs_fast_stats) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  double counts[5] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits };
+  double counts[7] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
+    (double) bucketfs_fulls_count, (double) bucketfs_full_hits };
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_value out, v;
-  napi_create_array_with_length(env, 5, &out);
-  for (uint32_t i = 0; i < 5; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
+  napi_create_array_with_length(env, 7, &out);
+  for (uint32_t i = 0; i < 7; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
   return out;
 }
 

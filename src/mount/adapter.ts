@@ -126,7 +126,7 @@ function show (v: unknown): string {
 }
 
 /** Where readdir puts the attributes it listed exactly, and for how long they hold. */
-export interface ListedAttrs { cache: Pick<FastPath, 'epoch' | 'putAttrs' | 'putMissing'>, ttlMs: number }
+export interface ListedAttrs { cache: Pick<FastPath, 'epoch' | 'putAttrs' | 'putMissing' | 'putFull'>, ttlMs: number }
 
 /**
  * `caller`: who made the op being run (fuse-native's patched binding); read
@@ -248,7 +248,19 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     unlink: (path, cb) => { op('unlink', () => path, () => vfs.unlink(path), cb) },
     mkdir: (path, mode, cb) => {
       const by = who()
-      change('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode, by), async () => await vfs.getattr(path), cb)
+      // Read before the directory is made: a change in it answered meanwhile makes the put a no-op.
+      const epoch = listed?.cache.epoch()
+      change('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode, by), async () => await vfs.getattr(path), (code, st) => {
+        // It is empty: the kernel's lookups of the names tar and rsync are about to make in it
+        // are answered missing on the FUSE thread, until an op of the mount names each.
+        try {
+          const maxName = code === 0 && listed !== undefined && epoch !== undefined ? vfs.newDirNames(path) : undefined
+          if (maxName !== undefined) listed?.cache.putFull(epoch as number, path, [], listed.ttlMs, maxName)
+        } catch (err) {
+          trace('keeping %s as empty failed: %s', path, (err as Error).message) // the mkdir is made all the same
+        }
+        cb(code, st)
+      })
     },
     rmdir: (path, cb) => { op('rmdir', () => path, () => vfs.rmdir(path), cb) },
     rename: (src, dest, cb) => {

@@ -145,9 +145,10 @@ function opToken (): ((path: string, attrs: FuseStat | typeof GONE | undefined) 
  * answers on the FUSE thread:
  * - lookups of the names a readdir put the exact attributes of (putAttrs);
  * - reads inside the windows of verified bytes put ahead of a sequential reader (put).
+ * - lookups of names missing from a directory the mount's mkdir just made (putFull).
  * Every op that may change something forgets its paths before it is answered; a put is
- * refused when anything was forgotten since `epoch()` was read, so read it before
- * computing what is put.
+ * refused when a forget since `epoch()` was read touched what it puts, so read it
+ * before computing what is put.
  */
 export interface FastPath {
   epoch: () => number
@@ -155,6 +156,12 @@ export interface FastPath {
   putAttrs: (epoch: number, dir: string, names: string[], stats: FuseStat[], ttlMs: number) => number
   /** Puts "path is missing" for ttlMs (its lookups are answered ENOENT); false when refused or not mounted. */
   putMissing: (epoch: number, path: string, ttlMs: number) => boolean
+  /**
+   * Puts "directory dir holds these names and no other" for ttlMs: lookups of any other
+   * name of up to maxName bytes in it are answered ENOENT, until an op names it (which
+   * adds it); false when refused or not mounted.
+   */
+  putFull: (epoch: number, dir: string, names: string[], ttlMs: number, maxName: number) => boolean
   /** Puts bytes [off, off+data.length) of `path` as read by handle fh (copied); false when refused. */
   put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
   /** Forgets every attribute and window (every mount's) and moves the epoch on. */
@@ -169,10 +176,11 @@ interface NativeFastPath {
   bucketfs_attr_epoch: () => number
   bucketfs_attr_put: (thread: Buffer, epoch: number, dir: string, names: string[], ints: Uint32Array, ttlMs: number) => number
   bucketfs_attr_forget_all: () => void
+  bucketfs_full_put: (thread: Buffer, epoch: number, dir: string, names: string[], ttlMs: number, maxName: number) => boolean
   bucketfs_read_feeder: (thread: Buffer, fn: (fh: number, from: number) => void) => boolean
   bucketfs_read_end: (thread: Buffer) => void
   bucketfs_read_put: (thread: Buffer, epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
-  bucketfs_fast_stats: () => [number, number, number, number, number?]
+  bucketfs_fast_stats: () => [number, number, number, number, number, number, number]
 }
 const nativeFast = typeof binding.bucketfs_fast_stats === 'function' ? binding as unknown as NativeFastPath : undefined
 
@@ -201,6 +209,10 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
       // An entry of mode 0 is a missing name (fast-path.c).
       return n.bucketfs_attr_put(thread, epoch, path.slice(0, slash), [path.slice(slash + 1)], MISSING, ttlMs) === 1
     },
+    putFull: (epoch, dir, names, ttlMs, maxName) => {
+      const thread = threadOf(fuse())
+      return thread !== undefined && n.bucketfs_full_put(thread, epoch, dir, names, ttlMs, maxName)
+    },
     put: (epoch, fh, path, off, data, eof) => {
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_read_put(thread, epoch, fh, path, off, data, eof)
@@ -218,10 +230,10 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
 }
 
 /** What the addon's fast path holds and answered since it was loaded. */
-export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number } | undefined {
+export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number } | undefined {
   if (nativeFast === undefined) return undefined
-  const [attrEntries, attrHits, windowBytes, windowHits, thenHits] = nativeFast.bucketfs_fast_stats()
-  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits: thenHits ?? 0 }
+  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits] = nativeFast.bucketfs_fast_stats()
+  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */

@@ -23,7 +23,7 @@ import {
   NOT_FOUND, EXISTS, STALE, NOT_DIRECTORY, IS_DIRECTORY, DIRECTORY_NOT_EMPTY, READ_ONLY, NOT_PERMITTED, BAD_HANDLE,
   INVALID_ARGUMENT, isBucketfsError, KEY_TOO_LONG
 } from '../errors'
-import { MAX_KEY_BYTES } from '../store/limits'
+import { MAX_KEY_BYTES, MAX_NAME_BYTES } from '../store/limits'
 
 const log = createDebug('bucketfs:vfs')
 
@@ -236,6 +236,24 @@ export class Vfs {
       return parsePath(path).kind === 'key'
     } catch {
       return false
+    }
+  }
+
+  /**
+   * For a directory the mount's mkdir has just made: the longest name (UTF-8 bytes) in
+   * it whose lookup finding nothing may be answered so until an op of the mount makes it
+   * (as missCacheable: a key directory, whose names only the mount's own ops and other
+   * processes make); undefined when that does not hold. Longer names are refused
+   * (ENAMETOOLONG), which only the vfs answers.
+   */
+  newDirNames (path: string): number | undefined {
+    try {
+      const loc = parsePath(path)
+      if (loc.kind !== 'key') return undefined
+      const room = MAX_KEY_BYTES - Buffer.byteLength(loc.key + '/', 'utf8')
+      return room > 0 ? Math.min(MAX_NAME_BYTES, room) : undefined
+    } catch {
+      return undefined
     }
   }
 
