@@ -33,8 +33,8 @@
 //     from the attributes JavaScript answered that op with.
 //  8. Each op woke the main thread from its sleep and was answered by waking the FUSE
 //     thread: for 1 ms after an op the event loop polls instead of sleeping, so the
-//     next op of a busy program is picked up without a wake-up, and the FUSE thread
-//     spins up to 100 µs for the answer before it sleeps (fast-path.c).
+//     next op of a busy program is picked up without a wake-up; the FUSE thread can
+//     spin for the answer before it sleeps ($BUCKETFS_SPIN_US, off by default) (fast-path.c).
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')

@@ -1135,14 +1135,16 @@ static void bucketfs_poll_after (uint32_t op) {
   bucketfs_poll_state = 2;
 }
 
-// bucketfs: the FUSE thread waits for JavaScript's answer spinning a while before it
-// sleeps. Its program is blocked on the op meanwhile, so its core is otherwise idle;
-// an answer found while spinning costs no futex wake on the main thread (sem_post only
-// wakes registered sleepers) and no wake-up of this thread. One thread spins at a time,
-// and only with more than one core (the main thread must have one to answer on). Reads
-// and writes sleep at once (the hash workers need the core while a write is hashed).
-// $BUCKETFS_SPIN_US (read at the first wait) sets the time, for measuring; 0 turns it off.
-static uint64_t BUCKETFS_SPIN_NS = 100000ULL;
+// bucketfs: the FUSE thread may wait for JavaScript's answer spinning a while before it
+// sleeps: an answer found while spinning costs no futex wake on the main thread (sem_post
+// only wakes registered sleepers) and no wake-up of this thread. One thread spins at a
+// time, and only with more than one core (the main thread must have one to answer on).
+// Reads and writes sleep at once (the hash workers need the core while a write is hashed).
+// Off by default: on the 2-vCPU Firecracker guest of issue 5's later sessions, spinning
+// 100 µs made untar, rsync and rm -rf slower (the spinning core is the one rsync's other
+// processes, SQLite's checkpointer and the kernel's writeback need), though on an earlier
+// VM it made them faster. $BUCKETFS_SPIN_US (read at the first wait) sets the time in µs.
+static uint64_t BUCKETFS_SPIN_NS = 0ULL;
 static int bucketfs_spinning = 0;
 static long bucketfs_cores = 0;
 static void bucketfs_wait_answer (fuse_thread_locals_t *l) {
