@@ -64,9 +64,11 @@ t.test('the daemon\'s store: checkpoints on a worker, the WAL starts over under 
   t.ok(stats.catchUps >= 10, `and the main thread caught up after it (${stats.catchUps} times, ${stats.catchUpMs.toFixed(1)} ms in all)`)
   t.ok(restarts >= 10, `the WAL started over during the writes (${restarts} times)`)
   // Each commit writes at least 3 pages (a version row and two index entries), so a
-  // WAL that never started over would hold over 60,000 frames.
+  // WAL that never started over would hold over 60,000 frames. The file keeps its
+  // longest size, so one checkpoint the worker ran late (a loaded CI machine: 21,281
+  // frames once) sets it: half the never-restarted size is the bound.
   const frames = (longest - 32) / (4096 + 24)
-  t.ok(frames < 20000, `the WAL stayed short: ${Math.round(frames)} frames at its longest, after ${commits} commits`)
+  t.ok(frames < 30000, `the WAL stayed short: ${Math.round(frames)} frames at its longest, after ${commits} commits`)
 
   const reopened = ts.reopen()
   let listed = 0
