@@ -24,7 +24,8 @@
 //  7. Every op went to JavaScript, even where the answer was known: the getattr (the
 //     kernel's lookup) or opendir of a name a readdir listed, or one a lookup (or a
 //     rename of it) found missing, or any name not made since in a directory the
-//     mount's mkdir has just made, and every releasedir, is
+//     mount's mkdir has just made (or a small one a miss has just listed), and every
+//     releasedir, is
 //     answered on the FUSE thread from an attribute cache, which ops clear of what they
 //     change before they are answered;
 //     the kernel's getxattr(security.capability) before each write; and reads of data

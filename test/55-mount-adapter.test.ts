@@ -182,7 +182,7 @@ t.test('a directory mkdir made is put as holding no names, with the epoch read b
       made.push(p)
     },
     getattr: () => ({ ...attr, mode: 0o40755 }),
-    newDirNames: (p: string) => p.startsWith('/b/') ? 200 : undefined
+    keyNameRoom: (p: string) => p.startsWith('/b/') ? 200 : undefined
   } as unknown as Vfs
   const ops = fuseOps(vfs, () => undefined, listed)
   const [code] = await answer(cb => { ops.mkdir('/b/d', 0o755, cb) })
@@ -192,4 +192,32 @@ t.test('a directory mkdir made is put as holding no names, with the epoch read b
   await answer(cb => { ops.mkdir('/nb', 0o755, cb) })
   t.same(made, ['/b/d', '/nb'])
   t.equal(full.length, 1, 'not for a failed mkdir, nor where the vfs gives no longest name')
+})
+
+t.test('a miss in a small key directory puts all its names, and a large one is not listed again for a while', async t => {
+  const full: unknown[][] = []
+  let listings = 0
+  const listed = {
+    cache: {
+      epoch: () => 5,
+      putAttrs: () => 0,
+      putMissing: () => true,
+      putFull: (e: number, dir: string, names: string[], ttl: number, maxName: number) => { full.push([e, dir, names, ttl, maxName]); return true }
+    },
+    ttlMs: 1000
+  }
+  const vfs = {
+    getattr: () => { throw errors.NOT_FOUND('no') },
+    missCacheable: () => true,
+    keyNameRoom: (p: string) => p === '/b' ? undefined : 100,
+    dirNames: (p: string) => { listings++; return p === '/b/big' ? undefined : ['x', 'y'] }
+  } as unknown as Vfs
+  const ops = fuseOps(vfs, () => undefined, listed)
+  t.same(await answer(cb => { ops.getattr('/b/small/missing', cb) }), [-E.ENOENT])
+  t.same(full, [[5, '/b/small', ['x', 'y'], 1000, 100]], 'its names, with the epoch read before the lookup')
+  await answer(cb => { ops.getattr('/b/big/missing', cb) })
+  await answer(cb => { ops.getattr('/b/big/other', cb) })
+  t.equal(listings, 2, 'a directory too large to put is listed once, not at every miss')
+  await answer(cb => { ops.getattr('/b/top', cb) })
+  t.equal(full.length, 1, 'nothing is put for a bucket or a large directory')
 })

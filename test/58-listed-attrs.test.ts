@@ -467,6 +467,31 @@ t.test('in a directory the mount has just made, every name not made since is ans
     t.equal((await fsp.lstat(path.join(base, 'implied'))).mtimeMs, 1_100_000_000_000, 'an implied directory shows its bucket\'s new time')
   }
 
+  // Past that second, a miss in a small directory puts every name in it again: what it
+  // holds, what is being written there and what another process put are all found.
+  const old = path.join(base, 'old')
+  await fsp.mkdir(old)
+  await fsp.writeFile(path.join(old, 'a'), 'stored')
+  await fsp.mkdir(path.join(old, 'sub'))
+  const open = await fsp.open(path.join(old, 'b'), 'w')
+  await open.write('being written')
+  const cli = Store.open(data)
+  try { await cli.putObject('full-58', 'old/fromcli', 'put elsewhere') } finally { cli.close() }
+  await sleep(1100)
+  await t.rejects(fsp.lstat(path.join(old, 'first-miss')), { code: 'ENOENT' }, 'a miss the daemon answers')
+  const listedBefore = fullHits()
+  for (let i = 0; i < 10; i++) await t.rejects(fsp.lstat(path.join(old, `miss${i}`)), { code: 'ENOENT' })
+  t.equal(fullHits() - listedBefore, 10, 'the next misses there were answered on the FUSE thread')
+  if (root) await forgetKernelNames()
+  t.equal((await fsp.lstat(path.join(old, 'a'))).size, 6, 'a stored file is found')
+  t.equal((await fsp.lstat(path.join(old, 'b'))).size, 13, 'a file being written is found')
+  t.ok((await fsp.lstat(path.join(old, 'sub'))).isDirectory(), 'a directory is found')
+  t.equal(await fsp.readFile(path.join(old, 'fromcli'), 'utf8'), 'put elsewhere', 'what another process put is found')
+  await open.close()
+  await fsp.writeFile(path.join(old, 'made-after'), 'new')
+  if (root) await forgetKernelNames()
+  t.equal(await fsp.readFile(path.join(old, 'made-after'), 'utf8'), 'new', 'a name made afterwards is found')
+
   // Another process's put shows once the directory's time (1 s) and the kernel's are up.
   const e = path.join(base, 'external')
   await fsp.mkdir(e)

@@ -233,7 +233,8 @@ static int bucketfs_touched_since_locked (uint64_t epoch, const char *p, size_t 
 }
 
 // bucketfs: directories whose every name is known. JavaScript puts one when its mkdir
-// made it (empty) in a key directory; each op of the mount that names something in it
+// made it (empty) in a key directory, or with all its names when a lookup in a small one
+// found nothing (src/mount/adapter.ts); each op of the mount that names something in it
 // (create, mkdir, symlink, rename onto, and, to stay simple, any other) adds that name
 // before it is answered, and nothing takes a name out. Until its time is up, a lookup of
 // a name it does not hold is answered ENOENT here: tar and rsync look every name up

@@ -125,6 +125,9 @@ function show (v: unknown): string {
   return String(v)
 }
 
+/** The most names a directory's misses list it for (a larger one is not listed again for ttlMs). */
+const FULL_NAMES = 256
+
 /** Where readdir puts the attributes it listed exactly, and for how long they hold. */
 export interface ListedAttrs { cache: Pick<FastPath, 'epoch' | 'putAttrs' | 'putMissing' | 'putFull'>, ttlMs: number }
 
@@ -165,6 +168,30 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     }, (code, st) => { cb(code, st) })
   }
 
+  /** Directories a miss was in that were not listed (too large, or not a key directory): dir → until when (ms) not to try again. */
+  const unlisted = new Map<string, number>()
+  /**
+   * A lookup in dir found nothing: the names of a small one go to the FUSE thread, which
+   * then answers the next misses there for ttlMs (rsync looks each file's name and its
+   * temp name up before it makes them, long after it made the directory).
+   */
+  const knowAll = (listed: ListedAttrs, epoch: number, dir: string): void => {
+    const now = Date.now()
+    if ((unlisted.get(dir) ?? 0) > now) return
+    try {
+      const room = vfs.keyNameRoom(dir)
+      const names = room === undefined ? undefined : vfs.dirNames(dir, FULL_NAMES)
+      if (names === undefined || room === undefined) {
+        if (unlisted.size >= 1024) unlisted.clear()
+        unlisted.set(dir, now + listed.ttlMs)
+        return
+      }
+      listed.cache.putFull(epoch, dir, names, listed.ttlMs, room)
+    } catch (err) {
+      trace('listing %s for its misses failed: %s', dir, (err as Error).message)
+    }
+  }
+
   return {
     getattr: (path, cb) => {
       // Read before the lookup is made: a change answered meanwhile makes the put a no-op.
@@ -175,6 +202,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
         if (code === 0) return cb(0, st)
         if (isMissing(code) && listed !== undefined && epoch !== undefined && vfs.missCacheable(path)) {
           listed.cache.putMissing(epoch, path, listed.ttlMs)
+          knowAll(listed, epoch, path.slice(0, path.lastIndexOf('/')))
         }
         cb(code)
       })
@@ -254,7 +282,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
         // It is empty: the kernel's lookups of the names tar and rsync are about to make in it
         // are answered missing on the FUSE thread, until an op of the mount names each.
         try {
-          const maxName = code === 0 && listed !== undefined && epoch !== undefined ? vfs.newDirNames(path) : undefined
+          const maxName = code === 0 && listed !== undefined && epoch !== undefined ? vfs.keyNameRoom(path) : undefined
           if (maxName !== undefined) listed?.cache.putFull(epoch as number, path, [], listed.ttlMs, maxName)
         } catch (err) {
           trace('keeping %s as empty failed: %s', path, (err as Error).message) // the mkdir is made all the same

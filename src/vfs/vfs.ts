@@ -240,18 +240,41 @@ export class Vfs {
   }
 
   /**
-   * For a directory the mount's mkdir has just made: the longest name (UTF-8 bytes) in
-   * it whose lookup finding nothing may be answered so until an op of the mount makes it
-   * (as missCacheable: a key directory, whose names only the mount's own ops and other
-   * processes make); undefined when that does not hold. Longer names are refused
-   * (ENAMETOOLONG), which only the vfs answers.
+   * For a key directory (whose names only the mount's own ops and other processes make,
+   * as missCacheable says): the longest name (UTF-8 bytes) in it whose lookup finding
+   * nothing may be answered so until an op of the mount makes it; undefined for any other
+   * path. Longer names are refused (ENAMETOOLONG), which only the vfs answers.
    */
-  newDirNames (path: string): number | undefined {
+  keyNameRoom (path: string): number | undefined {
     try {
       const loc = parsePath(path)
       if (loc.kind !== 'key') return undefined
       const room = MAX_KEY_BYTES - Buffer.byteLength(loc.key + '/', 'utf8')
       return room > 0 ? Math.min(MAX_NAME_BYTES, room) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  /**
+   * Every name a lookup finds in key directory `path`, when there are at most `limit`:
+   * its stored keys and directories, the files being written in it, and those libfuse
+   * hid there (names too long to show included); undefined for a larger directory, a
+   * missing one, or any other path.
+   */
+  dirNames (path: string, limit: number): string[] | undefined {
+    try {
+      const loc = parsePath(path)
+      if (loc.kind !== 'key' || !isDirMode(this.keyAttr(loc.bucket, loc.key).mode)) return undefined
+      const prefix = loc.key + '/'
+      const listing = this.store.listDirectory(loc.bucket, prefix)
+      if (listing.dirs.length + listing.files.length > limit + 1) return undefined // (+1: its own marker)
+      const names = new Set(listing.dirs)
+      for (const [key] of listing.files) if (key !== prefix) names.add(key.slice(prefix.length))
+      for (const n of this.sessionsUnder(loc.bucket, prefix)) names.add(n.key.slice(prefix.length).split('/')[0])
+      const under = this.id(loc.bucket, prefix)
+      for (const id of this.hidden.keys()) if (id.startsWith(under)) names.add(id.slice(under.length).split('/')[0])
+      return names.size > limit ? undefined : [...names]
     } catch {
       return undefined
     }
