@@ -1348,3 +1348,28 @@ t.test('shutdown completes every open write', async t => {
   t.same(await getFile(env.vfs, '/bkt/open-at-unmount'), Buffer.from('unsaved'), 'the open file was stored at shutdown')
   t.equal(env.store.listMultipartUploads().length, 0)
 })
+
+t.test('dirNames: every name a lookup finds in a small key directory, and a large one untold without reading it', async t => {
+  const { vfs, store } = await setup(t)
+  await vfs.mkdir('/bkt/d', 0o755)
+  await putFile(vfs, '/bkt/d/stored', 'x')
+  await store.putObject('bkt', 'd/implied/inner', 'y')
+  const fh = await vfs.create('/bkt/d/open', 0o644, C.O_WRONLY | C.O_CREAT)
+  await vfs.write(fh, Buffer.from('being written'), 13, 0)
+  t.same(vfs.dirNames('/bkt/d', 10)?.sort(), ['implied', 'open', 'stored'], 'stored, implied and being written')
+  t.equal(vfs.dirNames('/bkt/d', 2), undefined, 'more names than the limit')
+  await vfs.release('/bkt/d/open', fh)
+  t.equal(vfs.dirNames('/bkt', 10), undefined, 'not a bucket (its .versions is found too)')
+  t.equal(vfs.dirNames('/bkt/d/stored', 10), undefined, 'not a file')
+  t.equal(vfs.dirNames('/bkt/missing', 10), undefined, 'not a missing directory')
+
+  for (let i = 0; i < 300; i++) await store.putObject('bkt', `big/k${i}`, '')
+  for (let i = 0; i < 300; i++) await store.putObject('bkt', `wide/d${i}/x`, '')
+  let listed = 0
+  const list = store.listDirectory.bind(store)
+  store.listDirectory = (bucket, prefix) => { listed++; return list(bucket, prefix) }
+  t.equal(vfs.dirNames('/bkt/big', 256), undefined, '300 keys')
+  t.equal(vfs.dirNames('/bkt/wide', 256), undefined, '300 directories')
+  t.equal(listed, 0, 'neither was listed')
+  t.equal(vfs.dirNames('/bkt/big', 300)?.length, 300, 'a limit they fit in lists them')
+})

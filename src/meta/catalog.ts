@@ -513,6 +513,19 @@ export class Catalog {
 
 
 
+  /**
+   * Whether directory `path` ('' or ending in '/') of a bucket holds more than `limit` live
+   * keys, or more than `limit` directories: each counted only up to limit + 1, so a large
+   * directory is told without reading it.
+   */
+  holdsMore (bucketId: number, path: string, limit: number): boolean {
+    const id = this.dirId(bucketId, path)
+    if (id === undefined) return false
+    const n = Math.floor(limit) + 1
+    const keys = this.s(`SELECT count(*) FROM (SELECT 1 FROM live WHERE dir = ? LIMIT ${n})`).pluck().get(id) as number
+    return keys >= n || (this.s(`SELECT count(*) FROM (SELECT 1 FROM dirs WHERE parent = ? LIMIT ${n})`).pluck().get(id) as number) >= n
+  }
+
   // ---- extents and parts of versions
   extentsOf (seq: number): ReadableExtent[] {
     return this.s(`SELECT e.off, e.len, e.chunk, e.coff, c.hash, c.crc, c.data IS NOT NULL AS inline, c.size AS csize

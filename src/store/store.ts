@@ -423,6 +423,11 @@ export class Store {
     return this.catalog.read(() => this.catalog.directory(this.bucketRow(bucket).id, prefix))
   }
 
+  /** Whether directory `prefix` holds more than `limit` live keys or directories (Catalog.holdsMore), without listing it. */
+  holdsMore (bucket: string, prefix: string, limit: number): boolean {
+    return this.catalog.read(() => this.catalog.holdsMore(this.bucketRow(bucket).id, prefix, limit))
+  }
+
   /** What the mount's lookups need of a live key (no error when there is none, or no bucket). */
   liveStat (bucket: string, key: string): LiveStat | undefined {
     const b = this.findBucket(bucket)

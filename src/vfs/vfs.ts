@@ -267,6 +267,7 @@ export class Vfs {
       const loc = parsePath(path)
       if (loc.kind !== 'key' || !isDirMode(this.keyAttr(loc.bucket, loc.key).mode)) return undefined
       const prefix = loc.key + '/'
+      if (this.store.holdsMore(loc.bucket, prefix, limit + 1)) return undefined // (+1: its own marker) not read
       const listing = this.store.listDirectory(loc.bucket, prefix)
       if (listing.dirs.length + listing.files.length > limit + 1) return undefined // (+1: its own marker)
       const names = new Set(listing.dirs)
