@@ -6,7 +6,7 @@ import os from 'node:os'
 import * as errors from '../src/errors'
 import { BucketfsError, type ErrorCode } from '../src/errors'
 import type { Vfs, Attr } from '../src/vfs'
-import { fuseOps, toStat, toStatfs } from '../src/mount/adapter'
+import { fuseOps, toStat, toStatfs, type ListedAttrs } from '../src/mount/adapter'
 import { errnoOf } from '../src/mount/errno'
 
 const E = os.constants.errno
@@ -134,18 +134,22 @@ t.test('ops answer as fuse-native expects', async t => {
   }
 })
 
-t.test('a lookup the vfs finds missing is put for the FUSE thread to answer, where the vfs allows', async t => {
-  const put: unknown[][] = []
-  let epoch = 7
-  const listed = {
-    cache: {
-      epoch: () => epoch,
-      putAttrs: () => 0,
-      putMissing: (e: number, p: string, ttl: number) => { put.push([e, p, ttl]); return true },
-      putFull: () => false
-    },
-    ttlMs: 1000
+/** The FUSE thread's cache as the adapter sees it, recording what is put: misses as [epoch, path, ttl], full directories as [epoch, dir, names, ttl, maxName]. */
+function recordingCache (epoch: () => number): { listed: ListedAttrs, missing: unknown[][], full: unknown[][] } {
+  const missing: unknown[][] = []
+  const full: unknown[][] = []
+  const cache = {
+    epoch,
+    putAttrs: () => 0,
+    putMissing: (e: number, p: string, ttl: number) => { missing.push([e, p, ttl]); return true },
+    putFull: (e: number, dir: string, names: string[], ttl: number, maxName: number) => { full.push([e, dir, names, ttl, maxName]); return true }
   }
+  return { listed: { cache, ttlMs: 1000 }, missing, full }
+}
+
+t.test('a lookup the vfs finds missing is put for the FUSE thread to answer, where the vfs allows', async t => {
+  let epoch = 7
+  const { listed, missing: put } = recordingCache(() => epoch)
   const vfs = {
     getattr: (p: string) => {
       epoch++ // as if a change were answered meanwhile: the put must carry the epoch read before
@@ -163,17 +167,8 @@ t.test('a lookup the vfs finds missing is put for the FUSE thread to answer, whe
 })
 
 t.test('a directory mkdir made is put as holding no names, with the epoch read before, where the vfs allows', async t => {
-  const full: unknown[][] = []
   let epoch = 3
-  const listed = {
-    cache: {
-      epoch: () => epoch,
-      putAttrs: () => 0,
-      putMissing: () => false,
-      putFull: (e: number, dir: string, names: string[], ttl: number, maxName: number) => { full.push([e, dir, names, ttl, maxName]); return true }
-    },
-    ttlMs: 1000
-  }
+  const { listed, full } = recordingCache(() => epoch)
   const made: string[] = []
   const vfs = {
     mkdir: async (p: string) => {
@@ -195,17 +190,8 @@ t.test('a directory mkdir made is put as holding no names, with the epoch read b
 })
 
 t.test('a miss in a small key directory puts all its names, and a large one is not listed again for a while', async t => {
-  const full: unknown[][] = []
   let listings = 0
-  const listed = {
-    cache: {
-      epoch: () => 5,
-      putAttrs: () => 0,
-      putMissing: () => true,
-      putFull: (e: number, dir: string, names: string[], ttl: number, maxName: number) => { full.push([e, dir, names, ttl, maxName]); return true }
-    },
-    ttlMs: 1000
-  }
+  const { listed, full } = recordingCache(() => 5)
   const vfs = {
     getattr: () => { throw errors.NOT_FOUND('no') },
     missCacheable: () => true,

@@ -44,63 +44,75 @@ static uint64_t bucketfs_now_ms (void) {
   return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+// bucketfs: a set of 64-bit hashes (open addressing, at most half full; 0 marks an
+// empty slot, so a hash of 0 is kept as 1). The full directories' names and the marks
+// below use it.
+typedef struct { uint64_t *slots; uint32_t count, cap; } bucketfs_set_t;
+
+static uint64_t bucketfs_set_hash (const char *s, size_t n) {
+  uint64_t h = bucketfs_hash(s, n);
+  return h == 0 ? 1 : h;
+}
+
+static int bucketfs_set_has (const bucketfs_set_t *set, uint64_t h) {
+  if (set->cap == 0) return 0;
+  for (uint32_t i = (uint32_t) (h % set->cap);; i = (i + 1) % set->cap) {
+    if (set->slots[i] == 0) return 0;
+    if (set->slots[i] == h) return 1;
+  }
+}
+
+/** Adds h, growing the set up to max hashes; 0 when it would pass max or memory ran out. */
+static int bucketfs_set_add (bucketfs_set_t *set, uint64_t h, uint32_t max) {
+  if (bucketfs_set_has(set, h)) return 1;
+  if ((set->count + 1) * 2 > set->cap) {
+    uint32_t cap = set->cap == 0 ? 16 : set->cap * 2;
+    uint64_t *slots = cap / 2 > max ? NULL : calloc(cap, sizeof(uint64_t));
+    if (slots == NULL) return 0;
+    for (uint32_t i = 0; i < set->cap; i++) {
+      if (set->slots[i] == 0) continue;
+      uint32_t j = (uint32_t) (set->slots[i] % cap);
+      while (slots[j] != 0) j = (j + 1) % cap;
+      slots[j] = set->slots[i];
+    }
+    free(set->slots);
+    set->slots = slots;
+    set->cap = cap;
+  }
+  uint32_t i = (uint32_t) (h % set->cap);
+  while (set->slots[i] != 0) i = (i + 1) % set->cap;
+  set->slots[i] = h;
+  set->count++;
+  return 1;
+}
+
+static void bucketfs_set_clear (bucketfs_set_t *set) {
+  free(set->slots);
+  set->slots = NULL;
+  set->count = set->cap = 0;
+}
+
 // bucketfs: the directories entries may lie under. Each entry put marks every directory
 // above it (by a hash of its path); the marks go only when the table is emptied. A
 // rename or rmdir walks the whole table for what lies under its paths only where one of
 // them is marked: a file's rename (rsync's last step for every file) finds nothing marked
 // and removes just its own entries. Two paths of one hash only cost a walk.
 #define BUCKETFS_ABOVE_MAX 65536
-static uint64_t *bucketfs_above = NULL; // open addressing, 0 = empty slot
-static uint32_t bucketfs_above_count = 0, bucketfs_above_cap = 0;
-static int bucketfs_above_unknown = 0;   // out of room or memory: every path may have entries under it
-
-static uint64_t bucketfs_above_hash (const char *p, size_t n) {
-  uint64_t h = bucketfs_hash(p, n);
-  return h == 0 ? 1 : h;
-}
-
-static int bucketfs_above_has_locked (uint64_t h) {
-  if (bucketfs_above_cap == 0) return 0;
-  for (uint32_t i = (uint32_t) (h % bucketfs_above_cap);; i = (i + 1) % bucketfs_above_cap) {
-    if (bucketfs_above[i] == 0) return 0;
-    if (bucketfs_above[i] == h) return 1;
-  }
-}
-
-static void bucketfs_above_mark_locked (uint64_t h) {
-  if (bucketfs_above_unknown || bucketfs_above_has_locked(h)) return;
-  if ((bucketfs_above_count + 1) * 2 > bucketfs_above_cap) {
-    uint32_t cap = bucketfs_above_cap == 0 ? 1024 : bucketfs_above_cap * 2;
-    uint64_t *marks = cap / 2 > BUCKETFS_ABOVE_MAX ? NULL : calloc(cap, sizeof(uint64_t));
-    if (marks == NULL) { bucketfs_above_unknown = 1; return; }
-    for (uint32_t i = 0; i < bucketfs_above_cap; i++) {
-      if (bucketfs_above[i] == 0) continue;
-      uint32_t j = (uint32_t) (bucketfs_above[i] % cap);
-      while (marks[j] != 0) j = (j + 1) % cap;
-      marks[j] = bucketfs_above[i];
-    }
-    free(bucketfs_above);
-    bucketfs_above = marks;
-    bucketfs_above_cap = cap;
-  }
-  uint32_t i = (uint32_t) (h % bucketfs_above_cap);
-  while (bucketfs_above[i] != 0) i = (i + 1) % bucketfs_above_cap;
-  bucketfs_above[i] = h;
-  bucketfs_above_count++;
-}
+static bucketfs_set_t bucketfs_above = { NULL, 0, 0 };
+static int bucketfs_above_unknown = 0; // out of room or memory: every path may have entries under it
 
 /** An entry of p[0..n) is about to be put: every directory above it is marked. */
 static void bucketfs_above_put_locked (const char *p, size_t n) {
-  for (size_t i = n; i > 1;) {
+  for (size_t i = n; i > 1 && !bucketfs_above_unknown;) {
     do i--; while (i > 0 && p[i] != '/');
     if (i == 0) break;
-    bucketfs_above_mark_locked(bucketfs_above_hash(p, i));
+    if (!bucketfs_set_add(&bucketfs_above, bucketfs_set_hash(p, i), BUCKETFS_ABOVE_MAX)) bucketfs_above_unknown = 1;
   }
 }
 
 /** Whether entries may lie under p[0..n) (strictly). */
 static int bucketfs_above_may_locked (const char *p, size_t n) {
-  return bucketfs_above_unknown || n <= 1 || bucketfs_above_has_locked(bucketfs_above_hash(p, n));
+  return bucketfs_above_unknown || n <= 1 || bucketfs_set_has(&bucketfs_above, bucketfs_set_hash(p, n));
 }
 
 static void bucketfs_attr_empty_locked (void) {
@@ -110,9 +122,7 @@ static void bucketfs_attr_empty_locked (void) {
     bucketfs_attrs[i] = NULL;
   }
   bucketfs_attrs_count = 0;
-  free(bucketfs_above);
-  bucketfs_above = NULL;
-  bucketfs_above_count = bucketfs_above_cap = 0;
+  bucketfs_set_clear(&bucketfs_above);
   bucketfs_above_unknown = 0;
 }
 
@@ -246,8 +256,7 @@ typedef struct bucketfs_full_s {
   struct bucketfs_full_s *next;
   const void *owner;
   uint64_t expires_ms;
-  uint64_t *names; // open addressing, 0 = empty slot
-  uint32_t count, cap;
+  bucketfs_set_t names; // hashes of its names
   size_t max_name; // longer names are the vfs's to refuse (ENAMETOOLONG)
   size_t len;
   char path[];
@@ -256,48 +265,12 @@ static bucketfs_full_t *bucketfs_fulls = NULL; // newest first
 static uint32_t bucketfs_fulls_count = 0;
 static uint64_t bucketfs_full_hits = 0;
 
-static uint64_t bucketfs_name_hash (const char *s, size_t n) {
-  uint64_t h = bucketfs_hash(s, n);
-  return h == 0 ? 1 : h;
-}
-
-static int bucketfs_full_has (const bucketfs_full_t *d, uint64_t h) {
-  for (uint32_t i = (uint32_t) (h % d->cap);; i = (i + 1) % d->cap) {
-    if (d->names[i] == 0) return 0;
-    if (d->names[i] == h) return 1;
-  }
-}
-
-/** Adds a name's hash; 0 when out of memory (the caller drops the directory). */
-static int bucketfs_full_add (bucketfs_full_t *d, uint64_t h) {
-  if (bucketfs_full_has(d, h)) return 1;
-  if ((d->count + 1) * 2 > d->cap) {
-    uint32_t cap = d->cap * 2;
-    uint64_t *names = calloc(cap, sizeof(uint64_t));
-    if (names == NULL) return 0;
-    for (uint32_t i = 0; i < d->cap; i++) {
-      if (d->names[i] == 0) continue;
-      uint32_t j = (uint32_t) (d->names[i] % cap);
-      while (names[j] != 0) j = (j + 1) % cap;
-      names[j] = d->names[i];
-    }
-    free(d->names);
-    d->names = names;
-    d->cap = cap;
-  }
-  uint32_t i = (uint32_t) (h % d->cap);
-  while (d->names[i] != 0) i = (i + 1) % d->cap;
-  d->names[i] = h;
-  d->count++;
-  return 1;
-}
-
 /** Unlinks and frees every full directory `cond` says yes to (lock held). */
 #define BUCKETFS_DROP_FULLS(cond) do {\
   bucketfs_full_t **at = &bucketfs_fulls;\
   while (*at != NULL) {\
     bucketfs_full_t *fd = *at;\
-    if (cond) { *at = fd->next; bucketfs_fulls_count--; free(fd->names); free(fd); }\
+    if (cond) { *at = fd->next; bucketfs_fulls_count--; bucketfs_set_clear(&fd->names); free(fd); }\
     else at = &fd->next;\
   }\
 } while (0)
@@ -307,9 +280,9 @@ static void bucketfs_fulls_name_locked (const char *x) {
   const char *slash = strrchr(x, '/');
   if (slash == NULL || slash == x) return;
   size_t dn = (size_t) (slash - x);
-  uint64_t h = bucketfs_name_hash(slash + 1, strlen(slash + 1));
+  uint64_t h = bucketfs_set_hash(slash + 1, strlen(slash + 1));
   uint64_t now = bucketfs_now_ms();
-  BUCKETFS_DROP_FULLS(now >= fd->expires_ms || (fd->len == dn && memcmp(fd->path, x, dn) == 0 && !bucketfs_full_add(fd, h)));
+  BUCKETFS_DROP_FULLS(now >= fd->expires_ms || (fd->len == dn && memcmp(fd->path, x, dn) == 0 && !bucketfs_set_add(&fd->names, h, UINT32_MAX / 4)));
 }
 
 /**
@@ -378,7 +351,7 @@ static int bucketfs_full_answer_locked (const void *owner, const char *path, int
   for (bucketfs_full_t *d = bucketfs_fulls; d != NULL; d = d->next) {
     if (d->owner != owner || d->len != dn || memcmp(d->path, path, dn) != 0) continue;
     if (now >= d->expires_ms || nn > d->max_name) return 0;
-    if (bucketfs_full_has(d, bucketfs_name_hash(slash + 1, nn))) return 0;
+    if (bucketfs_set_has(&d->names, bucketfs_set_hash(slash + 1, nn))) return 0;
     *res = -ENOENT;
     bucketfs_full_hits++;
     return 1;
@@ -730,19 +703,13 @@ NAPI_METHOD(bucketfs_full_put) {
   }
   napi_value out;
   bucketfs_full_t *d = malloc(sizeof(bucketfs_full_t) + dirlen + 1);
-  uint32_t cap = 16;
-  while (cap < count * 2 + 2) cap *= 2;
-  uint64_t *names = calloc(cap, sizeof(uint64_t));
-  if (d == NULL || names == NULL) {
-    free(d); free(names);
+  if (d == NULL) {
     napi_get_boolean(env, false, &out);
     return out;
   }
   d->owner = owner;
   d->expires_ms = bucketfs_now_ms() + ttl;
-  d->names = names;
-  d->cap = cap;
-  d->count = 0;
+  d->names = (bucketfs_set_t) { NULL, 0, 0 };
   d->max_name = max_name;
   d->len = dirlen;
   memcpy(d->path, dir, dirlen + 1);
@@ -752,11 +719,15 @@ NAPI_METHOD(bucketfs_full_put) {
     size_t len = 0;
     if (napi_get_element(env, argv[3], i, &name) != napi_ok ||
         napi_get_value_string_utf8(env, name, buf, sizeof(buf), &len) != napi_ok) {
-      free(d->names); free(d);
+      bucketfs_set_clear(&d->names); free(d);
       napi_throw_type_error(env, NULL, "bucketfs_full_put: names must be strings");
       return NULL;
     }
-    bucketfs_full_add(d, bucketfs_name_hash(buf, len)); // (cap holds them all)
+    if (!bucketfs_set_add(&d->names, bucketfs_set_hash(buf, len), UINT32_MAX / 4)) {
+      bucketfs_set_clear(&d->names); free(d);
+      napi_get_boolean(env, false, &out);
+      return out;
+    }
   }
   int put = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
@@ -769,7 +740,7 @@ NAPI_METHOD(bucketfs_full_put) {
       bucketfs_full_t *old = *at;
       *at = NULL;
       bucketfs_fulls_count--;
-      free(old->names); free(old);
+      bucketfs_set_clear(&old->names); free(old);
     }
     d->next = bucketfs_fulls;
     bucketfs_fulls = d;
@@ -777,7 +748,7 @@ NAPI_METHOD(bucketfs_full_put) {
     put = 1;
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);
-  if (!put) { free(d->names); free(d); }
+  if (!put) { bucketfs_set_clear(&d->names); free(d); }
   napi_get_boolean(env, put, &out);
   return out;
 }

@@ -168,6 +168,21 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     }, (code, st) => { cb(code, st) })
   }
 
+  /**
+   * Puts key directory dir as holding names() and no other, for the FUSE thread to answer
+   * misses there (putFull); false where dir is not a key directory or names() gives none.
+   */
+  const keepFull = (listed: ListedAttrs, epoch: number, dir: string, names: () => string[] | undefined): boolean => {
+    try {
+      const room = vfs.keyNameRoom(dir)
+      const all = room === undefined ? undefined : names()
+      if (room === undefined || all === undefined) return false
+      listed.cache.putFull(epoch, dir, all, listed.ttlMs, room)
+    } catch (err) {
+      trace('keeping the names of %s failed: %s', dir, (err as Error).message) // the op is answered all the same
+    }
+    return true
+  }
   /** Directories a miss was in that were not listed (too large, or not a key directory): dir → until when (ms) not to try again. */
   const unlisted = new Map<string, number>()
   /**
@@ -178,18 +193,9 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
   const knowAll = (listed: ListedAttrs, epoch: number, dir: string): void => {
     const now = Date.now()
     if ((unlisted.get(dir) ?? 0) > now) return
-    try {
-      const room = vfs.keyNameRoom(dir)
-      const names = room === undefined ? undefined : vfs.dirNames(dir, FULL_NAMES)
-      if (names === undefined || room === undefined) {
-        if (unlisted.size >= 1024) unlisted.clear()
-        unlisted.set(dir, now + listed.ttlMs)
-        return
-      }
-      listed.cache.putFull(epoch, dir, names, listed.ttlMs, room)
-    } catch (err) {
-      trace('listing %s for its misses failed: %s', dir, (err as Error).message)
-    }
+    if (keepFull(listed, epoch, dir, () => vfs.dirNames(dir, FULL_NAMES))) return
+    if (unlisted.size >= 1024) unlisted.clear()
+    unlisted.set(dir, now + listed.ttlMs)
   }
 
   return {
@@ -281,12 +287,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       change('mkdir', () => `${path}, 0${mode.toString(8)}`, async () => await vfs.mkdir(path, mode, by), async () => await vfs.getattr(path), (code, st) => {
         // It is empty: the kernel's lookups of the names tar and rsync are about to make in it
         // are answered missing on the FUSE thread, until an op of the mount names each.
-        try {
-          const maxName = code === 0 && listed !== undefined && epoch !== undefined ? vfs.keyNameRoom(path) : undefined
-          if (maxName !== undefined) listed?.cache.putFull(epoch as number, path, [], listed.ttlMs, maxName)
-        } catch (err) {
-          trace('keeping %s as empty failed: %s', path, (err as Error).message) // the mkdir is made all the same
-        }
+        if (code === 0 && listed !== undefined && epoch !== undefined) keepFull(listed, epoch, path, () => [])
         cb(code, st)
       })
     },

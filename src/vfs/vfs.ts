@@ -269,7 +269,6 @@ export class Vfs {
       const prefix = loc.key + '/'
       if (this.store.holdsMore(loc.bucket, prefix, limit + 1)) return undefined // (+1: its own marker) not read
       const listing = this.store.listDirectory(loc.bucket, prefix)
-      if (listing.dirs.length + listing.files.length > limit + 1) return undefined // (+1: its own marker)
       const names = new Set(listing.dirs)
       for (const [key] of listing.files) if (key !== prefix) names.add(key.slice(prefix.length))
       for (const n of this.sessionsUnder(loc.bucket, prefix)) names.add(n.key.slice(prefix.length).split('/')[0])
