@@ -36,6 +36,8 @@
 //     thread: for 1 ms after an op the event loop polls instead of sleeping, so the
 //     next op of a busy program is picked up without a wake-up; the FUSE thread can
 //     spin for the answer before it sleeps ($BUCKETFS_SPIN_US, off by default) (fast-path.c).
+//  9. readdir took one Uint32Array per entry: it also takes a listing's stats packed
+//     in one (src/mount/fuse.ts putStatFields).
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
@@ -121,6 +123,25 @@ const edits = [
     '  // bucketfs: bit 30 of the handle asks the kernel to drop the cached pages of the file\n' +
     '  l->info->keep_cache = (fd & 0x40000000) ? 0 : 1;\n  fd &= ~0x40000000;\n' +
     '  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})'],
+  ['readdir packed stats',
+    '  napi_value raw_names = argv[2];\n  napi_value raw_stats = argv[3];\n\n  if (names_length != stats_length) {\n',
+    '  napi_value raw_names = argv[2];\n  napi_value raw_stats = argv[3];\n\n' +
+    '  // bucketfs: the stats may come packed, 18 uint32s per name in one Uint32Array\n' +
+    '  bool bucketfs_packed = false;\n' +
+    '  napi_is_typedarray(env, raw_stats, &bucketfs_packed);\n' +
+    '  if (bucketfs_packed) {\n' +
+    '    napi_typedarray_type bucketfs_type;\n' +
+    '    size_t bucketfs_len = 0;\n' +
+    '    void *bucketfs_data = NULL;\n' +
+    '    napi_get_typedarray_info(env, raw_stats, &bucketfs_type, &bucketfs_len, &bucketfs_data, NULL, NULL);\n' +
+    '    uint32_t *bucketfs_ints = bucketfs_type == napi_uint32_array && bucketfs_len == (size_t) names_length * 18 ? (uint32_t *) bucketfs_data : NULL;\n' +
+    '    NAPI_FOR_EACH(raw_names, raw_name) {\n' +
+    '      NAPI_UTF8(name, 1024, raw_name)\n' +
+    '      struct stat st;\n' +
+    '      if (bucketfs_ints != NULL) populate_stat(bucketfs_ints + (size_t) i * 18, &st);\n' +
+    '      if (l->readdir_filler((char *) l->buf, name, bucketfs_ints != NULL ? &st : NULL, 0) == 1) break;\n' +
+    '    }\n' +
+    '  } else if (names_length != stats_length) {\n'],
   ['export caller', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n'],
   ['fcntl include', '#include <errno.h>\n', '#include <errno.h>\n#include <fcntl.h>\n'],
   ['fast path', '// Methods\n', fastPath + '// Methods\n'],

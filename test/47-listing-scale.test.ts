@@ -109,12 +109,20 @@ t.test('listDirectory: one level in one pass, each sub-prefix once, with the att
   const [dMode, dUid, dGid] = top.dirMarkers[0] ?? []
   t.same([dMode, dUid, dGid], [0o100600, 7, 8], 'd/ with the attributes of its marker key d/')
   t.equal(top.dirMarkers[1], null, 'e/ has no marker: implied')
-  t.same(top.files.map(f => f[0]), ['a.txt', 'd0'], 'and its keys')
+  t.same(top.files.names, ['a.txt', 'd0'], 'and its keys')
   const d = s.listDirectory('dir-listing', 'd/')
   t.same(d.dirs, ['y', 'yy', '\u{1F600}'], 'd/: each sub-prefix once, in UTF-8 order')
-  t.same(d.files.map(f => f[0]), ['d/', 'd/x.txt', 'd/y', 'd/é.txt'], 'd/: its marker key, its keys (a key y beside a prefix y/)')
-  const [, size, mode, uid, gid] = d.files[1]
-  t.same([size, mode & 0o7777, uid, gid], [Buffer.byteLength('content of d/x.txt'), 0o600, 7, 8], 'with size, mode and owner')
+  t.same(d.files.names, ['', 'x.txt', 'y', 'é.txt'], 'd/: its marker key (\'\'), its keys by name (a key y beside a prefix y/)')
+  const f = d.files
+  t.same([f.sizes[1], f.modes[1] & 0o7777, f.uids[1], f.gids[1]], [Buffer.byteLength('content of d/x.txt'), 0o600, 7, 8], 'with size, mode and owner')
+  const x = s.headObject('dir-listing', 'd/x.txt')
+  t.same([f.mtimes[1], f.ctimes[1], f.stored[1]], [x.posix.mtimeMs, x.posix.ctimeMs, x.storedBytes], 'and times and stored bytes, exactly')
   t.same(d.dirMarkers, [null, null, null], 'none of them has a marker')
-  t.same(s.listDirectory('dir-listing', 'nothing/'), { dirs: [], dirMarkers: [], files: [] }, 'an empty prefix lists nothing')
+  t.same(s.listDirectory('dir-listing', 'nothing/'), { dirs: [], dirMarkers: [], files: { names: [], sizes: [], modes: [], uids: [], gids: [], mtimes: [], ctimes: [], stored: [] } },
+    'an empty prefix lists nothing')
+  const odd = ['q"uote', 'back\\slash', 'new\nline', 'tab\there', '\u0001ctl', 'bom\ufeff', '\u2028sep', 'x\u{10FFFF}']
+  for (const [i, name] of odd.entries()) await s.putObject('dir-listing', `odd/${name}`, 'z'.repeat(i))
+  const o = s.listDirectory('dir-listing', 'odd/').files
+  t.same([...o.names].sort(), [...odd].sort(), 'names that JSON escapes come back as they were stored')
+  t.same(o.names.map(n => o.sizes[o.names.indexOf(n)]), o.names.map(n => odd.indexOf(n)), 'each with its own attributes')
 })

@@ -8,6 +8,7 @@ import { BucketfsError, type ErrorCode } from '../src/errors'
 import type { Vfs, Attr } from '../src/vfs'
 import { fuseOps, toStat, toStatfs, type ListedAttrs } from '../src/mount/adapter'
 import { errnoOf } from '../src/mount/errno'
+import { STAT_INTS, type FuseStat } from '../src/mount/fuse'
 
 const E = os.constants.errno
 
@@ -36,6 +37,15 @@ t.test('every BucketfsError code has a negative errno; the contract\'s rows hold
 })
 
 const attr: Attr = { mode: 0o100644, uid: 1, gid: 2, size: 5_000_000_000, atimeMs: 1000, mtimeMs: 2000, ctimeMs: 3000, nlink: 1, ino: 0, blocks: 9765625 }
+
+/** A FuseStat as fuse-native's own getStatArray lays it out (its index.js), to compare packed stats with. */
+function statInts (st: FuseStat): Uint32Array {
+  const a = new Uint32Array(STAT_INTS)
+  const put64 = (i: number, n: number): void => { a[i] = n % 4294967296; a[i + 1] = (n - a[i]) / 4294967296 }
+  a[0] = st.mode; a[1] = st.uid; a[2] = st.gid; put64(3, st.size); a[6] = st.nlink; a[7] = st.ino; a[9] = st.blksize
+  put64(10, st.blocks); put64(12, st.atime.getTime()); put64(14, st.mtime.getTime()); put64(16, st.ctime.getTime())
+  return a
+}
 
 t.test('stat and statfs shapes', async t => {
   const st = toStat(attr)
@@ -106,7 +116,11 @@ t.test('ops answer as fuse-native expects', async t => {
   const [rc, names, stats] = await answer(cb => { ops.readdir('/', cb) })
   t.equal(rc, 0)
   t.same(names, ['.', '..', 'a', 'b'], 'readdir adds . and ..')
-  t.equal((stats as unknown[]).length, 4, 'with a stat for each name')
+  const packed = stats as Uint32Array
+  t.ok(packed instanceof Uint32Array, 'with the stats packed in one array')
+  t.equal(packed.length, 4 * STAT_INTS, 'a stat for each name')
+  t.same([0, 1, 2, 3].map(i => packed[i * STAT_INTS]), [0o40755, 0o40755, attr.mode, attr.mode], 'each name\'s type')
+  t.same([...packed.subarray(2 * STAT_INTS, 3 * STAT_INTS)], [...statInts(toStat(attr))], 'an entry\'s stat as fuse-native packs a FuseStat')
 
   t.same(await answer(cb => { ops.open('/f', 0, cb) }), [0, 3], 'open answers the handle')
   t.same(await answer(cb => { ops.open('/changed', 0, cb) }), [0, 4 | 0x40000000], 'with bit 30 set when the kernel must drop its cached pages')
@@ -134,18 +148,48 @@ t.test('ops answer as fuse-native expects', async t => {
   }
 })
 
-/** The FUSE thread's cache as the adapter sees it, recording what is put: misses as [epoch, path, ttl], full directories as [epoch, dir, names, ttl, maxName]. */
-function recordingCache (epoch: () => number): { listed: ListedAttrs, missing: unknown[][], full: unknown[][] } {
+/**
+ * The FUSE thread's cache as the adapter sees it, recording what is put: attributes as
+ * [epoch, dir, names, stats (copied), ttl], misses as [epoch, path, ttl], full directories
+ * as [epoch, dir, names, ttl, maxName].
+ */
+function recordingCache (epoch: () => number): { listed: ListedAttrs, attrs: unknown[][], missing: unknown[][], full: unknown[][] } {
+  const attrs: unknown[][] = []
   const missing: unknown[][] = []
   const full: unknown[][] = []
   const cache = {
     epoch,
-    putAttrs: () => 0,
+    putAttrs: (e: number, dir: string, names: string[], stats: FuseStat[] | Uint32Array, ttl: number) => {
+      attrs.push([e, dir, [...names], stats instanceof Uint32Array ? [...stats] : stats.map(st => [...statInts(st)]), ttl])
+      return names.length
+    },
     putMissing: (e: number, p: string, ttl: number) => { missing.push([e, p, ttl]); return true },
     putFull: (e: number, dir: string, names: string[], ttl: number, maxName: number) => { full.push([e, dir, names, ttl, maxName]); return true }
   }
-  return { listed: { cache, ttlMs: 1000 }, missing, full }
+  return { listed: { cache, ttlMs: 1000 }, attrs, missing, full }
 }
+
+t.test('readdir puts the attributes of the names it lists exactly, with the epoch read before', async t => {
+  let epoch = 11
+  const { listed, attrs: put } = recordingCache(() => epoch)
+  const other: Attr = { ...attr, mode: 0o40700, size: 4096, blocks: 8, nlink: 2 }
+  let exact = [0, 1, 2]
+  const vfs = {
+    readdir: () => { epoch++; return { names: ['a', 'b', 'c'], attrs: [attr, other, attr], exact } }
+  } as unknown as Vfs
+  const ops = fuseOps(vfs, () => undefined, listed)
+  await answer(cb => { ops.readdir('/b/d', cb) })
+  const ints = (st: Attr): number[] => [...statInts(toStat(st))]
+  t.same(put, [[11, '/b/d', ['a', 'b', 'c'], [...ints(attr), ...ints(other), ...ints(attr)], 1000]], 'all of them')
+  put.length = 0
+  exact = [1]
+  await answer(cb => { ops.readdir('/b/d', cb) })
+  t.same(put, [[12, '/b/d', ['b'], ints(other), 1000]], 'only the exact ones, each with its own stat')
+  put.length = 0
+  exact = []
+  await answer(cb => { ops.readdir('/b/d', cb) })
+  t.same(put, [], 'none when none is exact')
+})
 
 t.test('a lookup the vfs finds missing is put for the FUSE thread to answer, where the vfs allows', async t => {
   let epoch = 7

@@ -19,8 +19,14 @@ export type NewVersion = Omit<VersionRow, 'seq'>
 export type LiveStatRow = [number, number | null, number, number, number, number, number, number]
 /** [mode, uid, gid, mtime_ms, ctime_ms] of a directory's live marker. */
 export type MarkerRow = [number, number, number, number, number]
-/** A live key as a directory listing needs it: [key, size, mode, uid, gid, mtime_ms, ctime_ms, stored] (stored is null in rows older than migration 3). */
-export type DirEntryRow = [string, number, number, number, number, number, number, number | null]
+/**
+ * The live keys right under a directory as a listing needs them, one array per column,
+ * in name order: names less the directory's path ('' is its own marker); stored is null
+ * in rows older than migration 3.
+ */
+export interface DirFiles {
+  names: string[], sizes: number[], modes: number[], uids: number[], gids: number[], mtimes: number[], ctimes: number[], stored: Array<number | null>
+}
 
 /** A byte range of an object: [off, off+len) is bytes [coff, coff+len) of a chunk, or zeros. */
 export interface Extent {

@@ -4,6 +4,7 @@
 import debug from 'debug'
 import type { Vfs, Attr, Listing, StatFs, Caller as VfsCaller } from '../vfs'
 import { errnoOf, isMissing } from './errno'
+import { putStatFields, STAT_INTS } from './fuse'
 import type { FastPath, FuseOps, FuseStat, FuseStatfs, Caller, Then } from './fuse'
 import { processOf } from './caller'
 
@@ -12,10 +13,8 @@ const trace = debug('bucketfs:fuse')
 
 const BLKSIZE = 4096
 const U32 = 0xffffffff
-const EPOCH = new Date(0)
-const DOT: FuseStat = {
-  mode: 0o040755, uid: 0, gid: 0, size: 0, nlink: 2, ino: 0, blocks: 0, blksize: BLKSIZE, atime: EPOCH, mtime: EPOCH, ctime: EPOCH
-}
+/** The stat libfuse is given for '.' and '..' (of which it uses only the type). */
+const DOT_MODE = 0o040755
 
 export function toStat (a: Attr): FuseStat {
   return {
@@ -110,11 +109,30 @@ function nowOrLater<T, U> (v: T | Promise<T>, f: (t: T) => U): U | Promise<U> {
   return v instanceof Promise ? v.then(f) : f(v)
 }
 
-/** The kernel's next lookups of these names are answered without asking the vfs. */
-function putExact (listed: ListedAttrs, epoch: number, dir: string, listing: Listing, stats: FuseStat[]): void {
+/**
+ * A listing's stats packed as fuse-native's C reads them (putStatFields), after `lead`
+ * entries left for '.' and '..': one array, no FuseStat or Date per entry.
+ */
+function packAttrs (attrs: Attr[], lead: number): Uint32Array {
+  const ints = new Uint32Array(STAT_INTS * (lead + attrs.length))
+  for (let i = 0; i < attrs.length; i++) {
+    const a = attrs[i]
+    putStatFields(ints, (lead + i) * STAT_INTS, a.mode, a.uid, a.gid, a.size, a.nlink, a.ino, BLKSIZE, a.blocks, a.atimeMs, a.mtimeMs, a.ctimeMs)
+  }
+  return ints
+}
+
+/** The kernel's next lookups of these names are answered without asking the vfs. `stats`: packed, one per name. */
+function putExact (listed: ListedAttrs, epoch: number, dir: string, listing: Listing, stats: Uint32Array): void {
   const exact = listing.exact ?? []
   if (exact.length === 0) return
-  listed.cache.putAttrs(epoch, dir, exact.map(i => listing.names[i]), exact.map(i => stats[i]), listed.ttlMs)
+  if (exact.length === listing.names.length) {
+    listed.cache.putAttrs(epoch, dir, listing.names, stats, listed.ttlMs)
+    return
+  }
+  const some = new Uint32Array(STAT_INTS * exact.length)
+  exact.forEach((i, j) => { some.set(stats.subarray(i * STAT_INTS, (i + 1) * STAT_INTS), j * STAT_INTS) })
+  listed.cache.putAttrs(epoch, dir, exact.map(i => listing.names[i]), some, listed.ttlMs)
 }
 
 function show (v: unknown): string {
@@ -225,9 +243,11 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
         // The vfs lists entries; '.' and '..' are the adapter's to add. libfuse uses a
         // listed stat only for the entry's type (d_type), so theirs need nothing more.
         const names = ['.', '..', ...listing.names]
-        const stats = listing.attrs.length === listing.names.length ? listing.attrs.map(toStat) : undefined
-        if (listed !== undefined && epoch !== undefined && stats !== undefined) putExact(listed, epoch, path, listing, stats)
-        cb(0, names, stats === undefined ? undefined : [DOT, DOT, ...stats])
+        if (listing.attrs.length !== listing.names.length) return cb(0, names)
+        const stats = packAttrs(listing.attrs, 2)
+        for (const at of [0, STAT_INTS]) putStatFields(stats, at, DOT_MODE, 0, 0, 0, 2, 0, BLKSIZE, 0, 0, 0, 0)
+        if (listed !== undefined && epoch !== undefined) putExact(listed, epoch, path, listing, stats.subarray(2 * STAT_INTS))
+        cb(0, names, stats)
       })
     },
     opendir: (path, _fh, cb) => {

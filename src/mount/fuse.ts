@@ -42,7 +42,8 @@ export interface FuseOps {
   flush: (path: string, fh: number, cb: Cb) => void
   fsync: (path: string, datasync: number, fh: number, cb: Cb) => void
   fsyncdir: (path: string, datasync: number, fh: number, cb: Cb) => void
-  readdir: (path: string, cb: (code: number, names?: string[], stats?: FuseStat[]) => void) => void
+  /** `stats`: one per name, as FuseStats or packed (STAT_INTS each: putStatFields). */
+  readdir: (path: string, cb: (code: number, names?: string[], stats?: FuseStat[] | Uint32Array) => void) => void
   // Ops after which libfuse asks getattr of the path at once may answer its attributes too (see Then).
   truncate: (path: string, size: number, cb: Then) => void
   ftruncate: (path: string, fh: number, size: number, cb: Then) => void
@@ -152,8 +153,8 @@ function opToken (): ((path: string, attrs: FuseStat | typeof GONE | undefined) 
  */
 export interface FastPath {
   epoch: () => number
-  /** Puts dir/names[i] → stats[i] for ttlMs; answers how many were put (0 when refused or not mounted). */
-  putAttrs: (epoch: number, dir: string, names: string[], stats: FuseStat[], ttlMs: number) => number
+  /** Puts dir/names[i] → stats[i] (or packed: putStatFields) for ttlMs; answers how many were put (0 when refused or not mounted). */
+  putAttrs: (epoch: number, dir: string, names: string[], stats: FuseStat[] | Uint32Array, ttlMs: number) => number
   /** Puts "path is missing" for ttlMs (its lookups are answered ENOENT); false when refused or not mounted. */
   putMissing: (epoch: number, path: string, ttlMs: number) => boolean
   /**
@@ -198,6 +199,7 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
     putAttrs: (epoch, dir, names, list, ttlMs) => {
       const thread = threadOf(fuse())
       if (thread === undefined || names.length === 0) return 0
+      if (list instanceof Uint32Array) return n.bucketfs_attr_put(thread, epoch, dir, names, list, ttlMs)
       const ints = new Uint32Array(STAT_INTS * list.length)
       list.forEach((st, i) => { putStat(ints, i * STAT_INTS, st) })
       return n.bucketfs_attr_put(thread, epoch, dir, names, ints, ttlMs)
@@ -251,6 +253,7 @@ export function fuseCaller (): Caller | undefined {
  * - getxattr/listxattr: when the caller's buffer is too small it copies a truncated
  *   value and returns the full length, where POSIX wants ERANGE;
  * - `debug`: see _fuseOptions;
+ * - readdir: a listing's stats may come packed in one array (patched C);
  * - ops after which libfuse asks getattr at once hand the attributes they answer with to the addon (opToken).
  * Signals are given exactly the arguments fuse-native's own handlers give.
  */
@@ -265,6 +268,14 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
     this.ops.fgetattr(path, fh, (code, stat) => {
       if (code !== 0 || stat === undefined) return signal(code !== 0 ? code : -EIO)
       return signal(0, statArray(stat))
+    })
+  }
+
+  /** Packed stats go to the addon as they are (patched to take them): no Uint32Array per entry. */
+  _op_readdir (signal: Signal, path: string): void {
+    this.ops.readdir(path, (code, names, stats) => {
+      if (code !== 0) return signal(code)
+      return signal(0, names, stats instanceof Uint32Array ? stats : (stats ?? []).map(statArray))
     })
   }
 
@@ -338,7 +349,7 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
 }
 
 /** The stat wire format of fuse-native 2.2.6 (its private getStatArray): 18 uint32s. */
-const STAT_INTS = 18
+export const STAT_INTS = 18
 /** The stat of a missing name in the fast path's entries: mode 0. */
 const MISSING = new Uint32Array(STAT_INTS)
 /** What opToken's `then` is given for a path an op removed. */
@@ -356,24 +367,37 @@ function doubleArg (low: number, high: number): number {
 }
 
 function putStat (a: Uint32Array, at: number, st: FuseStat): void {
-  const put64 = (i: number, n: number): void => { a[at + i] = n % 4294967296; a[at + i + 1] = Math.floor(n / 4294967296) }
-  a[at] = st.mode
-  a[at + 1] = st.uid
-  a[at + 2] = st.gid
-  put64(3, st.size)
+  putStatFields(a, at, st.mode, st.uid, st.gid, st.size, st.nlink || 1, st.ino, st.blksize, st.blocks, st.atime.getTime(), st.mtime.getTime(), st.ctime.getTime())
   a[at + 5] = st.dev ?? 0
-  a[at + 6] = st.nlink || 1
-  a[at + 7] = st.ino
   a[at + 8] = st.rdev ?? 0
-  a[at + 9] = st.blksize
-  put64(10, st.blocks)
-  put64(12, st.atime.getTime())
-  put64(14, st.mtime.getTime())
-  put64(16, st.ctime.getTime())
+}
+
+/**
+ * Puts one stat at `at` of an array of stats as fuse-native's C reads them (STAT_INTS
+ * uint32s each): a whole listing's in one array, with no FuseStat or Date per entry.
+ */
+export function putStatFields (a: Uint32Array, at: number, mode: number, uid: number, gid: number, size: number, nlink: number,
+  ino: number, blksize: number, blocks: number, atimeMs: number, mtimeMs: number, ctimeMs: number): void {
+  a[at] = mode
+  a[at + 1] = uid
+  a[at + 2] = gid
+  a[at + 3] = size % 4294967296
+  a[at + 4] = Math.floor(size / 4294967296)
+  a[at + 6] = nlink
+  a[at + 7] = ino
+  a[at + 9] = blksize
+  a[at + 10] = blocks % 4294967296
+  a[at + 11] = Math.floor(blocks / 4294967296)
+  a[at + 12] = atimeMs % 4294967296
+  a[at + 13] = Math.floor(atimeMs / 4294967296)
+  a[at + 14] = mtimeMs % 4294967296
+  a[at + 15] = Math.floor(mtimeMs / 4294967296)
+  a[at + 16] = ctimeMs % 4294967296
+  a[at + 17] = Math.floor(ctimeMs / 4294967296)
 }
 
 // The corrections above replace private methods: fail loudly if fuse-native changes under them.
-for (const m of ['_op_fgetattr', '_op_getxattr', '_op_listxattr', '_op_chmod', '_op_chown', '_op_utimens', '_op_truncate',
+for (const m of ['_op_fgetattr', '_op_readdir', '_op_getxattr', '_op_listxattr', '_op_chmod', '_op_chown', '_op_utimens', '_op_truncate',
   '_op_ftruncate', '_op_create', '_op_mkdir', '_op_symlink', '_op_rename', '_fuseOptions', '_close']) {
   if (typeof (NativeFuse.prototype as unknown as Record<string, unknown>)[m] !== 'function') {
     throw new Error(`fuse-native changed: ${m} is gone; review src/mount/fuse.ts`)

@@ -1,7 +1,7 @@
 // ListObjectsV2 and ListObjectVersions over the key index. With a delimiter, a
 // common prefix is reported once and the scan seeks past every key below it, so
 // a listing costs what it returns, not what lies under its sub-prefixes.
-import type { Catalog, VersionRow, DirEntryRow, MarkerRow } from '../meta/catalog'
+import type { Catalog, VersionRow, DirFiles, MarkerRow } from '../meta/catalog'
 import { compareKeys } from '../meta/catalog'
 import { INVALID_ARGUMENT } from '../errors'
 
@@ -116,6 +116,6 @@ export function versionsOfKeys (catalog: Catalog, bucketId: number, keys: string
 /**
  * What a directory listing holds: sub-prefixes (without `prefix`, without the '/'), the
  * live marker of each ([mode, uid, gid, mtime_ms, ctime_ms], null for an implied one),
- * and the keys right under it.
+ * and the keys right under it (column by column; the name '' is the directory's own marker).
  */
-export interface Directory { dirs: string[], dirMarkers: Array<MarkerRow | null>, files: DirEntryRow[] }
+export interface Directory { dirs: string[], dirMarkers: Array<MarkerRow | null>, files: DirFiles }

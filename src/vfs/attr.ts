@@ -24,10 +24,15 @@ export function isLinkMode (mode: number): boolean { return (mode & S_IFMT) === 
 
 /** `stored`: the bytes that are not holes (st_blocks counts 512-byte blocks of them, as du shows). */
 export function fileAttr (size: number, p: { mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number }, stored = size): Attr {
-  const mode = (p.mode & S_IFMT) === 0 ? S_IFREG | (p.mode & 0o7777) : p.mode
+  return listedFileAttr(size, p.mode, p.uid, p.gid, p.mtimeMs, p.ctimeMs, stored)
+}
+
+/** fileAttr from a listing's columns (no object per entry for its fields). */
+export function listedFileAttr (size: number, mode: number, uid: number, gid: number, mtimeMs: number, ctimeMs: number, stored: number): Attr {
   return {
-    mode, uid: p.uid, gid: p.gid, size,
-    atimeMs: p.mtimeMs, mtimeMs: p.mtimeMs, ctimeMs: p.ctimeMs,
+    mode: (mode & S_IFMT) === 0 ? S_IFREG | (mode & 0o7777) : mode,
+    uid, gid, size,
+    atimeMs: mtimeMs, mtimeMs, ctimeMs,
     nlink: 1, ino: 0, blocks: Math.ceil(Math.min(size, stored) / 512)
   }
 }

@@ -44,5 +44,6 @@ export function baseName (key: string): string {
 
 /** A listing name the mount can show (S3 keys may hold empty, '.' or '..' components). */
 export function showableName (name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && Buffer.byteLength(name, 'utf8') <= MAX_NAME_BYTES
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: most names need no count of their bytes.
+  return name !== '' && name !== '.' && name !== '..' && (name.length * 3 <= MAX_NAME_BYTES || Buffer.byteLength(name, 'utf8') <= MAX_NAME_BYTES)
 }
