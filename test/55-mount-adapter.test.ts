@@ -191,6 +191,24 @@ t.test('readdir puts the attributes of the names it lists exactly, with the epoc
   t.same(put, [], 'none when none is exact')
 })
 
+t.test('chmod, chown and utimens answer the attributes after the change: those the vfs answered, else a lookup\'s', async t => {
+  const looked: string[] = []
+  const changed: Attr = { ...attr, mode: 0o100600 }
+  const vfs = {
+    chmod: (p: string) => p === '/b/stored' ? changed : undefined,
+    chown: async () => undefined,
+    utimens: () => { throw errors.NOT_FOUND('no') },
+    getattr: (p: string) => { looked.push(p); return attr }
+  } as unknown as Vfs
+  const ops = fuseOps(vfs)
+  t.same(await answer(cb => { ops.chmod('/b/stored', 0o600, cb) }), [0, toStat(changed)], 'the vfs\'s answer')
+  t.same(looked, [], 'with no lookup')
+  t.same(await answer(cb => { ops.chmod('/b/other', 0o600, cb) }), [0, toStat(attr)], 'else a lookup\'s')
+  t.same(await answer(cb => { ops.chown('/b/later', 1, 2, cb) }), [0, toStat(attr)], 'also after a promise')
+  t.same(looked, ['/b/other', '/b/later'])
+  t.same((await answer(cb => { ops.utimens('/b/none', 0, 0, cb) })).slice(0, 2), [-E.ENOENT, undefined], 'a failure answers its errno and no attributes')
+})
+
 t.test('a lookup the vfs finds missing is put for the FUSE thread to answer, where the vfs allows', async t => {
   let epoch = 7
   const { listed, missing: put } = recordingCache(() => epoch)

@@ -775,6 +775,37 @@ t.test('chmod, chown, utimens are persisted and make no version', async t => {
   await failsWith(t, () => env.vfs.chmod('/', 0o700), 'NotPermitted', 'chmod of the root')
 })
 
+t.test('chmod, chown and utimens of a stored file answer its attributes after, with one lookup of it', async t => {
+  const env = await setup(t)
+  await putFile(env.vfs, '/bkt/f.txt', 'content')
+  await env.vfs.mkdir('/bkt/d', 0o755)
+  let looked = 0
+  const catalog = env.store.catalog
+  const liveStat = catalog.liveStat.bind(catalog)
+  catalog.liveStat = (bucketId, key) => { looked++; return liveStat(bucketId, key) }
+  const mtime = Date.UTC(2002, 3, 4, 5, 6, 7)
+  for (const [what, call] of [
+    ['chmod', () => env.vfs.chmod('/bkt/f.txt', 0o640)],
+    ['chown', () => env.vfs.chown('/bkt/f.txt', 77, 88)],
+    ['utimens', () => env.vfs.utimens('/bkt/f.txt', mtime, mtime)]
+  ] as const) {
+    const before = looked
+    const answered = call()
+    t.notOk(answered instanceof Promise, `${what} answers at once`)
+    const lookups = looked - before
+    t.equal(lookups, 1, `${what} looked the key's live version up once`)
+    t.same(answered, await env.vfs.getattr('/bkt/f.txt'), `${what} answers what getattr finds after it`)
+  }
+  t.match(await env.vfs.getattr('/bkt/f.txt'), { mode: S_IFREG | 0o640, uid: 77, gid: 88, mtimeMs: mtime, size: 7 }, 'all three changes hold')
+  t.equal(await env.vfs.chmod('/bkt/d', 0o700), undefined, 'a directory\'s are not answered')
+  const fh = await env.vfs.open('/bkt/f.txt', C.O_WRONLY)
+  await env.vfs.write(fh, Buffer.from('CONTENT!'), 8, 0)
+  t.equal(env.vfs.chmod('/bkt/f.txt', 0o600), undefined, 'nor those of a file being written (its session answers)')
+  t.match(await env.vfs.getattr('/bkt/f.txt'), { mode: S_IFREG | 0o600, size: 8 })
+  await env.vfs.release('/bkt/f.txt', fh)
+  t.match(await env.vfs.getattr('/bkt/f.txt'), { mode: S_IFREG | 0o600, size: 8 }, 'and the version its close makes has the mode')
+})
+
 t.test('attributes set on a file open for reading, and on a new file before its close', async t => {
   const env = await setup(t)
   await putFile(env.vfs, '/bkt/r.txt', 'read me')

@@ -260,6 +260,12 @@ export class Catalog {
     return this.s(`SELECT ${VCOLS} FROM dirs d JOIN versions v ON v.dir = d.id WHERE d.bucket_id = ? AND d.path = ? AND v.name = ? AND v.version_id = ?`)
       .get(bucketId, path, name, versionId) as VersionRow | undefined
   }
+  /** versionById's seq alone: no row decoded (a delete, or a put over the 'null' version, needs no more). */
+  versionSeq (bucketId: number, key: string, versionId: string): number | undefined {
+    const [path, name] = splitKey(key)
+    return this.s('SELECT v.seq FROM dirs d JOIN versions v ON v.dir = d.id WHERE d.bucket_id = ? AND d.path = ? AND v.name = ? AND v.version_id = ?')
+      .pluck().get(bucketId, path, name, versionId) as number | undefined
+  }
   versionBySeq (seq: number): VersionRow | undefined {
     return this.s(`SELECT ${VCOLS} FROM versions v JOIN dirs d ON d.id = v.dir WHERE v.seq = ?`).get(seq) as VersionRow | undefined
   }

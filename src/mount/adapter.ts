@@ -135,6 +135,10 @@ function putExact (listed: ListedAttrs, epoch: number, dir: string, listing: Lis
   listed.cache.putAttrs(epoch, dir, exact.map(i => listing.names[i]), some, listed.ttlMs)
 }
 
+function isAttr (v: unknown): v is Attr {
+  return typeof v === 'object' && v !== null && typeof (v as Attr).mode === 'number' && typeof (v as Attr).mtimeMs === 'number'
+}
+
 function show (v: unknown): string {
   if (v === undefined) return 'ok'
   if (Buffer.isBuffer(v)) return `<${v.length} bytes>`
@@ -171,8 +175,10 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
    * too (src/mount/fuse.ts opToken), when the vfs can give them.
    */
   const change = (name: string, args: () => string, call: () => Promise<unknown> | unknown, attrs: () => Attr | Promise<Attr>, cb: Then): void => {
-    // The attributes after the change, or none when the vfs cannot give them (at once when it can).
-    const after = (): FuseStat | undefined | Promise<FuseStat | undefined> => {
+    // The attributes after the change: those the call answered, else attrs(), or none
+    // when the vfs cannot give them (at once when it can).
+    const after = (answered: unknown): FuseStat | undefined | Promise<FuseStat | undefined> => {
+      if (isAttr(answered)) return toStat(answered)
       try {
         const a = attrs()
         return a instanceof Promise ? a.then(toStat, () => undefined) : toStat(a)
@@ -182,7 +188,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     }
     run(name, args, () => {
       const done = call()
-      return done instanceof Promise ? done.then(after) : after()
+      return done instanceof Promise ? done.then(after) : after(done)
     }, (code, st) => { cb(code, st) })
   }
 

@@ -25,8 +25,8 @@ function moveKey (store: Store, src: BucketRow, srcKey: string, dst: BucketRow, 
   v = store.catalog.liveVersion(src.id, srcKey)): void {
   const { catalog } = store
   if (v !== undefined && src.versioning === 'Unversioned' && dst.versioning === 'Unversioned' && v.version_id === 'null') {
-    const replaced = catalog.versionById(dst.id, dstKey, 'null')
-    if (replaced !== undefined) catalog.deleteVersion(replaced.seq)
+    const replaced = catalog.versionSeq(dst.id, dstKey, 'null')
+    if (replaced !== undefined) catalog.deleteVersion(replaced)
     const now = Date.now()
     catalog.moveVersion(v.seq, dst.id, dstKey, now, now)
     // Neither bucket was ever versioned: each key had that one version at most.
@@ -70,9 +70,9 @@ function moveDirectory (store: Store, src: BucketRow, srcPrefix: string, dst: Bu
   if (Buffer.byteLength(dstPrefix) > Buffer.byteLength(srcPrefix) &&
     catalog.longestKeyIfMoved(src.id, srcPrefix, dstPrefix) > MAX_KEY_BYTES) return false
   // As moveKey: the source's marker replaces the target's; without one, the target's stays.
-  const replaced = target === undefined ? undefined : catalog.versionById(dst.id, dstPrefix, 'null')
-  if (replaced !== undefined && catalog.versionById(src.id, srcPrefix, 'null') !== undefined) {
-    catalog.deleteVersion(replaced.seq)
+  const replaced = target === undefined ? undefined : catalog.versionSeq(dst.id, dstPrefix, 'null')
+  if (replaced !== undefined && catalog.versionSeq(src.id, srcPrefix, 'null') !== undefined) {
+    catalog.deleteVersion(replaced)
     catalog.setLive(dst.id, dstPrefix, null)
   }
   catalog.moveDir(src.id, srcPrefix, dst.id, dstPrefix, target, Date.now())

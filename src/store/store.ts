@@ -34,6 +34,8 @@ export type StoreOptions = CatalogOptions
 export interface Range { start: number, end: number }
 /** A live version as a lookup sees it. */
 export interface LiveStat { size: number, storedBytes: number, posix: PosixAttrs }
+/** A live version's POSIX attributes as updatePosix set them. */
+export interface PosixUpdate extends LiveStat { seq: number }
 export interface GetOptions { versionId?: string, range?: Range }
 export interface CopyOptions extends PutOptions { versionId?: string, metadataDirective?: 'COPY' | 'REPLACE' }
 /** Everything but the data of a version to be written. */
@@ -189,8 +191,8 @@ export class Store {
     if (b.versioning === 'Enabled') {
       versionId = newVersionId(now)
     } else {
-      const old = this.catalog.versionById(b.id, key, 'null')
-      if (old !== undefined) this.catalog.deleteVersion(old.seq)
+      const old = this.catalog.versionSeq(b.id, key, 'null')
+      if (old !== undefined) this.catalog.deleteVersion(old)
     }
     const posix = fields?.posix ?? { mode: 0o100644, uid: uid(), gid: gid(), mtimeMs: now, ctimeMs: now }
     const row: NewVersion = {
@@ -347,8 +349,8 @@ export class Store {
     }
     if (b.versioning === 'Unversioned') {
       // A bucket never versioned holds one version per key at most: the 'null' one.
-      const v = this.catalog.versionById(b.id, key, 'null')
-      if (v !== undefined) this.catalog.deleteVersion(v.seq)
+      const v = this.catalog.versionSeq(b.id, key, 'null')
+      if (v !== undefined) this.catalog.deleteVersion(v)
       this.catalog.setLive(b.id, key, null)
       return { versionId: 'null', deleteMarker: false }
     }
@@ -377,18 +379,18 @@ export class Store {
 
   /**
    * updateObjectMetadata for the POSIX attributes alone (chmod, chown, utimens): one
-   * read and one update, no version decoded. Answers the version's seq and the attributes
-   * set, or undefined (nothing changed) when the key has no live version.
+   * read and one update, no version decoded. Answers the version's seq, the attributes
+   * set and its size, or undefined (nothing changed) when the key has no live version.
    */
-  updatePosix (bucket: string, key: string, change: (p: PosixAttrs) => void): { seq: number, posix: PosixAttrs } | undefined {
+  updatePosix (bucket: string, key: string, change: (p: PosixAttrs) => void): PosixUpdate | undefined {
     return this.catalog.write(() => {
       const r = this.catalog.liveStat(this.bucketRow(bucket).id, key)
       if (r === undefined) return undefined
-      const [, , mode, uid, gid, mtimeMs, ctimeMs, seq] = r
+      const [size, stored, mode, uid, gid, mtimeMs, ctimeMs, seq] = r
       const p: PosixAttrs = { mode, uid, gid, mtimeMs, ctimeMs }
       change(p)
       this.catalog.updatePosix(seq, p.mode, p.uid, p.gid, p.mtimeMs, p.ctimeMs)
-      return { seq, posix: p }
+      return { seq, posix: p, size, storedBytes: stored ?? size }
     })
   }
 

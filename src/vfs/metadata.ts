@@ -4,9 +4,10 @@
 // change in its session too, so the version its close makes has it.
 import type { Store } from '../store/store'
 import type { PosixAttrs } from '../store/types'
+import type { PosixUpdate } from '../store/store'
 import { parsePath } from './paths'
 import type { Location } from './paths'
-import { isDirMode, S_IFDIR, S_IFMT } from './attr'
+import { fileAttr, isDirMode, S_IFDIR, S_IFMT } from './attr'
 import type { Attr } from './attr'
 import type { VersionsTree } from './versions-tree'
 import type { FileNode } from './node'
@@ -24,6 +25,8 @@ export interface MetadataContext {
   keyAttr: (bucket: string, key: string) => Attr
   /** The open file at a key, if any. */
   openNode: (bucket: string, key: string) => FileNode | undefined
+  /** Whether a lookup of the key answers from its stored live version, when it has one (no write session or hidden file answers first). */
+  fromStore: (bucket: string, key: string) => boolean
 }
 
 export class Metadata {
@@ -33,8 +36,10 @@ export class Metadata {
   /**
    * Applies a metadata change to whatever the path is; none of these creates a version.
    * Done at once (a promise only when a directory's marker object must be made first).
+   * Answers the attributes a lookup now finds where it knows them without another
+   * query: those of a stored file.
    */
-  private changeAttrs (path: string, change: (p: PosixAttrs) => void): void | Promise<void> {
+  private changeAttrs (path: string, change: (p: PosixAttrs) => void): Attr | undefined | Promise<undefined> {
     const loc = parsePath(path)
     if (loc.kind === 'root') throw NOT_PERMITTED('the root\'s attributes are fixed')
     if (loc.kind === 'versions') throw READ_ONLY('.versions is read-only')
@@ -44,36 +49,49 @@ export class Metadata {
       const p = { mode: b.mode, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs, ctimeMs: now }
       change(p)
       this.ctx.store.setBucketAttrs(b.name, { ...p, mode: S_IFDIR | (p.mode & 0o7777) })
-      return
+      return undefined
     }
     const { bucket, key } = loc
     const node = this.ctx.openNode(bucket, key)
+    const update = (k: string): PosixUpdate | undefined => this.ctx.store.updatePosix(bucket, k, p => { p.ctimeMs = now; change(p) })
+    /** An open file's node keeps the version it reads as: it gets the changed one. */
+    const followed = (done: PosixUpdate): void => {
+      if (node === undefined || node.session !== null) return
+      node.version = node.version?.seq === done.seq ? { ...node.version, posix: done.posix } : this.ctx.store.liveVersion(bucket, key) ?? null
+    }
+    // A stored file (a lookup's first answer, and a file hides a directory of its name):
+    // changed at once, with no lookup before nor after.
+    if (this.ctx.fromStore(bucket, key)) {
+      const done = update(key)
+      if (done !== undefined) {
+        followed(done)
+        return fileAttr(done.size, done.posix, done.storedBytes)
+      }
+    }
     const a = this.ctx.keyAttr(bucket, key)
-    const update = (k: string): { seq: number, posix: PosixAttrs } | undefined => this.ctx.store.updatePosix(bucket, k, p => { p.ctimeMs = now; change(p) })
     if (isDirMode(a.mode)) {
       const markerKey = key + '/'
-      if (update(markerKey) !== undefined) return
-      return this.ctx.store.putObject(bucket, markerKey, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } }).then(() => { update(markerKey) })
+      if (update(markerKey) !== undefined) return undefined
+      return this.ctx.store.putObject(bucket, markerKey, Buffer.alloc(0), { contentType: 'application/x-directory', posix: { mode: a.mode, uid: a.uid, gid: a.gid, mtimeMs: a.mtimeMs } })
+        .then(() => { update(markerKey); return undefined })
     }
     if (node?.session != null) {
       const p = node.session.fields.posix
       change(p)
       p.ctimeMs = now
       // A new file (no version yet): its close makes the first, with these attributes.
-      if (node.version === null) return
+      if (node.version === null) return undefined
     }
     const done = update(key)
-    // An open file's node keeps the version it reads as: it gets the changed one.
-    if (done !== undefined && node !== undefined && node.session === null) {
-      node.version = node.version?.seq === done.seq ? { ...node.version, posix: done.posix } : this.ctx.store.liveVersion(bucket, key) ?? null
-    }
+    if (done !== undefined) followed(done)
+    return undefined
   }
 
-  chmod (path: string, mode: number): void | Promise<void> {
+  chmod (path: string, mode: number): Attr | undefined | Promise<undefined> {
     return this.changeAttrs(path, p => { p.mode = (p.mode & S_IFMT) | (mode & 0o7777) })
   }
 
-  chown (path: string, uid: number, gid: number): void | Promise<void> {
+  chown (path: string, uid: number, gid: number): Attr | undefined | Promise<undefined> {
     return this.changeAttrs(path, p => {
       if (uid !== NO_ID && uid !== -1) p.uid = uid
       if (gid !== NO_ID && gid !== -1) p.gid = gid
@@ -81,7 +99,7 @@ export class Metadata {
   }
 
   /** atime is not stored (it reads as the mtime); an omitted mtime is left as it is. */
-  utimens (path: string, _atimeMs: number, mtimeMs: number): void | Promise<void> {
+  utimens (path: string, _atimeMs: number, mtimeMs: number): Attr | undefined | Promise<undefined> {
     return this.changeAttrs(path, p => { if (mtimeMs !== UTIME_OMIT_MS) p.mtimeMs = mtimeMs })
   }
 

@@ -113,7 +113,8 @@ export class Vfs {
       store,
       versions: this.versions,
       keyAttr: (bucket, key) => this.keyAttr(bucket, key),
-      openNode: (bucket, key) => this.nodes.get(this.id(bucket, key))
+      openNode: (bucket, key) => this.nodes.get(this.id(bucket, key)),
+      fromStore: (bucket, key) => !this.hidden.has(this.id(bucket, key)) && this.nodes.get(this.id(bucket, key))?.session == null
     })
     this.uid = opts.uid ?? process.getuid?.() ?? 0
     this.gid = opts.gid ?? process.getgid?.() ?? 0
@@ -944,9 +945,10 @@ export class Vfs {
   // ------------------------------------------------------------ attributes and xattrs (src/vfs/metadata.ts)
 
   // At once, unless a directory's marker object must be made first (then a promise).
-  chmod (path: string, mode: number): void | Promise<void> { return this.metadata.chmod(path, mode) }
-  chown (path: string, uid: number, gid: number): void | Promise<void> { return this.metadata.chown(path, uid, gid) }
-  utimens (path: string, atimeMs: number, mtimeMs: number): void | Promise<void> { return this.metadata.utimens(path, atimeMs, mtimeMs) }
+  /** chmod, chown and utimens answer the attributes after the change when they know them (a stored file's). */
+  chmod (path: string, mode: number): Attr | undefined | Promise<undefined> { return this.metadata.chmod(path, mode) }
+  chown (path: string, uid: number, gid: number): Attr | undefined | Promise<undefined> { return this.metadata.chown(path, uid, gid) }
+  utimens (path: string, atimeMs: number, mtimeMs: number): Attr | undefined | Promise<undefined> { return this.metadata.utimens(path, atimeMs, mtimeMs) }
   async getxattr (path: string, name: string): Promise<Buffer> { return await this.metadata.getxattr(path, name) }
   async listxattr (path: string): Promise<string[]> { return await this.metadata.listxattr(path) }
   async setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void> { await this.metadata.setxattr(path, name, value, flags) }
