@@ -121,8 +121,17 @@ t.test('listDirectory: one level in one pass, each sub-prefix once, with the att
   t.same(s.listDirectory('dir-listing', 'nothing/'), { dirs: [], dirMarkers: [], files: { names: [], sizes: [], modes: [], uids: [], gids: [], mtimes: [], ctimes: [], stored: [] } },
     'an empty prefix lists nothing')
   const odd = ['q"uote', 'back\\slash', 'new\nline', 'tab\there', '\u0001ctl', 'bom\ufeff', '\u2028sep', 'x\u{10FFFF}']
-  for (const [i, name] of odd.entries()) await s.putObject('dir-listing', `odd/${name}`, 'z'.repeat(i))
+  const fillers = Array.from({ length: 70 }, (_, i) => `f${String(i).padStart(2, '0')}`)
+  for (const [i, name] of [...odd, ...fillers].entries()) await s.putObject('dir-listing', `odd/${name}`, 'z'.repeat(i), { posix: { mode: 0o100600 + i % 8, uid: i, gid: 1000 + i } })
+  // Past 64 keys the columns come as JSON arrays (Catalog.files): the same as rows.
   const o = s.listDirectory('dir-listing', 'odd/').files
-  t.same([...o.names].sort(), [...odd].sort(), 'names that JSON escapes come back as they were stored')
-  t.same(o.names.map(n => o.sizes[o.names.indexOf(n)]), o.names.map(n => odd.indexOf(n)), 'each with its own attributes')
+  t.same([...o.names].sort(), [...odd, ...fillers].sort(), 'names that JSON escapes come back as they were stored')
+  const all = [...odd, ...fillers]
+  const got = o.names.map((n, j) => [n, o.sizes[j], o.modes[j] & 0o7777, o.uids[j], o.gids[j], o.mtimes[j], o.ctimes[j], o.stored[j]])
+  const want = o.names.map(n => {
+    const v = s.headObject('dir-listing', `odd/${n}`)
+    const i = all.indexOf(n)
+    return [n, i, 0o600 + i % 8, i, 1000 + i, v.posix.mtimeMs, v.posix.ctimeMs, v.storedBytes]
+  })
+  t.same(got, want, 'each with its own attributes, exactly')
 })
