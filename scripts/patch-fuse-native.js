@@ -33,8 +33,8 @@
 //     and the getattr libfuse asks right after a setattr, create, mkdir or symlink,
 //     from the attributes JavaScript answered that op with.
 //  8. Each op woke the main thread from its sleep and was answered by waking the FUSE
-//     thread: for 1 ms after an op the event loop polls instead of sleeping, so the
-//     next op of a busy program is picked up without a wake-up; the FUSE thread can
+//     thread: for 1 ms after an op (5 ms after a readdir) the event loop polls instead
+//     of sleeping, so the next op of a busy program is picked up without a wake-up; the FUSE thread can
 //     spin for the answer before it sleeps ($BUCKETFS_SPIN_US, off by default) (fast-path.c).
 //  9. readdir took one Uint32Array per entry: it also takes a listing's stats packed
 //     in one (src/mount/fuse.ts putStatFields).
