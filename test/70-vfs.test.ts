@@ -362,6 +362,36 @@ t.test('unlink', async t => {
   await failsWith(t, () => vfs.unlink('/bkt/f'), 'NotFound', 'unlink of a missing file')
   await vfs.mkdir('/bkt/d', 0o755)
   await failsWith(t, () => vfs.unlink('/bkt/d'), 'IsDirectory', 'unlink of a directory')
+  t.same(keysOf(store, 'bkt'), ['d/'], 'which stays')
+})
+
+t.test('unlink of a stored file: one transaction and no lookup; in a versioned bucket, one delete marker', async t => {
+  const { vfs, store } = await setup(t)
+  await putFile(vfs, '/bkt/f', 'x')
+  await store.putObject('bkt', 'd/g', 'y')
+  let looked = 0
+  let writes = 0
+  const catalog = store.catalog
+  const liveStat = catalog.liveStat.bind(catalog)
+  catalog.liveStat = (bucketId, key) => { looked++; return liveStat(bucketId, key) }
+  const write = catalog.write.bind(catalog)
+  catalog.write = fn => { writes++; return write(fn) }
+  vfs.unlink('/bkt/f')
+  t.same([looked, writes], [0, 1], 'no lookup, one write transaction')
+  t.same(store.versionsOf('bkt', 'f'), [], 'its version is gone (no bucket history)')
+  await failsWith(t, () => vfs.unlink('/bkt/d'), 'IsDirectory', 'a directory (implied by a key under it) is refused')
+  t.same(keysOf(store, 'bkt'), ['d/g'], 'and keeps its keys')
+
+  await enableVersioning(vfs, 'bkt')
+  await putFile(vfs, '/bkt/v', 'one')
+  await putFile(vfs, '/bkt/v', 'two')
+  vfs.unlink('/bkt/v')
+  const kept = store.versionsOf('bkt', 'v')
+  t.same(kept.map(v => v.isDeleteMarker), [true, false, false], 'a versioned bucket keeps both versions under a delete marker')
+  await failsWith(t, () => vfs.unlink('/bkt/v'), 'NotFound', 'a key under a delete marker is missing')
+  await failsWith(t, () => vfs.unlink('/bkt/never'), 'NotFound', 'as is one never written')
+  t.equal(store.versionsOf('bkt', 'v').length, 3, 'and neither unlink added a marker')
+  t.same(store.versionsOf('bkt', 'never'), [])
 })
 
 // ---------------------------------------------------------------- directories

@@ -408,6 +408,21 @@ export class Catalog {
    * Sets what a key's live row names, where the caller knows its latest version
    * without asking (seq, a version of that key; null: none, or a delete marker). refreshLive asks.
    */
+  /** Removes the key's live row and answers the version it named (undefined when it had none); that version stays. */
+  takeLive (bucketId: number, key: string): number | undefined {
+    const [path, name] = splitKey(key)
+    const row = this.s('DELETE FROM live WHERE dir = (SELECT id FROM dirs WHERE bucket_id = ? AND path = ?) AND name = ? RETURNING dir, seq')
+      .raw(true).get(bucketId, path, name) as [number, number] | undefined
+    if (row === undefined) return undefined
+    this.prune(row[0])
+    return row[1]
+  }
+  /** The seq of the key's live version, if it has one. */
+  liveSeq (bucketId: number, key: string): number | undefined {
+    const [path, name] = splitKey(key)
+    return this.s('SELECT l.seq FROM dirs d JOIN live l ON l.dir = d.id WHERE d.bucket_id = ? AND d.path = ? AND l.name = ?')
+      .pluck().get(bucketId, path, name) as number | undefined
+  }
   setLive (bucketId: number, key: string, seq: number | null): void {
     if (seq === null) {
       const [path, name] = splitKey(key)

@@ -337,6 +337,26 @@ export class Store {
     })
   }
 
+  /**
+   * DeleteObject of a key that has a live version (an unlink of a stored file): false,
+   * with nothing changed, when it has none. One transaction, with no lookup before it.
+   */
+  deleteLive (bucket: string, key: string): boolean {
+    return this.catalog.write(() => {
+      const b = this.bucketRow(bucket)
+      if (b.versioning === 'Unversioned') {
+        // Its one version at most is the live one (deleteInTransaction).
+        const seq = this.catalog.takeLive(b.id, key)
+        if (seq === undefined) return false
+        this.catalog.deleteVersion(seq)
+        return true
+      }
+      if (this.catalog.liveSeq(b.id, key) === undefined) return false
+      this.deleteInTransaction(b, key)
+      return true
+    })
+  }
+
   /** DeleteObject's rules, inside a write transaction. */
   deleteInTransaction (b: BucketRow, key: string, versionId?: string): DeleteResult {
     if (versionId !== undefined) {

@@ -811,6 +811,9 @@ export class Vfs {
       return
     }
     const node = this.nodes.get(this.id(bucket, key))
+    // A stored file no handle has open (a lookup's first answer: a file hides a directory
+    // of its name): deleted at once, with no lookup before.
+    if (node === undefined && this.store.deleteLive(bucket, key)) return
     // Without a write session, the attributes below come from the key's live version.
     const writing = node?.session != null
     const a = this.keyAttr(bucket, key)
