@@ -153,7 +153,10 @@ const edits = [
     '  bucketfs_attr_after(l->op, l->fuse, l->path, l->dest, l->info, l);\\\n  bucketfs_then_after(l);\\\n  return l->res;\n'],
   ['poll after dispatch',
     '  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;\n\n  fn(handle, l, ft);\n',
-    '  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;\n\n  bucketfs_poll_after(l->op);\n  fn(handle, l, ft);\n'],
+    // (Again once JavaScript returns, from the op read before: a readdir of a large directory
+    // answered 50 ms later still gets its window; the FUSE thread may reuse l once answered.)
+    '  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;\n\n' +
+    '  uint32_t bucketfs_op = l->op;\n  bucketfs_poll_after(bucketfs_op);\n  fn(handle, l, ft);\n  bucketfs_poll_after(bucketfs_op);\n'],
   ['export fast path', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_full_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +

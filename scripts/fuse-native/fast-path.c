@@ -1102,7 +1102,7 @@ static void bucketfs_poll_check (uv_idle_t *idle) {
   }
 }
 
-/** An op is being dispatched to JavaScript (main thread): poll for the next one a while. */
+/** An op is being dispatched to JavaScript, and again once JavaScript returned (main thread): poll for the next one a while. */
 static void bucketfs_poll_after (uint32_t op) {
   if (op == op_read || op == op_write) return;
   static int env_read = 0;

@@ -526,17 +526,28 @@ export class Catalog {
    * stay aligned.
    */
   private files (id: number): DirFiles {
-    const rows = this.s(`${DIR_FILES} LIMIT ${FEW_FILES}`).raw(true).all(id) as Array<[string, number, number, number, number, number, number, number | null]>
-    if (rows.length < FEW_FILES) {
+    type Row = [string, number, number, number, number, number, number, number | null]
+    const columns = (rows: Row[]): DirFiles => {
       const f = noFiles()
       for (const r of rows) {
         f.names.push(r[0]); f.sizes.push(r[1]); f.modes.push(r[2]); f.uids.push(r[3]); f.gids.push(r[4]); f.mtimes.push(r[5]); f.ctimes.push(r[6]); f.stored.push(r[7])
       }
       return f
     }
-    const [names, sizes, modes, uids, gids, mtimes, ctimes, stored] = (this.s(`SELECT json_group_array(name), json_group_array(size),
+    const few = this.s(`${DIR_FILES} LIMIT ${FEW_FILES}`).raw(true).all(id) as Row[]
+    if (few.length < FEW_FILES) return columns(few)
+    let json: string[]
+    try {
+      json = this.s(`SELECT json_group_array(name), json_group_array(size),
         json_group_array(mode), json_group_array(uid), json_group_array(gid), json_group_array(mtime_ms), json_group_array(ctime_ms),
-        json_group_array(stored) FROM (${DIR_FILES})`).raw(true).get(id) as string[]).map(c => JSON.parse(c) as unknown[])
+        json_group_array(stored) FROM (${DIR_FILES})`).raw(true).get(id) as string[]
+    } catch (err) {
+      // A column's JSON past the longest string SQLite may hand over (~512 MB: millions
+      // of long names): as rows, which have no such bound.
+      if ((err as { code?: string }).code !== 'SQLITE_TOOBIG') throw err
+      return columns(this.s(DIR_FILES).raw(true).all(id) as Row[])
+    }
+    const [names, sizes, modes, uids, gids, mtimes, ctimes, stored] = json.map(c => JSON.parse(c) as unknown[])
     return { names, sizes, modes, uids, gids, mtimes, ctimes, stored } as DirFiles
   }
 
