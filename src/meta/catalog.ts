@@ -404,10 +404,6 @@ export class Catalog {
     const latest = this.latestVersion(bucketId, key)
     this.setLive(bucketId, key, latest === undefined || latest.delete_marker === 1 ? null : latest.seq)
   }
-  /**
-   * Sets what a key's live row names, where the caller knows its latest version
-   * without asking (seq, a version of that key; null: none, or a delete marker). refreshLive asks.
-   */
   /** Removes the key's live row and answers the version it named (undefined when it had none); that version stays. */
   takeLive (bucketId: number, key: string): number | undefined {
     const [path, name] = splitKey(key)
@@ -417,21 +413,13 @@ export class Catalog {
     this.prune(row[0])
     return row[1]
   }
-  /** The seq of the key's live version, if it has one. */
-  liveSeq (bucketId: number, key: string): number | undefined {
-    const [path, name] = splitKey(key)
-    return this.s('SELECT l.seq FROM dirs d JOIN live l ON l.dir = d.id WHERE d.bucket_id = ? AND d.path = ? AND l.name = ?')
-      .pluck().get(bucketId, path, name) as number | undefined
-  }
+  /**
+   * Sets what a key's live row names, where the caller knows its latest version
+   * without asking (seq, a version of that key; null: none, or a delete marker). refreshLive asks.
+   */
   setLive (bucketId: number, key: string, seq: number | null): void {
-    if (seq === null) {
-      const [path, name] = splitKey(key)
-      const dir = this.s('DELETE FROM live WHERE dir = (SELECT id FROM dirs WHERE bucket_id = ? AND path = ?) AND name = ? RETURNING dir')
-        .pluck().get(bucketId, path, name) as number | undefined
-      if (dir !== undefined) this.prune(dir)
-    } else {
-      this.s('INSERT INTO live (dir, name, seq) SELECT dir, name, seq FROM versions WHERE seq = ? ON CONFLICT (dir, name) DO UPDATE SET seq = excluded.seq').run(seq)
-    }
+    if (seq === null) this.takeLive(bucketId, key)
+    else this.s('INSERT INTO live (dir, name, seq) SELECT dir, name, seq FROM versions WHERE seq = ? ON CONFLICT (dir, name) DO UPDATE SET seq = excluded.seq').run(seq)
   }
 
   /**

@@ -351,7 +351,7 @@ export class Store {
         this.catalog.deleteVersion(seq)
         return true
       }
-      if (this.catalog.liveSeq(b.id, key) === undefined) return false
+      if (this.catalog.liveStat(b.id, key) === undefined) return false
       this.deleteInTransaction(b, key)
       return true
     })

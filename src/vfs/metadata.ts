@@ -61,7 +61,8 @@ export class Metadata {
     }
     // A stored file (a lookup's first answer, and a file hides a directory of its name):
     // changed at once, with no lookup before nor after.
-    if (this.ctx.fromStore(bucket, key)) {
+    const stored = this.ctx.fromStore(bucket, key)
+    if (stored) {
       const done = update(key)
       if (done !== undefined) {
         followed(done)
@@ -82,6 +83,7 @@ export class Metadata {
       // A new file (no version yet): its close makes the first, with these attributes.
       if (node.version === null) return undefined
     }
+    if (stored) return undefined // (tried above: no live version)
     const done = update(key)
     if (done !== undefined) followed(done)
     return undefined

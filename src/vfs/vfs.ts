@@ -165,6 +165,19 @@ export class Vfs {
   }
 
   /** Open write sessions whose key is under prefix (so new files show before they complete). */
+  /**
+   * The names right in directory `prefix` that a lookup answers from an open file, not
+   * the store: files being written, or hidden by libfuse, there or under them.
+   */
+  private openNamesUnder (bucket: string, prefix: string): Set<string> {
+    const out = new Set<string>()
+    const under = this.id(bucket, prefix)
+    const add = (id: string): void => { if (id.startsWith(under)) out.add(id.slice(under.length).split('/')[0]) }
+    for (const [id, n] of this.nodes) if (n.session !== null) add(id)
+    for (const id of this.hidden.keys()) add(id)
+    return out
+  }
+
   private sessionsUnder (bucket: string, prefix: string): FileNode[] {
     const out: FileNode[] = []
     for (const n of this.nodes.values()) if (n.session !== null && n.bucket === bucket && n.key.startsWith(prefix)) out.push(n)
@@ -270,11 +283,9 @@ export class Vfs {
       const prefix = loc.key + '/'
       if (this.store.holdsMore(loc.bucket, prefix, limit + 1)) return undefined // (+1: its own marker) not read
       const listing = this.store.listDirectory(loc.bucket, prefix)
-      const names = new Set(listing.dirs)
+      const names = this.openNamesUnder(loc.bucket, prefix)
+      for (const name of listing.dirs) names.add(name)
       for (const name of listing.files.names) if (name !== '') names.add(name)
-      for (const n of this.sessionsUnder(loc.bucket, prefix)) names.add(n.key.slice(prefix.length).split('/')[0])
-      const under = this.id(loc.bucket, prefix)
-      for (const id of this.hidden.keys()) if (id.startsWith(under)) names.add(id.slice(under.length).split('/')[0])
       return names.size > limit ? undefined : [...names]
     } catch {
       return undefined
@@ -334,10 +345,7 @@ export class Vfs {
     // Whether what is listed for a name is what lookupAttr answers: not when a session or a
     // hidden node answers first, nor for the bucket's .versions (which a key of that name
     // cannot show). The open nodes under the directory are gathered once, not looked up per name.
-    const unsettled = new Set<string>()
-    const under = this.id(bucket, prefix)
-    for (const [id, n] of this.nodes) if (n.session != null && id.startsWith(under)) unsettled.add(id.slice(under.length).split('/')[0])
-    for (const id of this.hidden.keys()) if (id.startsWith(under)) unsettled.add(id.slice(under.length).split('/')[0])
+    const unsettled = this.openNamesUnder(bucket, prefix)
     if (prefix === '') unsettled.add(VERSIONS_DIR)
     // Each stored name is listed once (live's key is the directory and the name); a file
     // hides a directory of its name, as lookupAttr does.
