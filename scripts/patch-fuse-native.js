@@ -31,7 +31,8 @@
 //     the kernel's getxattr(security.capability) before each write; and reads of data
 //     JavaScript put ahead of a sequential reader (scripts/fuse-native/fast-path.c);
 //     and the getattr libfuse asks right after a setattr, create, mkdir or symlink,
-//     from the attributes JavaScript answered that op with.
+//     from the attributes JavaScript answered that op with; and a readdir of a
+//     directory JavaScript listed ahead of a program walking a tree.
 //  8. Each op woke the main thread from its sleep and was answered by waking the FUSE
 //     thread: for 1 ms after an op (5 ms after a readdir) the event loop polls instead
 //     of sleeping, so the next op of a busy program is picked up without a wake-up; the FUSE thread can
@@ -161,7 +162,8 @@ const edits = [
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_full_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_op_token)\n  NAPI_EXPORT_FUNCTION(bucketfs_then_attrs)\n  NAPI_EXPORT_FUNCTION(bucketfs_aligned_buffer)\n']
+    '  NAPI_EXPORT_FUNCTION(bucketfs_op_token)\n  NAPI_EXPORT_FUNCTION(bucketfs_then_attrs)\n  NAPI_EXPORT_FUNCTION(bucketfs_aligned_buffer)\n' +
+    '  NAPI_EXPORT_FUNCTION(bucketfs_list_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_reader)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_end)\n']
 ]
 
 // The edits always apply to fuse-native's own source, kept beside it as fuse-native.c.orig

@@ -6,7 +6,8 @@ import os from 'node:os'
 import * as errors from '../src/errors'
 import { BucketfsError, type ErrorCode } from '../src/errors'
 import type { Vfs, Attr } from '../src/vfs'
-import { fuseOps, toStat, toStatfs, type ListedAttrs } from '../src/mount/adapter'
+import { fuseOps, toStat, toStatfs } from '../src/mount/adapter'
+import { ListAhead, type ListedAttrs } from '../src/mount/listing'
 import { errnoOf } from '../src/mount/errno'
 import { STAT_INTS, type FuseStat } from '../src/mount/fuse'
 
@@ -151,12 +152,13 @@ t.test('ops answer as fuse-native expects', async t => {
 /**
  * The FUSE thread's cache as the adapter sees it, recording what is put: attributes as
  * [epoch, dir, names, stats (copied), ttl], misses as [epoch, path, ttl], full directories
- * as [epoch, dir, names, ttl, maxName].
+ * as [epoch, dir, names, ttl, maxName], listings as [epoch, dir, names, stats (copied), ttl].
  */
-function recordingCache (epoch: () => number): { listed: ListedAttrs, attrs: unknown[][], missing: unknown[][], full: unknown[][] } {
+function recordingCache (epoch: () => number): { listed: ListedAttrs, attrs: unknown[][], missing: unknown[][], full: unknown[][], lists: unknown[][] } {
   const attrs: unknown[][] = []
   const missing: unknown[][] = []
   const full: unknown[][] = []
+  const lists: unknown[][] = []
   const cache = {
     epoch,
     putAttrs: (e: number, dir: string, names: string[], stats: FuseStat[] | Uint32Array, ttl: number) => {
@@ -164,9 +166,10 @@ function recordingCache (epoch: () => number): { listed: ListedAttrs, attrs: unk
       return names.length
     },
     putMissing: (e: number, p: string, ttl: number) => { missing.push([e, p, ttl]); return true },
-    putFull: (e: number, dir: string, names: string[], ttl: number, maxName: number) => { full.push([e, dir, names, ttl, maxName]); return true }
+    putFull: (e: number, dir: string, names: string[], ttl: number, maxName: number) => { full.push([e, dir, names, ttl, maxName]); return true },
+    putListing: (e: number, dir: string, names: string[], stats: Uint32Array, ttl: number) => { lists.push([e, dir, [...names], [...stats], ttl]); return true }
   }
-  return { listed: { cache, ttlMs: 1000 }, attrs, missing, full }
+  return { listed: { cache, ttlMs: 1000 }, attrs, missing, full, lists }
 }
 
 t.test('readdir puts the attributes of the names it lists exactly, with the epoch read before', async t => {
@@ -189,6 +192,91 @@ t.test('readdir puts the attributes of the names it lists exactly, with the epoc
   exact = []
   await answer(cb => { ops.readdir('/b/d', cb) })
   t.same(put, [], 'none when none is exact')
+})
+
+t.test('a readdir lists the directories in it ahead, one level at a time, each as its readdir answers', async t => {
+  let epoch = 5
+  const { listed, attrs: putAttrs, lists } = recordingCache(() => epoch)
+  const dirAttr: Attr = { ...attr, mode: 0o40755, size: 4096, blocks: 8, nlink: 2 }
+  // /b/top holds a, b (directories), f (a file) and .versions-like v (not a key directory);
+  // /b/top/a holds deep (a directory) and g; /b/top/b is too large to be listed ahead.
+  const tree: Record<string, { names: string[], attrs: Attr[], exact?: number[] }> = {
+    '/b/top': { names: ['a', 'f', 'b', 'v'], attrs: [dirAttr, attr, dirAttr, dirAttr], exact: [0, 1, 2, 3] },
+    '/b/top/a': { names: ['deep', 'g'], attrs: [dirAttr, { ...attr, size: 3 }], exact: [1] },
+    '/b/top/a/deep': { names: ['h'], attrs: [attr], exact: [0] }
+  }
+  const listedAhead: string[] = []
+  const vfs = {
+    readdir: (p: string) => tree[p],
+    keyNameRoom: (p: string) => p.endsWith('/v') ? undefined : 255,
+    readdirOfKeyDir: (p: string) => {
+      listedAhead.push(p)
+      epoch++ // an op answered meanwhile moves the epoch: the puts carry the one read before
+      if (p === '/b/top/b') return undefined
+      return tree[p]
+    }
+  } as unknown as Vfs
+  const ahead = new ListAhead(vfs, listed)
+  const ops = fuseOps(vfs, () => undefined, { ...listed, ahead })
+  const settle = async (): Promise<void> => { for (let i = 0; i < 10; i++) await new Promise(resolve => setImmediate(resolve)) }
+
+  const [, names, stats] = await answer(cb => { ops.readdir('/b/top', cb) })
+  t.same([names, (stats as Uint32Array).length], [['.', '..', 'a', 'f', 'b', 'v'], 6 * STAT_INTS], 'the readdir itself answers as before')
+  await settle()
+  t.same(listedAhead, ['/b/top/a', '/b/top/b'], 'the key directories in it, in its order; not the file, nor what is not a key directory')
+  t.equal(lists.length, 1, 'a directory too large is not put')
+  const [e, dir, aheadNames, aheadStats, ttl] = lists[0] as [number, string, string[], number[], number]
+  t.same([e, dir, ttl], [5, '/b/top/a', 1000], 'put with the epoch read before it was listed')
+  t.same(putAttrs.find(a => a[1] === '/b/top/a')?.slice(0, 3), [5, '/b/top/a', ['g']], 'with the attributes of its exact names')
+  const plain = fuseOps(vfs, () => undefined, listed)
+  const [, nowNames, nowStats] = await answer(cb => { plain.readdir('/b/top/a', cb) })
+  t.same([aheadNames, aheadStats], [nowNames, [...(nowStats as Uint32Array)]], 'what its readdir answers, \'.\' and \'..\' included')
+  t.equal(ahead.made, 1)
+
+  // The level below waits until the FUSE thread answers a readdir from what was put.
+  await settle()
+  t.same(listedAhead, ['/b/top/a', '/b/top/b'], 'nothing deeper before /b/top/a is read')
+  ahead.read('/b/top/a')
+  await settle()
+  t.same(listedAhead.slice(2), ['/b/top/a/deep'], 'once read, the directories in it are listed ahead')
+  ahead.read('/b/top/a')
+  await settle()
+  t.same(listedAhead.slice(2), ['/b/top/a/deep'], 'a listing is read once: a second answer lists nothing more')
+
+  // A directory the program lists itself before its turn comes is not listed ahead again.
+  listedAhead.length = 0
+  const other = new ListAhead(vfs, listed)
+  const opsOther = fuseOps(vfs, () => undefined, { ...listed, ahead: other })
+  await answer(cb => { opsOther.readdir('/b/top', cb) })
+  await answer(cb => { opsOther.readdir('/b/top/a', cb) })
+  await settle()
+  t.same(listedAhead, ['/b/top/a/deep', '/b/top/b'], '/b/top/a was answered by its readdir; what is in it is listed ahead, first')
+})
+
+t.test('listing ahead yields to other work, is bounded, and survives a failing listing', async t => {
+  const { listed, lists } = recordingCache(() => 1)
+  const dirAttr: Attr = { ...attr, mode: 0o40755 }
+  const many = Array.from({ length: 100 }, (_, i) => `d${i}`)
+  let failing = true
+  const order: string[] = []
+  const vfs = {
+    readdir: () => ({ names: many, attrs: many.map(() => dirAttr) }),
+    keyNameRoom: () => 255,
+    readdirOfKeyDir: (p: string) => {
+      order.push(p)
+      if (p === '/b/top/d0' && failing) { failing = false; throw errors.NOT_FOUND('gone meanwhile') }
+      return { names: ['x'], attrs: [attr], exact: [0] }
+    }
+  } as unknown as Vfs
+  const ahead = new ListAhead(vfs, listed)
+  ahead.answered('/b/top', { names: many, attrs: many.map(() => dirAttr) })
+  t.same(order, [], 'nothing is listed before the op that asked for it is over')
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(order.length, 1, 'one directory per turn of the event loop')
+  for (let i = 0; i < 200 && order.length < 64; i++) await new Promise(resolve => setImmediate(resolve))
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal(order.length, 64, 'at most 64 directories of one listing')
+  t.equal(lists.length, 63, 'the one whose listing failed is skipped; the others are put')
 })
 
 t.test('chmod, chown and utimens answer the attributes after the change: those the vfs answered, else a lookup\'s', async t => {

@@ -504,3 +504,149 @@ t.test('in a directory the mount has just made, every name not made since is ans
   await t.rejects(fsp.lstat(path.join(e, 'other')), { code: 'ENOENT' })
   t.equal(fullHits(), late, 'after its second, a lookup there reaches the daemon')
 })
+
+const listingsHeld = (): number => fastPathStats()?.listings ?? 0
+const listingHits = (): number => fastPathStats()?.listingHits ?? 0
+
+/**
+ * Lists parent until a directory in it has been listed ahead and put (a late release's
+ * forget may refuse a put; a directory is not listed ahead again within a second).
+ */
+async function listAheadOf (parent: string): Promise<boolean> {
+  for (let i = 0; i < 4; i++) {
+    const before = listingsHeld()
+    await fsp.readdir(parent)
+    for (let j = 0; j < 100; j++) {
+      if (listingsHeld() > before) return true
+      await sleep(5)
+    }
+    await sleep(1100)
+  }
+  return false
+}
+
+t.test('a walk\'s readdirs are answered from listings made ahead, with what the daemon lists', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no fast path' : false }, async t => {
+  const { mnt } = await mountTemp(t, 'walk')
+  const top = path.join(mnt, 'ahead-58', 'top')
+  const expected = new Map<string, string[]>()
+  for (let i = 0; i < 5; i++) {
+    const d = path.join(top, `d${i}`)
+    await fsp.mkdir(path.join(d, 's'), { recursive: true })
+    for (let j = 0; j < 3; j++) await fsp.writeFile(path.join(d, `f${j}`), `${i}${j}`)
+    await fsp.symlink('f0', path.join(d, 'link'))
+    await fsp.writeFile(path.join(d, 's', 'g'), 'deep')
+    expected.set(d, ['f0', 'f1', 'f2', 'link/l', 's/d'])
+    expected.set(path.join(d, 's'), ['g'])
+  }
+  expected.set(top, Array.from({ length: 5 }, (_, i) => `d${i}/d`))
+  await sleep(300) // the kernel's late releases forget what they touch: let them land first
+
+  /** Every directory's names with their types, as a program walking the tree sees them. */
+  const walk = async (dir: string, out: Map<string, string[]>): Promise<void> => {
+    const entries = await fsp.readdir(dir, { withFileTypes: true })
+    out.set(dir, entries.map(e => e.name + (e.isDirectory() ? '/d' : e.isSymbolicLink() ? '/l' : '')).sort())
+    for (const e of entries) if (e.isDirectory()) await walk(path.join(dir, e.name), out)
+  }
+  const before = listingHits()
+  const seen = new Map<string, string[]>()
+  await walk(top, seen)
+  t.same(Object.fromEntries(seen), Object.fromEntries(expected), 'every directory with its names and their types')
+  t.ok(listingHits() > before, `readdirs were answered from listings made ahead (${listingHits() - before} of ${seen.size})`)
+})
+
+t.test('a listing made ahead answers one readdir, within its second, and no op leaves one stale', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no fast path' : false }, async t => {
+  const { mnt } = await mountTemp(t, 'stale')
+  const base = path.join(mnt, 'ahead-58')
+  let n = 0
+  /** A parent holding a file `in` and directory c (files f0 and f1, directories e, empty, and s, holding g). */
+  const make = async (): Promise<{ parent: string, c: string }> => {
+    const parent = path.join(base, `p${n++}`)
+    const c = path.join(parent, 'c')
+    await fsp.mkdir(path.join(c, 'e'), { recursive: true })
+    await fsp.mkdir(path.join(c, 's'))
+    await fsp.writeFile(path.join(c, 's', 'g'), 'g')
+    await fsp.writeFile(path.join(c, 'f0'), 'zero')
+    await fsp.writeFile(path.join(c, 'f1'), 'one')
+    await fsp.writeFile(path.join(parent, 'in'), 'moved in')
+    await sleep(300) // the kernel's late releases
+    return { parent, c }
+  }
+  const names = async (dir: string): Promise<string[]> => (await fsp.readdir(dir)).sort()
+
+  await t.test('unchanged, it answers once', async t => {
+    const { parent, c } = await make()
+    t.ok(await listAheadOf(parent), 'c was listed ahead')
+    const before = listingHits()
+    t.same(await names(c), ['e', 'f0', 'f1', 's'])
+    t.equal(listingHits(), before + 1, 'its readdir was answered from the listing')
+    t.same(await names(c), ['e', 'f0', 'f1', 's'])
+    t.equal(listingHits(), before + 1, 'the next one by the daemon')
+  })
+
+  await t.test('past its second, it answers nothing', async t => {
+    const { parent, c } = await make()
+    t.ok(await listAheadOf(parent), 'c was listed ahead')
+    await sleep(1100)
+    const before = listingHits()
+    t.same(await names(c), ['e', 'f0', 'f1', 's'])
+    t.equal(listingHits(), before, 'its readdir was answered by the daemon')
+  })
+
+  const ops: Array<[string, (parent: string, c: string) => Promise<unknown>, string[]]> = [
+    ['create', async (_p, c) => { await fsp.writeFile(path.join(c, 'new'), 'n') }, ['e', 'f0', 'f1', 'new', 's']],
+    ['a file left open for writing', async (_p, c) => {
+      const fh = await fsp.open(path.join(c, 'open'), 'w')
+      t.teardown(async () => { await fh.close().catch(() => {}) })
+      await fh.write('being written')
+    }, ['e', 'f0', 'f1', 'open', 's']],
+    ['unlink', async (_p, c) => { await fsp.unlink(path.join(c, 'f0')) }, ['e', 'f1', 's']],
+    ['mkdir', async (_p, c) => { await fsp.mkdir(path.join(c, 'nd')) }, ['e', 'f0', 'f1', 'nd', 's']],
+    ['rmdir', async (_p, c) => { await fsp.rmdir(path.join(c, 'e')) }, ['f0', 'f1', 's']],
+    ['symlink', async (_p, c) => { await fsp.symlink('f0', path.join(c, 'l')) }, ['e', 'f0', 'f1', 'l', 's']],
+    ['rename inside', async (_p, c) => { await fsp.rename(path.join(c, 'f0'), path.join(c, 'g0')) }, ['e', 'f1', 'g0', 's']],
+    ['rename out', async (p, c) => { await fsp.rename(path.join(c, 'f0'), path.join(p, 'out')) }, ['e', 'f1', 's']],
+    ['rename in', async (p, c) => { await fsp.rename(path.join(p, 'in'), path.join(c, 'in')) }, ['e', 'f0', 'f1', 'in', 's']],
+    ['rename a directory out', async (p, c) => { await fsp.rename(path.join(c, 's'), path.join(p, 's2')) }, ['e', 'f0', 'f1']],
+    ['the directory renamed and another made in its place', async (p, c) => {
+      await fsp.rename(c, path.join(p, 'c-old'))
+      await fsp.mkdir(c)
+      await fsp.writeFile(path.join(c, 'other'), 'o')
+    }, ['other']],
+    ['the directory above renamed and remade', async (p, c) => {
+      await fsp.rename(p, p + '-old')
+      await fsp.mkdir(c, { recursive: true })
+      await fsp.writeFile(path.join(c, 'z'), 'z')
+    }, ['z']],
+    ['the directory removed and made again', async (_p, c) => {
+      await fsp.rm(c, { recursive: true })
+      await fsp.mkdir(c)
+    }, []]
+  ]
+  for (const [name, op, after] of ops) {
+    const { parent, c } = await make()
+    t.ok(await listAheadOf(parent), `${name}: c was listed ahead`)
+    await op(parent, c)
+    const before = listingHits()
+    t.same(await names(c), after, `${name}: its readdir shows the change`)
+    t.equal(listingHits(), before, `${name}: answered by the daemon, not from the listing made before`)
+  }
+
+  await t.test('under .versions, where a save adds names without an op on them, nothing is listed ahead', async t => {
+    const file = path.join(base, 'ver', 'v', 'file')
+    await fsp.mkdir(path.dirname(file), { recursive: true })
+    await fsp.writeFile(file, 'v1')
+    await fsp.writeFile(file, 'v2')
+    await sleep(300)
+    const held = listingsHeld()
+    const versions = path.join(base, '.versions', 'ver', 'v')
+    t.same(await fsp.readdir(versions), ['file'])
+    await sleep(100)
+    t.equal(listingsHeld(), held, 'the versions of a key are not listed ahead')
+    // (An unversioned bucket: the one version's name carries the time it was saved.)
+    const was = await fsp.readdir(path.join(versions, 'file'))
+    await fsp.writeFile(file, 'v3')
+    const now = await fsp.readdir(path.join(versions, 'file'))
+    t.equal(now.length, 1)
+    t.not(now[0], was[0], 'a save shows there at once')
+  })
+})

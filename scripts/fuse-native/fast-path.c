@@ -31,6 +31,8 @@ static pthread_mutex_t bucketfs_attr_lock = PTHREAD_MUTEX_INITIALIZER;
 static void bucketfs_windows_forget_locked (const char *path, int tree);
 static void bucketfs_windows_release (const void *owner, uint64_t fh);
 static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info, char *buf, size_t len, off_t offset, int *res);
+// The listings put ahead (below) share them too.
+static void bucketfs_lists_forget_locked (const char *path, int tree);
 
 static uint64_t bucketfs_hash (const char *s, size_t n) {
   uint64_t h = 14695981039346656037ULL;
@@ -298,6 +300,8 @@ static void bucketfs_attr_forget (const char *path, const char *dest, int tree, 
   pthread_mutex_lock(&bucketfs_attr_lock);
   bucketfs_windows_forget_locked(path, tree);
   if (dest != NULL) bucketfs_windows_forget_locked(dest, tree);
+  bucketfs_lists_forget_locked(path, tree);
+  if (dest != NULL) bucketfs_lists_forget_locked(dest, tree);
   if (path == NULL) {
     bucketfs_attr_empty_locked();
     BUCKETFS_DROP_FULLS(1);
@@ -528,6 +532,8 @@ NAPI_METHOD(bucketfs_then_attrs) {
   return NULL;
 }
 
+static int bucketfs_list_answer (fuse_thread_locals_t *l, int *res);
+
 /**
  * An op answered here, without JavaScript: 1 with *res set, or 0. A getattr (or opendir) of a path a
  * readdir listed; a releasedir; a read inside the windows put for its handle; a getxattr of a name outside user.* (the kernel asks for
@@ -545,6 +551,7 @@ static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
     *res = 0;
     return 1;
   }
+  if (l->op == op_readdir) return bucketfs_list_answer(l, res);
   if (bucketfs_attr_answer(l->op, l->fuse, l->path, l->stat, res)) return 1;
   if (l->op == op_read) return bucketfs_read_answer(l->fuse, l->info, (char *) l->buf, l->len, l->offset, res);
   return 0;
@@ -1001,6 +1008,254 @@ NAPI_METHOD(bucketfs_read_put) {
   return out;
 }
 
+// bucketfs: listings answered on the FUSE thread (listing ahead). When a program lists a
+// key directory, JavaScript lists the directories in it ahead of the program
+// (src/mount/listing.ts) and puts each listing here: the names and packed stats its
+// readdir would answer, '.' and '..' first. The next readdir of such a directory is
+// answered from it once, without a round trip, and JavaScript is told (a thread-safe
+// call) so that it lists the level below ahead in turn. A listing goes when it has
+// answered, when its time is up, and at any forget of its directory, of anything under
+// it, or of a tree holding it: any op that may change a name in it (the rule that keeps
+// the directory's own entry from going stale). A put is refused when a forget since its
+// epoch touched a name in it. At most BUCKETFS_LISTS_MAX listings and
+// BUCKETFS_LIST_NAMES names in all are held; the oldest go first.
+#define BUCKETFS_LISTS_MAX 256
+#define BUCKETFS_LIST_NAMES 16384
+#define BUCKETFS_LIST_NAME_MAX 1024 // fuse-native's readdir cuts longer names: those are left to it
+typedef struct bucketfs_list_s {
+  struct bucketfs_list_s *next;
+  const void *owner;
+  uint64_t expires_ms;
+  uint32_t count;
+  uint32_t *ints;  // 18 per name: fuse-native's stat layout
+  uint32_t *offs;  // where each name starts in names
+  char *names;     // each name ends with a NUL
+  size_t len;
+  char path[];
+} bucketfs_list_t;
+static bucketfs_list_t *bucketfs_lists = NULL; // newest first
+static uint32_t bucketfs_lists_count = 0;
+static uint32_t bucketfs_lists_names = 0;
+static uint64_t bucketfs_list_hits = 0;
+static struct { const void *owner; napi_threadsafe_function read; } bucketfs_list_readers[BUCKETFS_MOUNTS];
+
+static void bucketfs_list_free (bucketfs_list_t *d) {
+  if (d == NULL) return;
+  free(d->ints); free(d->offs); free(d->names); free(d);
+}
+
+/** Unlinks and frees every listing `cond` says yes to (bucketfs_attr_lock held). */
+#define BUCKETFS_DROP_LISTS(cond) do {\
+  bucketfs_list_t **at = &bucketfs_lists;\
+  while (*at != NULL) {\
+    bucketfs_list_t *d = *at;\
+    if (cond) { *at = d->next; bucketfs_lists_count--; bucketfs_lists_names -= d->count; bucketfs_list_free(d); }\
+    else at = &d->next;\
+  }\
+} while (0)
+
+/** A forget of path (with `tree`; NULL: of everything): the listings of it, of a directory above it, and (tree) under it go. */
+static void bucketfs_lists_forget_locked (const char *path, int tree) {
+  if (bucketfs_lists == NULL) return;
+  if (path == NULL) { BUCKETFS_DROP_LISTS(1); return; }
+  size_t n = strlen(path);
+  BUCKETFS_DROP_LISTS(bucketfs_within(path, n, d->path, d->len) || (tree && bucketfs_within(d->path, d->len, path, n)));
+}
+
+static void bucketfs_list_read_call (napi_env env, napi_value fn, void *context, void *data) {
+  bucketfs_list_t *d = (bucketfs_list_t *) data;
+  if (env != NULL && fn != NULL) {
+    napi_value argv[1], undefined;
+    napi_create_string_utf8(env, d->path, d->len, &argv[0]);
+    napi_get_undefined(env, &undefined);
+    napi_call_function(env, undefined, fn, 1, argv, NULL);
+  }
+  bucketfs_list_free(d);
+}
+
+/** A readdir answered from a listing put ahead: 1 with *res 0, or 0 (JavaScript answers). */
+static int bucketfs_list_answer (fuse_thread_locals_t *l, int *res) {
+  if (l->path == NULL || l->readdir_filler == NULL || l->buf == NULL) return 0;
+  bucketfs_list_t *d = NULL;
+  napi_threadsafe_function reader = NULL;
+  size_t n = strlen(l->path);
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  for (bucketfs_list_t **at = &bucketfs_lists; *at != NULL; at = &(*at)->next) {
+    bucketfs_list_t *e = *at;
+    if (e->owner != l->fuse || e->len != n || memcmp(e->path, l->path, n) != 0) continue;
+    // It answers once (or, past its time, not at all): it leaves the list either way.
+    *at = e->next;
+    bucketfs_lists_count--;
+    bucketfs_lists_names -= e->count;
+    if (bucketfs_now_ms() < e->expires_ms) {
+      d = e;
+      bucketfs_list_hits++;
+      for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
+        if (bucketfs_list_readers[i].owner == l->fuse) reader = bucketfs_list_readers[i].read;
+      }
+    } else {
+      bucketfs_list_free(e);
+    }
+    break;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (d == NULL) return 0;
+  // As fuse-native fills a listing JavaScript answered with packed stats.
+  for (uint32_t i = 0; i < d->count; i++) {
+    struct stat st;
+    populate_stat(d->ints + (size_t) i * 18, &st);
+    if (l->readdir_filler((char *) l->buf, d->names + d->offs[i], &st, 0) == 1) break;
+  }
+  *res = 0;
+  if (reader == NULL || napi_call_threadsafe_function(reader, d, napi_tsfn_nonblocking) != napi_ok) bucketfs_list_free(d);
+  return 1;
+}
+
+/** bucketfs_list_reader(thread, fn): fn(dir) is called when a readdir was answered from the listing put for dir. */
+NAPI_METHOD(bucketfs_list_reader) {
+  size_t argc = 2;
+  napi_value argv[2], name;
+  void *owner = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || !bucketfs_owner_of(env, argv[0], &owner)) {
+    napi_throw_type_error(env, NULL, "bucketfs_list_reader(thread, fn)");
+    return NULL;
+  }
+  napi_threadsafe_function tsfn;
+  napi_create_string_utf8(env, "bucketfs list reader", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, bucketfs_list_read_call, &tsfn) != napi_ok) {
+    napi_throw_error(env, NULL, "bucketfs_list_reader: no thread-safe function");
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, tsfn); // never keeps the process alive
+  int placed = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  for (int i = 0; i < BUCKETFS_MOUNTS && !placed; i++) {
+    if (bucketfs_list_readers[i].owner == NULL) { bucketfs_list_readers[i].owner = owner; bucketfs_list_readers[i].read = tsfn; placed = 1; }
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!placed) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  napi_value out;
+  napi_get_boolean(env, placed, &out);
+  return out;
+}
+
+/** bucketfs_list_end(thread): the mount's listings and reader go (at unmount). */
+NAPI_METHOD(bucketfs_list_end) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *owner = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !bucketfs_owner_of(env, argv[0], &owner)) {
+    napi_throw_type_error(env, NULL, "bucketfs_list_end(thread)");
+    return NULL;
+  }
+  napi_threadsafe_function tsfn = NULL;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  BUCKETFS_DROP_LISTS(d->owner == owner);
+  for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
+    if (bucketfs_list_readers[i].owner == owner) { tsfn = bucketfs_list_readers[i].read; bucketfs_list_readers[i].owner = NULL; bucketfs_list_readers[i].read = NULL; }
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (tsfn != NULL) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  return NULL;
+}
+
+/**
+ * bucketfs_list_put(thread, epoch, dir, names, ints, ttlMs): what a readdir of dir answers
+ * in the mount whose fuse_thread_t is the Buffer `thread`: names (with '.' and '..') and
+ * their stats (18 uint32s each in ints), for one readdir within ttlMs. Refused (false)
+ * when a forget since epoch touched a name in dir or moved it, or a name is too long.
+ */
+NAPI_METHOD(bucketfs_list_put) {
+  size_t argc = 6;
+  napi_value argv[6];
+  void *owner = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  double epoch = 0;
+  uint32_t ttl = 0, count = 0;
+  char dir[4096];
+  size_t dirlen = 0, ints_len = 0;
+  void *ints_data = NULL;
+  napi_typedarray_type type;
+  bool is_array = false;
+  if (argc < 6 ||
+      !bucketfs_owner_of(env, argv[0], &owner) ||
+      napi_get_value_double(env, argv[1], &epoch) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], dir, sizeof(dir), &dirlen) != napi_ok ||
+      napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[3], &count) != napi_ok ||
+      napi_get_typedarray_info(env, argv[4], &type, &ints_len, &ints_data, NULL, NULL) != napi_ok ||
+      napi_get_value_uint32(env, argv[5], &ttl) != napi_ok ||
+      type != napi_uint32_array || ints_len != (size_t) count * 18 ||
+      dirlen + 2 >= sizeof(dir) || dirlen < 2 || dir[0] != '/' || dir[dirlen - 1] == '/') {
+    napi_throw_type_error(env, NULL, "bucketfs_list_put(thread, epoch, dir, names, ints, ttlMs)");
+    return NULL;
+  }
+  napi_value out;
+  bucketfs_list_t *d = count > BUCKETFS_LIST_NAMES ? NULL : calloc(1, sizeof(bucketfs_list_t) + dirlen + 1);
+  size_t bytes = 0;
+  int fits = d != NULL && (d->ints = malloc(sizeof(uint32_t) * 18 * (count > 0 ? count : 1))) != NULL &&
+    (d->offs = malloc(sizeof(uint32_t) * (count > 0 ? count : 1))) != NULL;
+  // The names' sizes first, then one block for them all.
+  for (uint32_t i = 0; fits && i < count; i++) {
+    napi_value name;
+    size_t len = 0;
+    if (napi_get_element(env, argv[3], i, &name) != napi_ok || napi_get_value_string_utf8(env, name, NULL, 0, &len) != napi_ok) {
+      bucketfs_list_free(d);
+      napi_throw_type_error(env, NULL, "bucketfs_list_put: names must be strings");
+      return NULL;
+    }
+    if (len >= BUCKETFS_LIST_NAME_MAX) fits = 0;
+    bytes += len + 1;
+  }
+  if (fits && (d->names = malloc(bytes > 0 ? bytes : 1)) == NULL) fits = 0;
+  for (uint32_t i = 0, at = 0; fits && i < count; i++) {
+    napi_value name;
+    size_t len = 0;
+    napi_get_element(env, argv[3], i, &name);
+    napi_get_value_string_utf8(env, name, d->names + at, bytes - at, &len);
+    d->offs[i] = at;
+    at += (uint32_t) len + 1;
+  }
+  if (!fits) {
+    bucketfs_list_free(d);
+    napi_get_boolean(env, false, &out);
+    return out;
+  }
+  memcpy(d->ints, ints_data, sizeof(uint32_t) * 18 * count);
+  d->owner = owner;
+  d->count = count;
+  d->expires_ms = bucketfs_now_ms() + ttl;
+  d->len = dirlen;
+  memcpy(d->path, dir, dirlen + 1);
+  int put = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  uint64_t since = epoch < 0 ? 0 : (uint64_t) epoch;
+  if (since <= bucketfs_attrs_epoch && !bucketfs_touched_since_locked(since, dir, dirlen, 1, NULL)) {
+    BUCKETFS_DROP_LISTS(d->owner == owner && d->len == dirlen && memcmp(d->path, dir, dirlen) == 0);
+    // The oldest go first (the list is newest first: drop from its end).
+    while (bucketfs_lists != NULL && (bucketfs_lists_count >= BUCKETFS_LISTS_MAX || bucketfs_lists_names + count > BUCKETFS_LIST_NAMES)) {
+      bucketfs_list_t **at = &bucketfs_lists;
+      while ((*at)->next != NULL) at = &(*at)->next;
+      bucketfs_list_t *old = *at;
+      *at = NULL;
+      bucketfs_lists_count--;
+      bucketfs_lists_names -= old->count;
+      bucketfs_list_free(old);
+    }
+    d->next = bucketfs_lists;
+    bucketfs_lists = d;
+    bucketfs_lists_count++;
+    bucketfs_lists_names += count;
+    put = 1;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!put) bucketfs_list_free(d);
+  napi_get_boolean(env, put, &out);
+  return out;
+}
+
 // bucketfs: memory aligned for O_DIRECT. Whole chunks written from such buffers go to
 // their chunk files without a copy into the page cache (src/blob/chunks.ts), which on
 // this VM cost more CPU than anything else in a sequential write (every new page-cache
@@ -1045,16 +1300,16 @@ NAPI_METHOD(bucketfs_aligned_buffer) {
 /**
  * bucketfs_fast_stats(): [attribute entries held, getattrs answered here, window bytes
  * held, reads answered here, getattrs answered from an op's answer, full directories
- * held, lookups answered missing from them].
+ * held, lookups answered missing from them, listings held, readdirs answered from them].
  */
 NAPI_METHOD(bucketfs_fast_stats) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  double counts[7] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
-    (double) bucketfs_fulls_count, (double) bucketfs_full_hits };
+  double counts[9] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
+    (double) bucketfs_fulls_count, (double) bucketfs_full_hits, (double) bucketfs_lists_count, (double) bucketfs_list_hits };
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_value out, v;
-  napi_create_array_with_length(env, 7, &out);
-  for (uint32_t i = 0; i < 7; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
+  napi_create_array_with_length(env, 9, &out);
+  for (uint32_t i = 0; i < 9; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
   return out;
 }
 

@@ -2,19 +2,16 @@
 // answers. No filesystem semantics live here (they are in src/vfs); this file only
 // converts between fuse-native's shapes and the Vfs API, and errors to errnos.
 import debug from 'debug'
-import type { Vfs, Attr, Listing, StatFs, Caller as VfsCaller } from '../vfs'
+import type { Vfs, Attr, StatFs, Caller as VfsCaller } from '../vfs'
 import { errnoOf, isMissing } from './errno'
-import { putStatFields, STAT_INTS } from './fuse'
-import type { FastPath, FuseOps, FuseStat, FuseStatfs, Caller, Then } from './fuse'
+import type { FuseOps, FuseStat, FuseStatfs, Caller, Then } from './fuse'
+import { answerOf, BLKSIZE, putExact, type ListedAttrs } from './listing'
 import { processOf } from './caller'
 
 /** Every op with its arguments, result and duration: DEBUG=bucketfs:fuse. */
 const trace = debug('bucketfs:fuse')
 
-const BLKSIZE = 4096
 const U32 = 0xffffffff
-/** The stat libfuse is given for '.' and '..' (of which it uses only the type). */
-const DOT_MODE = 0o040755
 
 export function toStat (a: Attr): FuseStat {
   return {
@@ -109,32 +106,6 @@ function nowOrLater<T, U> (v: T | Promise<T>, f: (t: T) => U): U | Promise<U> {
   return v instanceof Promise ? v.then(f) : f(v)
 }
 
-/**
- * A listing's stats packed as fuse-native's C reads them (putStatFields), after `lead`
- * entries left for '.' and '..': one array, no FuseStat or Date per entry.
- */
-function packAttrs (attrs: Attr[], lead: number): Uint32Array {
-  const ints = new Uint32Array(STAT_INTS * (lead + attrs.length))
-  for (let i = 0; i < attrs.length; i++) {
-    const a = attrs[i]
-    putStatFields(ints, (lead + i) * STAT_INTS, a.mode, a.uid, a.gid, a.size, a.nlink, a.ino, BLKSIZE, a.blocks, a.atimeMs, a.mtimeMs, a.ctimeMs)
-  }
-  return ints
-}
-
-/** The kernel's next lookups of these names are answered without asking the vfs. `stats`: packed, one per name. */
-function putExact (listed: ListedAttrs, epoch: number, dir: string, listing: Listing, stats: Uint32Array): void {
-  const exact = listing.exact ?? []
-  if (exact.length === 0) return
-  if (exact.length === listing.names.length) {
-    listed.cache.putAttrs(epoch, dir, listing.names, stats, listed.ttlMs)
-    return
-  }
-  const some = new Uint32Array(STAT_INTS * exact.length)
-  exact.forEach((i, j) => { some.set(stats.subarray(i * STAT_INTS, (i + 1) * STAT_INTS), j * STAT_INTS) })
-  listed.cache.putAttrs(epoch, dir, exact.map(i => listing.names[i]), some, listed.ttlMs)
-}
-
 function isAttr (v: unknown): v is Attr {
   return typeof v === 'object' && v !== null && typeof (v as Attr).mode === 'number' && typeof (v as Attr).mtimeMs === 'number'
 }
@@ -149,9 +120,6 @@ function show (v: unknown): string {
 
 /** The most names a directory's misses list it for (a larger one is not listed again for ttlMs). */
 const FULL_NAMES = 256
-
-/** Where readdir puts the attributes it listed exactly, and for how long they hold. */
-export interface ListedAttrs { cache: Pick<FastPath, 'epoch' | 'putAttrs' | 'putMissing' | 'putFull'>, ttlMs: number }
 
 /**
  * `caller`: who made the op being run (fuse-native's patched binding); read
@@ -246,14 +214,11 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       const epoch = listed?.cache.epoch()
       run('readdir', () => path, () => vfs.readdir(path), (code, listing) => {
         if (code !== 0 || listing === undefined) return cb(code)
-        // The vfs lists entries; '.' and '..' are the adapter's to add. libfuse uses a
-        // listed stat only for the entry's type (d_type), so theirs need nothing more.
-        const names = ['.', '..', ...listing.names]
-        if (listing.attrs.length !== listing.names.length) return cb(0, names)
-        const stats = packAttrs(listing.attrs, 2)
-        for (const at of [0, STAT_INTS]) putStatFields(stats, at, DOT_MODE, 0, 0, 0, 2, 0, BLKSIZE, 0, 0, 0, 0)
-        if (listed !== undefined && epoch !== undefined) putExact(listed, epoch, path, listing, stats.subarray(2 * STAT_INTS))
-        cb(0, names, stats)
+        const answer = answerOf(listing)
+        if (listed !== undefined && epoch !== undefined) putExact(listed, epoch, path, listing, answer)
+        cb(0, answer.names, answer.stats)
+        // The program may be walking the tree: the directories in this one are listed ahead.
+        listed?.ahead?.answered(path, listing)
       })
     },
     opendir: (path, _fh, cb) => {

@@ -146,7 +146,8 @@ function opToken (): ((path: string, attrs: FuseStat | typeof GONE | undefined) 
  * answers on the FUSE thread:
  * - lookups of the names a readdir put the exact attributes of (putAttrs);
  * - reads inside the windows of verified bytes put ahead of a sequential reader (put).
- * - lookups of names missing from a directory the mount's mkdir just made (putFull).
+ * - lookups of names missing from a directory the mount's mkdir just made (putFull);
+ * - one readdir of a directory listed ahead (putListing).
  * Every op that may change something forgets its paths before it is answered; a put is
  * refused when a forget since `epoch()` was read touched what it puts, so read it
  * before computing what is put.
@@ -163,13 +164,20 @@ export interface FastPath {
    * adds it); false when refused or not mounted.
    */
   putFull: (epoch: number, dir: string, names: string[], ttlMs: number, maxName: number) => boolean
+  /**
+   * Puts what the next readdir of dir answers (names, '.' and '..' first, and their stats
+   * packed), for one readdir within ttlMs; false when refused or not mounted.
+   */
+  putListing: (epoch: number, dir: string, names: string[], stats: Uint32Array, ttlMs: number) => boolean
+  /** Once mounted: fn(dir) when a readdir was answered from the listing put for dir. */
+  lister: (fn: (dir: string) => void) => boolean
   /** Puts bytes [off, off+data.length) of `path` as read by handle fh (copied); false when refused. */
   put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
   /** Forgets every attribute and window (every mount's) and moves the epoch on. */
   dropAll: () => void
   /** Once mounted: fn(fh, from) when a reader nears the end of what was put for fh. */
   feeder: (fn: (fh: number, from: number) => void) => boolean
-  /** At unmount: the mount's windows and feeder go. */
+  /** At unmount: the mount's windows, listings, feeder and lister go. */
   end: () => void
 }
 
@@ -181,7 +189,10 @@ interface NativeFastPath {
   bucketfs_read_feeder: (thread: Buffer, fn: (fh: number, from: number) => void) => boolean
   bucketfs_read_end: (thread: Buffer) => void
   bucketfs_read_put: (thread: Buffer, epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
-  bucketfs_fast_stats: () => [number, number, number, number, number, number, number]
+  bucketfs_list_put: (thread: Buffer, epoch: number, dir: string, names: string[], ints: Uint32Array, ttlMs: number) => boolean
+  bucketfs_list_reader: (thread: Buffer, fn: (dir: string) => void) => boolean
+  bucketfs_list_end: (thread: Buffer) => void
+  bucketfs_fast_stats: () => [number, number, number, number, number, number, number, number, number]
 }
 const nativeFast = typeof binding.bucketfs_fast_stats === 'function' ? binding as unknown as NativeFastPath : undefined
 
@@ -215,6 +226,14 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_full_put(thread, epoch, dir, names, ttlMs, maxName)
     },
+    putListing: (epoch, dir, names, stats, ttlMs) => {
+      const thread = threadOf(fuse())
+      return thread !== undefined && n.bucketfs_list_put(thread, epoch, dir, names, stats, ttlMs)
+    },
+    lister: fn => {
+      const thread = threadOf(fuse())
+      return thread !== undefined && n.bucketfs_list_reader(thread, fn)
+    },
     put: (epoch, fh, path, off, data, eof) => {
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_read_put(thread, epoch, fh, path, off, data, eof)
@@ -226,16 +245,18 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
     },
     end: () => {
       const thread = threadOf(fuse())
-      if (thread !== undefined) n.bucketfs_read_end(thread)
+      if (thread === undefined) return
+      n.bucketfs_read_end(thread)
+      n.bucketfs_list_end(thread)
     }
   }
 }
 
 /** What the addon's fast path holds and answered since it was loaded. */
-export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number } | undefined {
+export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number } | undefined {
   if (nativeFast === undefined) return undefined
-  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits] = nativeFast.bucketfs_fast_stats()
-  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits }
+  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits] = nativeFast.bucketfs_fast_stats()
+  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */

@@ -7,6 +7,7 @@ import { EXISTS, INVALID_ARGUMENT } from '../errors'
 import { Store } from '../store'
 import { Vfs } from '../vfs'
 import { fuseOps } from './adapter'
+import { ListAhead } from './listing'
 import { createFuse, fastPathOf, fuseCaller, releaseFuse, type FastPath, type Fuse, type FuseOptions } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
 import { bucketfsMountedAt, canonicalMountpoint, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
@@ -124,7 +125,10 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     log('recovering uploads that were fsynced but never closed')
     await vfs.recover()
 
-    const listed = fast === undefined ? undefined : { cache: fast, ttlMs: ATTR_TIMEOUT_S * 1000 }
+    const cached = fast === undefined ? undefined : { cache: fast, ttlMs: ATTR_TIMEOUT_S * 1000 }
+    // $BUCKETFS_LIST_AHEAD=0 turns listing ahead off (for measuring; src/mount/listing.ts).
+    const ahead = cached === undefined || process.env.BUCKETFS_LIST_AHEAD === '0' ? undefined : new ListAhead(vfs, cached)
+    const listed = cached === undefined ? undefined : { ...cached, ahead }
     fuse = createFuse(mountpoint, fuseOps(vfs, fuseCaller, listed), {
       fsname: fsname(dataDir),
       subtype: 'bucketfs',
@@ -141,6 +145,7 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
     log('mounted %s', mountpoint)
     fast?.feeder((fh, from) => { vfs.feedReads(fh, from) })
+    if (ahead !== undefined) fast?.lister(dir => { ahead.read(dir) })
     return running(mountpoint, dataDir, lock, store, vfs, fuse, fast)
   } catch (err) {
     // Leave nothing behind: no half mount, no open store, no lock.

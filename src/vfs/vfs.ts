@@ -292,6 +292,17 @@ export class Vfs {
     }
   }
 
+  /**
+   * readdir of key directory `path` where it holds at most `limit` keys and directories
+   * (counted up to limit + 1, not read); undefined for a larger one or any other path.
+   */
+  readdirOfKeyDir (path: string, limit: number): Listing | undefined {
+    const loc = parsePath(path)
+    if (loc.kind !== 'key') return undefined
+    if (this.store.holdsMore(loc.bucket, loc.key + '/', limit + 1)) return undefined // (+1: its own marker)
+    return this.readdir(path)
+  }
+
   async fgetattr (path: string, fh: number): Promise<Attr> {
     const h = this.handles.get(fh)
     if (h?.kind === 'file') {
