@@ -1077,7 +1077,6 @@ static void bucketfs_list_read_call (napi_env env, napi_value fn, void *context,
 static int bucketfs_list_answer (fuse_thread_locals_t *l, int *res) {
   if (l->path == NULL || l->readdir_filler == NULL || l->buf == NULL) return 0;
   bucketfs_list_t *d = NULL;
-  napi_threadsafe_function reader = NULL;
   size_t n = strlen(l->path);
   pthread_mutex_lock(&bucketfs_attr_lock);
   for (bucketfs_list_t **at = &bucketfs_lists; *at != NULL; at = &(*at)->next) {
@@ -1090,9 +1089,6 @@ static int bucketfs_list_answer (fuse_thread_locals_t *l, int *res) {
     if (bucketfs_now_ms() < e->expires_ms) {
       d = e;
       bucketfs_list_hits++;
-      for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
-        if (bucketfs_list_readers[i].owner == l->fuse) reader = bucketfs_list_readers[i].read;
-      }
     } else {
       bucketfs_list_free(e);
     }
@@ -1107,7 +1103,15 @@ static int bucketfs_list_answer (fuse_thread_locals_t *l, int *res) {
     if (l->readdir_filler((char *) l->buf, d->names + d->offs[i], &st, 0) == 1) break;
   }
   *res = 0;
-  if (reader == NULL || napi_call_threadsafe_function(reader, d, napi_tsfn_nonblocking) != napi_ok) bucketfs_list_free(d);
+  // Called under the lock, where bucketfs_list_end takes the reader away before it
+  // releases it: a reader released meanwhile is not found, never called.
+  int told = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  for (int i = 0; i < BUCKETFS_MOUNTS && !told; i++) {
+    if (bucketfs_list_readers[i].owner == l->fuse) told = napi_call_threadsafe_function(bucketfs_list_readers[i].read, d, napi_tsfn_nonblocking) == napi_ok;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!told) bucketfs_list_free(d);
   return 1;
 }
 

@@ -68,8 +68,13 @@ export function putExact (listed: ListedAttrs, epoch: number, dir: string, listi
 
 /** How many directories of one listing are listed ahead (a program listing a larger one is not walking it soon). */
 const AHEAD_DIRS = 64
-/** The most names a directory listed ahead may hold (a larger one is left to its readdir). */
-const AHEAD_NAMES = 1024
+/**
+ * The most names a directory listed ahead may hold (a larger one is left to its readdir):
+ * so that the listings of one whole listing's directories fit in what the FUSE thread
+ * holds (16,384 names), and their attributes in its table (65,536), where a larger
+ * bound would have the later ones push out the first, which a walk reads first.
+ */
+const AHEAD_NAMES = 256
 /** The most directories waiting to be listed ahead; the oldest go first. */
 const AHEAD_QUEUE = 1024
 
