@@ -792,7 +792,73 @@ typedef struct bucketfs_window_s {
 static bucketfs_window_t *bucketfs_windows = NULL; // newest first
 static size_t bucketfs_window_bytes = 0;
 static uint64_t bucketfs_window_hits = 0;
-static struct { const void *owner; napi_threadsafe_function low; } bucketfs_feeders[BUCKETFS_MOUNTS];
+// A thread-safe function of each mount (the read feeder below, the list reader): set once
+// mounted, taken out under bucketfs_attr_lock and released at unmount; called only under that lock.
+typedef struct { const void *owner; napi_threadsafe_function fn; } bucketfs_mount_fn_t;
+static bucketfs_mount_fn_t bucketfs_feeders[BUCKETFS_MOUNTS];
+
+/** The mount's function in slots, or NULL (bucketfs_attr_lock held). */
+static napi_threadsafe_function bucketfs_mount_fn_locked (const bucketfs_mount_fn_t *slots, const void *owner) {
+  for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
+    if (slots[i].owner == owner) return slots[i].fn;
+  }
+  return NULL;
+}
+
+/** what(thread, fn): fn, called through `call`, becomes the mount's function in slots; answers false when there is no room. */
+static napi_value bucketfs_mount_fn_set (napi_env env, napi_callback_info info, bucketfs_mount_fn_t *slots, const char *what, napi_threadsafe_function_call_js call) {
+  size_t argc = 2;
+  napi_value argv[2], name;
+  void *owner = NULL;
+  char text[128];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || !bucketfs_owner_of(env, argv[0], &owner)) {
+    snprintf(text, sizeof(text), "%s(thread, fn)", what);
+    napi_throw_type_error(env, NULL, text);
+    return NULL;
+  }
+  napi_threadsafe_function tsfn;
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call, &tsfn) != napi_ok) {
+    snprintf(text, sizeof(text), "%s: no thread-safe function", what);
+    napi_throw_error(env, NULL, text);
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, tsfn); // never keeps the process alive
+  int placed = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  for (int i = 0; i < BUCKETFS_MOUNTS && !placed; i++) {
+    if (slots[i].owner == NULL) { slots[i].owner = owner; slots[i].fn = tsfn; placed = 1; }
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!placed) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  napi_value out;
+  napi_get_boolean(env, placed, &out);
+  return out;
+}
+
+/** what(thread), at unmount: drop(owner) runs under the lock, and the mount's function in slots goes. */
+static napi_value bucketfs_mount_fn_end (napi_env env, napi_callback_info info, bucketfs_mount_fn_t *slots, const char *what, void (*drop)(const void *owner)) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *owner = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !bucketfs_owner_of(env, argv[0], &owner)) {
+    char text[128];
+    snprintf(text, sizeof(text), "%s(thread)", what);
+    napi_throw_type_error(env, NULL, text);
+    return NULL;
+  }
+  napi_threadsafe_function tsfn = NULL;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  drop(owner);
+  for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
+    if (slots[i].owner == owner) { tsfn = slots[i].fn; slots[i].owner = NULL; slots[i].fn = NULL; }
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (tsfn != NULL) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  return NULL;
+}
 
 typedef struct { uint64_t fh; uint64_t from; } bucketfs_low_t;
 
@@ -870,9 +936,7 @@ static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info,
         if (w->owner == owner && w->fh == fh && (end == NULL || w->off > end->off)) end = w;
       }
       if (end != NULL && !end->eof && !end->asked && end->off + end->len - pos < BUCKETFS_LOW) {
-        for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
-          if (bucketfs_feeders[i].owner == owner) feeder = bucketfs_feeders[i].low;
-        }
+        feeder = bucketfs_mount_fn_locked(bucketfs_feeders, owner);
         if (feeder != NULL && (low = malloc(sizeof(bucketfs_low_t))) != NULL) {
           end->asked = 1;
           low->fh = fh;
@@ -901,52 +965,16 @@ static void bucketfs_low_call (napi_env env, napi_value fn, void *context, void 
 
 /** bucketfs_read_feeder(thread, fn): fn(fh, from) is called when a reader nears the end of what is put. */
 NAPI_METHOD(bucketfs_read_feeder) {
-  size_t argc = 2;
-  napi_value argv[2], name;
-  void *owner = NULL;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2 || !bucketfs_owner_of(env, argv[0], &owner)) {
-    napi_throw_type_error(env, NULL, "bucketfs_read_feeder(thread, fn)");
-    return NULL;
-  }
-  napi_threadsafe_function tsfn;
-  napi_create_string_utf8(env, "bucketfs read feeder", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, bucketfs_low_call, &tsfn) != napi_ok) {
-    napi_throw_error(env, NULL, "bucketfs_read_feeder: no thread-safe function");
-    return NULL;
-  }
-  napi_unref_threadsafe_function(env, tsfn); // never keeps the process alive
-  int placed = 0;
-  pthread_mutex_lock(&bucketfs_attr_lock);
-  for (int i = 0; i < BUCKETFS_MOUNTS && !placed; i++) {
-    if (bucketfs_feeders[i].owner == NULL) { bucketfs_feeders[i].owner = owner; bucketfs_feeders[i].low = tsfn; placed = 1; }
-  }
-  pthread_mutex_unlock(&bucketfs_attr_lock);
-  if (!placed) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
-  napi_value out;
-  napi_get_boolean(env, placed, &out);
-  return out;
+  return bucketfs_mount_fn_set(env, info, bucketfs_feeders, "bucketfs_read_feeder", bucketfs_low_call);
+}
+
+static void bucketfs_windows_drop_locked (const void *owner) {
+  BUCKETFS_DROP_WINDOWS(w->owner == owner);
 }
 
 /** bucketfs_read_end(thread): the mount's windows and feeder go (at unmount). */
 NAPI_METHOD(bucketfs_read_end) {
-  size_t argc = 1;
-  napi_value argv[1];
-  void *owner = NULL;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || !bucketfs_owner_of(env, argv[0], &owner)) {
-    napi_throw_type_error(env, NULL, "bucketfs_read_end(thread)");
-    return NULL;
-  }
-  napi_threadsafe_function tsfn = NULL;
-  pthread_mutex_lock(&bucketfs_attr_lock);
-  BUCKETFS_DROP_WINDOWS(w->owner == owner);
-  for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
-    if (bucketfs_feeders[i].owner == owner) { tsfn = bucketfs_feeders[i].low; bucketfs_feeders[i].owner = NULL; bucketfs_feeders[i].low = NULL; }
-  }
-  pthread_mutex_unlock(&bucketfs_attr_lock);
-  if (tsfn != NULL) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
-  return NULL;
+  return bucketfs_mount_fn_end(env, info, bucketfs_feeders, "bucketfs_read_end", bucketfs_windows_drop_locked);
 }
 
 /**
@@ -1037,7 +1065,7 @@ static bucketfs_list_t *bucketfs_lists = NULL; // newest first
 static uint32_t bucketfs_lists_count = 0;
 static uint32_t bucketfs_lists_names = 0;
 static uint64_t bucketfs_list_hits = 0;
-static struct { const void *owner; napi_threadsafe_function read; } bucketfs_list_readers[BUCKETFS_MOUNTS];
+static bucketfs_mount_fn_t bucketfs_list_readers[BUCKETFS_MOUNTS];
 
 static void bucketfs_list_free (bucketfs_list_t *d) {
   if (d == NULL) return;
@@ -1105,11 +1133,9 @@ static int bucketfs_list_answer (fuse_thread_locals_t *l, int *res) {
   *res = 0;
   // Called under the lock, where bucketfs_list_end takes the reader away before it
   // releases it: a reader released meanwhile is not found, never called.
-  int told = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  for (int i = 0; i < BUCKETFS_MOUNTS && !told; i++) {
-    if (bucketfs_list_readers[i].owner == l->fuse) told = napi_call_threadsafe_function(bucketfs_list_readers[i].read, d, napi_tsfn_nonblocking) == napi_ok;
-  }
+  napi_threadsafe_function reader = bucketfs_mount_fn_locked(bucketfs_list_readers, l->fuse);
+  int told = reader != NULL && napi_call_threadsafe_function(reader, d, napi_tsfn_nonblocking) == napi_ok;
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (!told) bucketfs_list_free(d);
   return 1;
@@ -1117,52 +1143,16 @@ static int bucketfs_list_answer (fuse_thread_locals_t *l, int *res) {
 
 /** bucketfs_list_reader(thread, fn): fn(dir) is called when a readdir was answered from the listing put for dir. */
 NAPI_METHOD(bucketfs_list_reader) {
-  size_t argc = 2;
-  napi_value argv[2], name;
-  void *owner = NULL;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2 || !bucketfs_owner_of(env, argv[0], &owner)) {
-    napi_throw_type_error(env, NULL, "bucketfs_list_reader(thread, fn)");
-    return NULL;
-  }
-  napi_threadsafe_function tsfn;
-  napi_create_string_utf8(env, "bucketfs list reader", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, bucketfs_list_read_call, &tsfn) != napi_ok) {
-    napi_throw_error(env, NULL, "bucketfs_list_reader: no thread-safe function");
-    return NULL;
-  }
-  napi_unref_threadsafe_function(env, tsfn); // never keeps the process alive
-  int placed = 0;
-  pthread_mutex_lock(&bucketfs_attr_lock);
-  for (int i = 0; i < BUCKETFS_MOUNTS && !placed; i++) {
-    if (bucketfs_list_readers[i].owner == NULL) { bucketfs_list_readers[i].owner = owner; bucketfs_list_readers[i].read = tsfn; placed = 1; }
-  }
-  pthread_mutex_unlock(&bucketfs_attr_lock);
-  if (!placed) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
-  napi_value out;
-  napi_get_boolean(env, placed, &out);
-  return out;
+  return bucketfs_mount_fn_set(env, info, bucketfs_list_readers, "bucketfs_list_reader", bucketfs_list_read_call);
+}
+
+static void bucketfs_lists_drop_locked (const void *owner) {
+  BUCKETFS_DROP_LISTS(d->owner == owner);
 }
 
 /** bucketfs_list_end(thread): the mount's listings and reader go (at unmount). */
 NAPI_METHOD(bucketfs_list_end) {
-  size_t argc = 1;
-  napi_value argv[1];
-  void *owner = NULL;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || !bucketfs_owner_of(env, argv[0], &owner)) {
-    napi_throw_type_error(env, NULL, "bucketfs_list_end(thread)");
-    return NULL;
-  }
-  napi_threadsafe_function tsfn = NULL;
-  pthread_mutex_lock(&bucketfs_attr_lock);
-  BUCKETFS_DROP_LISTS(d->owner == owner);
-  for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
-    if (bucketfs_list_readers[i].owner == owner) { tsfn = bucketfs_list_readers[i].read; bucketfs_list_readers[i].owner = NULL; bucketfs_list_readers[i].read = NULL; }
-  }
-  pthread_mutex_unlock(&bucketfs_attr_lock);
-  if (tsfn != NULL) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
-  return NULL;
+  return bucketfs_mount_fn_end(env, info, bucketfs_list_readers, "bucketfs_list_end", bucketfs_lists_drop_locked);
 }
 
 /**
