@@ -89,7 +89,7 @@ export class ListAhead {
   /** Directories listed (ahead or by a readdir) → when: not listed ahead again within ttlMs. */
   private readonly recent = new Map<string, number>()
   private scheduled = false
-  /** Listings made ahead and put (what the tests and the bench read). */
+  /** Listings made ahead and put (what the tests read). */
   made = 0
 
   constructor (private readonly vfs: Vfs, private readonly listed: Omit<ListedAttrs, 'ahead'>) {}
