@@ -342,6 +342,59 @@ t.test('one mount\'s entries do not answer for another', { skip: fastPathStats()
   t.equal((await fsp.lstat(path.join(a.mnt, 'same-58', 'f'))).size, 10, 'a answers its own')
 })
 
+t.test('a directory renamed leaves no entry under its old name, however many forgets follow', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no attribute cache' : false }, async t => {
+  // A rename of a directory forgets what lies under its paths lazily: each entry is
+  // checked when it would answer, against the tree forgets since it was put. Here the
+  // old name is made again at once, so the kernel looks the file up in it (no dentry
+  // to drop): the lookup must not be answered from the entry put under the old name.
+  const { mnt } = await mountTemp(t, 'tree')
+  const base = path.join(mnt, 'tree-58')
+  let n = 0
+  /** Fresh directories d/x, each holding file f of 3 bytes, listed, and f looked up from the listing. */
+  const listed = async (count: number): Promise<string[]> => {
+    const ds = Array.from({ length: count }, () => path.join(base, `d${n++}`))
+    for (const d of ds) {
+      await fsp.mkdir(path.join(d, 'x'), { recursive: true })
+      await fsp.writeFile(path.join(d, 'x', 'f'), 'fff')
+    }
+    await sleep(300) // the kernel's late releases forget what they touch: let them land first
+    for (const d of ds) {
+      await fsp.readdir(path.join(d, 'x'))
+      const before = hits()
+      t.equal((await fsp.lstat(path.join(d, 'x', 'f'))).size, 3)
+      t.ok(hits() > before, 'f is answered from the listing')
+    }
+    return ds
+  }
+  const meanwhile: Array<[string, () => Promise<unknown>]> = [
+    ['nothing', async () => {}],
+    ['65 other listed directories renamed', async () => {
+      for (const d of await listed(65)) await fsp.rename(path.join(d, 'x'), path.join(d, 'y'))
+    }],
+    ['300 other changes', async () => {
+      await fsp.mkdir(path.join(base, 'many'), { recursive: true })
+      for (let i = 0; i < 150; i++) {
+        await fsp.writeFile(path.join(base, 'many', `m${i}`), 'm')
+        await fsp.unlink(path.join(base, 'many', `m${i}`))
+      }
+    }]
+  ]
+  for (const [what, between] of meanwhile) {
+    const [d] = await listed(1)
+    await fsp.rename(path.join(d, 'x'), path.join(d, 'y'))
+    await between()
+    await fsp.mkdir(path.join(d, 'x'))
+    await t.rejects(fsp.lstat(path.join(d, 'x', 'f')), { code: 'ENOENT' }, `${what} after the rename: the old name holds no f`)
+    t.equal((await fsp.lstat(path.join(d, 'y', 'f'))).size, 3, `${what} after the rename: the new name holds it`)
+
+    const [above] = await listed(1)
+    await fsp.rename(above, above + '-old')
+    await between()
+    await fsp.mkdir(path.join(above, 'x'), { recursive: true })
+    await t.rejects(fsp.lstat(path.join(above, 'x', 'f')), { code: 'ENOENT' }, `${what} after a rename of the directory above: the old name holds no f`)
+  }
+})
+
 t.test('a name found missing and then put by the CLI is not emptied by a create through the mount', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no attribute cache' : false }, async t => {
   const { mnt, data } = await mountTemp(t, 'neg')
   const dir = path.join(mnt, 'missing-58')

@@ -3,7 +3,8 @@
 // of such a path is then answered here without a round trip to JavaScript, until
 // the entry's time is up or an op changes it. After every op that may change
 // anything, the op's paths and their ancestors are forgotten (rename and rmdir also
-// forget everything under their paths) before the op is answered. An entry with mode 0
+// forget everything under their paths, lazily: see the tree forgets below) before the op
+// is answered. An entry with mode 0
 // says the name is missing: its getattr is answered ENOENT (JavaScript puts one when it
 // answered a lookup so, and any op that makes the name forgets it like any entry).
 // Each forget moves the epoch on, and the forget log (below) keeps the last ones: a
@@ -17,6 +18,7 @@ typedef struct bucketfs_attr_s {
   const void *owner;
   uint64_t hash;
   uint64_t expires_ms;
+  uint64_t epoch; // known good at this epoch (its put's, or a later check's)
   uint32_t ints[18];
   size_t len;
   char path[];
@@ -96,9 +98,9 @@ static void bucketfs_set_clear (bucketfs_set_t *set) {
 
 // bucketfs: the directories entries may lie under. Each entry put marks every directory
 // above it (by a hash of its path); the marks go only when the table is emptied. A
-// rename or rmdir walks the whole table for what lies under its paths only where one of
-// them is marked: a file's rename (rsync's last step for every file) finds nothing marked
-// and removes just its own entries. Two paths of one hash only cost a walk.
+// rename or rmdir is a tree forget (below) only where one of its paths is marked: a
+// file's rename (rsync's last step for every file) finds nothing marked and removes just
+// its own entries. Two paths of one hash only cost a tree forget.
 #define BUCKETFS_ABOVE_MAX 65536
 static bucketfs_set_t bucketfs_above = { NULL, 0, 0 };
 static int bucketfs_above_unknown = 0; // out of room or memory: every path may have entries under it
@@ -162,29 +164,6 @@ static int bucketfs_within (const char *p, size_t len, const char *dir, size_t n
   return len >= n && memcmp(p, dir, n) == 0 && (len == n || p[n] == '/');
 }
 
-/** Removes every entry of a[0..an) or b[0..bn) (b may be NULL) and under them, in one pass over the table. */
-static void bucketfs_attr_remove_trees_locked (const char *a, size_t an, const char *b, size_t bn) {
-  if (!bucketfs_above_may_locked(a, an) && (b == NULL || !bucketfs_above_may_locked(b, bn))) {
-    // Nothing lies under either: their own entries are all there is to remove.
-    bucketfs_attr_remove_locked(a, an);
-    if (b != NULL) bucketfs_attr_remove_locked(b, bn);
-    return;
-  }
-  for (size_t i = 0; i < BUCKETFS_ATTR_SLOTS && bucketfs_attrs_count > 0; i++) {
-    bucketfs_attr_t **at = &bucketfs_attrs[i];
-    while (*at != NULL) {
-      bucketfs_attr_t *e = *at;
-      if (bucketfs_within(e->path, e->len, a, an) || (b != NULL && bucketfs_within(e->path, e->len, b, bn))) {
-        *at = e->next;
-        bucketfs_attrs_count--;
-        free(e);
-      } else {
-        at = &e->next;
-      }
-    }
-  }
-}
-
 /** Removes path[0..n) (or, with `tree`, its parent) and every ancestor above it. */
 static void bucketfs_attr_remove_up_locked (const char *path, size_t n, int tree) {
   if (tree) do n--; while (n > 0 && path[n] != '/'); // the path itself went with its tree
@@ -192,6 +171,17 @@ static void bucketfs_attr_remove_up_locked (const char *path, size_t n, int tree
     bucketfs_attr_remove_locked(path, n);
     do n--; while (n > 0 && path[n] != '/');
   }
+}
+
+/** Puts e (path, len, hash, owner set) in the table, good from now, in place of the owner's entry of its path. */
+static void bucketfs_attr_insert_locked (bucketfs_attr_t *e) {
+  free(bucketfs_attr_find_locked(e->owner, e->path, e->len, 1));
+  bucketfs_above_put_locked(e->path, e->len);
+  e->epoch = bucketfs_attrs_epoch;
+  bucketfs_attr_t **slot = &bucketfs_attrs[e->hash % BUCKETFS_ATTR_SLOTS];
+  e->next = *slot;
+  *slot = e;
+  bucketfs_attrs_count++;
 }
 
 // bucketfs: the forget log. The last BUCKETFS_LOG forgets, each with the epoch it moved
@@ -242,6 +232,34 @@ static int bucketfs_touched_since_locked (uint64_t epoch, const char *p, size_t 
     }
   }
   return 0;
+}
+
+// bucketfs: tree forgets. A rename or rmdir of a directory entries may lie under does not
+// walk the table for them: with 5,000 entries held (a walk of the bench's tree) that walk
+// took 130-560 µs of every directory rename, on the FUSE thread before the kernel had its
+// answer. The forget removes the entries of its own paths and their ancestors, and notes
+// its epoch here (its paths are in the forget log). An entry put before it is checked
+// when it would answer: if a tree forget since its epoch covered its path, or the notes
+// or the log no longer reach back to its epoch, it goes; else it is good at the current
+// epoch, so it is checked once per tree forget.
+#define BUCKETFS_TREES 64
+static uint64_t bucketfs_trees[BUCKETFS_TREES]; // the epochs of the last tree forgets, by bucketfs_trees_n % BUCKETFS_TREES
+static uint64_t bucketfs_trees_n = 0; // tree forgets ever noted
+
+/** Whether no tree forget since e's epoch covered its path (then e is good at the current epoch). */
+static int bucketfs_attr_current_locked (bucketfs_attr_t *e) {
+  uint64_t held = bucketfs_trees_n < BUCKETFS_TREES ? bucketfs_trees_n : BUCKETFS_TREES;
+  for (uint64_t k = 1; k <= held; k++) {
+    uint64_t t = bucketfs_trees[(bucketfs_trees_n - k) % BUCKETFS_TREES];
+    if (t <= e->epoch) break;
+    bucketfs_forgot_t *f = &bucketfs_log[t % BUCKETFS_LOG];
+    if (f->epoch != t || f->path == NULL) return 0;
+    if (bucketfs_within(e->path, e->len, f->path, strlen(f->path))) return 0;
+    if (f->dest != NULL && bucketfs_within(e->path, e->len, f->dest, strlen(f->dest))) return 0;
+    if (k == held && bucketfs_trees_n > BUCKETFS_TREES) return 0; // older ones are no longer noted
+  }
+  e->epoch = bucketfs_attrs_epoch;
+  return 1;
 }
 
 // bucketfs: directories whose every name is known. JavaScript puts one when its mkdir
@@ -297,6 +315,7 @@ static void bucketfs_fulls_name_locked (const char *x) {
 static void bucketfs_attr_forget (const char *path, const char *dest, int tree, const void *by) {
   char *pcopy = path != NULL ? strdup(path) : NULL;
   char *dcopy = path != NULL && dest != NULL ? strdup(dest) : NULL;
+  int noted = 0; // a tree forget with entries perhaps under its paths, checked lazily
   pthread_mutex_lock(&bucketfs_attr_lock);
   bucketfs_windows_forget_locked(path, tree);
   if (dest != NULL) bucketfs_windows_forget_locked(dest, tree);
@@ -308,7 +327,11 @@ static void bucketfs_attr_forget (const char *path, const char *dest, int tree, 
   } else {
     if (bucketfs_attrs_count > 0) {
       size_t n = strlen(path), dn = dest != NULL ? strlen(dest) : 0;
-      if (tree) bucketfs_attr_remove_trees_locked(path, n, dest, dn);
+      if (tree) {
+        bucketfs_attr_remove_locked(path, n);
+        if (dest != NULL) bucketfs_attr_remove_locked(dest, dn);
+        noted = bucketfs_above_may_locked(path, n) || (dest != NULL && bucketfs_above_may_locked(dest, dn));
+      }
       bucketfs_attr_remove_up_locked(path, n, tree);
       if (dest != NULL) bucketfs_attr_remove_up_locked(dest, dn, tree);
     }
@@ -332,6 +355,7 @@ static void bucketfs_attr_forget (const char *path, const char *dest, int tree, 
   f->path = path != NULL && pcopy != NULL && (dest == NULL || dcopy != NULL) ? pcopy : NULL;
   f->dest = f->path != NULL ? dcopy : NULL;
   if (f->path == NULL) { free(pcopy); free(dcopy); }
+  if (noted) bucketfs_trees[bucketfs_trees_n++ % BUCKETFS_TREES] = bucketfs_attrs_epoch;
   pthread_mutex_unlock(&bucketfs_attr_lock);
 }
 
@@ -371,7 +395,7 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
     size_t n = strlen(path);
     bucketfs_attr_t *e = bucketfs_attrs_count > 0 ? bucketfs_attr_find_locked(owner, path, n, 0) : NULL;
     if (e != NULL) {
-      if (bucketfs_now_ms() < e->expires_ms) {
+      if (bucketfs_now_ms() < e->expires_ms && bucketfs_attr_current_locked(e)) {
         if (e->ints[0] == 0) {
           *res = -ENOENT;
         } else if (op == op_opendir) {
@@ -447,12 +471,7 @@ static void bucketfs_then_after (fuse_thread_locals_t *l) {
         e->hash = bucketfs_hash(e->path, n);
         e->expires_ms = bucketfs_now_ms() + 1000;
         memcpy(e->ints, l->bucketfs_then_ints, sizeof(e->ints));
-        free(bucketfs_attr_find_locked(e->owner, e->path, n, 1));
-        bucketfs_above_put_locked(e->path, n);
-        bucketfs_attr_t **slot = &bucketfs_attrs[e->hash % BUCKETFS_ATTR_SLOTS];
-        e->next = *slot;
-        *slot = e;
-        bucketfs_attrs_count++;
+        bucketfs_attr_insert_locked(e);
       }
     } else {
       free(l->bucketfs_then_path); // something else changed meanwhile
@@ -663,12 +682,7 @@ NAPI_METHOD(bucketfs_attr_put) {
     for (uint32_t i = 0; i < n; i++) {
       bucketfs_attr_t *e = made[i];
       if (n <= 8 && bucketfs_touched_since_locked(since, e->path, e->len, 0, NULL)) continue;
-      free(bucketfs_attr_find_locked(owner, e->path, e->len, 1));
-      bucketfs_above_put_locked(e->path, e->len);
-      bucketfs_attr_t **slot = &bucketfs_attrs[e->hash % BUCKETFS_ATTR_SLOTS];
-      e->next = *slot;
-      *slot = e;
-      bucketfs_attrs_count++;
+      bucketfs_attr_insert_locked(e);
       made[i] = NULL;
       put++;
     }

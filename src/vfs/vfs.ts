@@ -868,7 +868,9 @@ export class Vfs {
     if (s.bucket === d.bucket && s.key === d.key) return false
     if (isFuseHidden(d.key)) { this.hide(s.bucket, s.key, d.bucket, d.key); return false }
     const sa = this.keyAttr(s.bucket, s.key)
-    this.requireParentDir(d.bucket, d.key)
+    // Within one directory (most renames: an editor's save, rsync's last step) the source
+    // was just found in it, so it is a directory.
+    if (s.bucket !== d.bucket || parentKey(s.key) !== parentKey(d.key)) this.requireParentDir(d.bucket, d.key)
     const da = this.tryAttr(d.bucket, d.key)
     if (isDirMode(sa.mode)) {
       if (s.bucket === d.bucket && (d.key + '/').startsWith(s.key + '/')) throw INVALID_ARGUMENT('cannot move a directory into itself')
