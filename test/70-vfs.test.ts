@@ -292,6 +292,18 @@ t.test('append: O_APPEND writes go to the end whatever the offset', async t => {
   await vfs.release('/bkt/log.txt', a)
   await vfs.release('/bkt/log.txt', b)
   t.same((await getFile(vfs, '/bkt/log.txt')).toString(), 'one\ntwo\nthree\nA\nB\n')
+  // Appends given while the session is busy (an fsync holds it) wait their turn, and
+  // each goes to the end as it is when its turn comes, not when it was given.
+  const c = await vfs.open('/bkt/log.txt', C.O_WRONLY | C.O_APPEND)
+  const d = await vfs.open('/bkt/log.txt', C.O_WRONLY | C.O_APPEND)
+  await vfs.write(c, Buffer.from('C\n'), 2, 0)
+  const synced = vfs.fsync(c, false)
+  const queued = [vfs.write(c, Buffer.from('queued 1\n'), 9, 0), vfs.write(d, Buffer.from('queued 2\n'), 9, 0)]
+  t.ok(queued.every(w => w instanceof Promise), 'the appends wait behind the fsync')
+  t.same(await Promise.all([synced, ...queued]), [undefined, 9, 9])
+  await vfs.release('/bkt/log.txt', c)
+  await vfs.release('/bkt/log.txt', d)
+  t.same((await getFile(vfs, '/bkt/log.txt')).toString(), 'one\ntwo\nthree\nA\nB\nC\nqueued 1\nqueued 2\n')
 })
 
 t.test('truncate: shrink, grow (zeros beyond), O_TRUNC, across chunks', async t => {

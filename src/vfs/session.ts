@@ -103,10 +103,15 @@ export class WriteSession {
    * write's). Otherwise it waits its turn (a promise, over when the write is).
    * Answering without a promise saves each of a sequential writer's 128 KiB writes
    * some ten promise turns on the event loop that every write passes through.
+   * `append` (O_APPEND): off is the size when the write's turn comes, so appends that
+   * wait behind one another each go to the end.
    */
-  write (data: Buffer, off: number): Promise<void> | undefined {
-    if (!Number.isSafeInteger(off) || off < 0) throw INVALID_ARGUMENT(`invalid offset ${off}`)
-    if (off + data.length > MAX_OBJECT_SIZE) throw ENTITY_TOO_LARGE(`a file may not grow past ${MAX_OBJECT_SIZE} bytes`)
+  write (data: Buffer, off: number, append = false): Promise<void> | undefined {
+    if (append && data.length > 0) {
+      if (!this.lock.idle) return this.lock.run(async () => { await this.writeLocked(data, this.size) })
+      off = this.size
+    }
+    this.checkWrite(data, off)
     if (data.length === 0) return undefined
     const end = off + data.length
     if (this.lock.idle && this.storeError === null && this.inMemory(off, end)) {
@@ -124,24 +129,34 @@ export class WriteSession {
         if (this.budget.exceeded) await this.flushLocked(false)
       })
     }
-    return this.lock.run(async () => {
-      if (this.storeError !== null) {
-        // A chunk stored behind an earlier write failed (ENOSPC…): say so now; its data is kept for a retry.
-        const err = this.storeError
-        this.storeError = null
-        throw err
-      }
-      for (let pos = off; pos < end;) {
-        const idx = Math.floor(pos / CHUNK_SIZE)
-        const within = pos - idx * CHUNK_SIZE
-        const n = Math.min(CHUNK_SIZE - within, end - pos)
-        const stored = this.fill(await this.chunkForWrite(idx, within + n), idx, within, data, pos - off, n)
-        pos += n
-        if (stored && this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
-      }
-      this.wrote(end)
-      if (this.budget.exceeded) await this.flushLocked(false)
-    })
+    return this.lock.run(async () => { await this.writeLocked(data, off) })
+  }
+
+  private checkWrite (data: Buffer, off: number): void {
+    if (!Number.isSafeInteger(off) || off < 0) throw INVALID_ARGUMENT(`invalid offset ${off}`)
+    if (off + data.length > MAX_OBJECT_SIZE) throw ENTITY_TOO_LARGE(`a file may not grow past ${MAX_OBJECT_SIZE} bytes`)
+  }
+
+  /** write's turn, with the session held. */
+  private async writeLocked (data: Buffer, off: number): Promise<void> {
+    this.checkWrite(data, off)
+    if (this.storeError !== null) {
+      // A chunk stored behind an earlier write failed (ENOSPC…): say so now; its data is kept for a retry.
+      const err = this.storeError
+      this.storeError = null
+      throw err
+    }
+    const end = off + data.length
+    for (let pos = off; pos < end;) {
+      const idx = Math.floor(pos / CHUNK_SIZE)
+      const within = pos - idx * CHUNK_SIZE
+      const n = Math.min(CHUNK_SIZE - within, end - pos)
+      const stored = this.fill(await this.chunkForWrite(idx, within + n), idx, within, data, pos - off, n)
+      pos += n
+      if (stored && this.inflight.size >= CHUNK_WRITES_IN_FLIGHT) await Promise.race(this.inflight)
+    }
+    this.wrote(end)
+    if (this.budget.exceeded) await this.flushLocked(false)
   }
 
   /**

@@ -668,9 +668,8 @@ export class Vfs {
     const h = this.fileHandle(fh)
     if (!this.writable(h.flags)) throw BAD_HANDLE('file not open for writing')
     const s = this.sessionOf(h.node)
-    const at = (h.flags & O_APPEND) !== 0 ? s.size : offset
     h.wrote = true
-    const later = s.write(buf.subarray(0, len), at)
+    const later = s.write(buf.subarray(0, len), offset, (h.flags & O_APPEND) !== 0)
     return later === undefined ? len : later.then(() => len)
   }
 
