@@ -123,7 +123,15 @@ const edits = [
     '    napi_create_uint32(env, 0, &(argv[3]));\n  }\n}, {\n  NAPI_ARGV_INT32(fd, 2)\n' +
     '  // bucketfs: bit 30 of the handle asks the kernel to drop the cached pages of the file\n' +
     '  l->info->keep_cache = (fd & 0x40000000) ? 0 : 1;\n  fd &= ~0x40000000;\n' +
-    '  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})'],
+    '  // bucketfs: bit 29, that its writes may be staged on the FUSE thread (bit 32 of fh)\n' +
+    '  uint64_t bucketfs_stage = (fd & 0x20000000) ? BUCKETFS_STAGE_BIT : 0;\n  fd &= ~0x20000000;\n' +
+    '  if (fd != 0) {\n    l->info->fh = (uint64_t) fd | bucketfs_stage;\n  }\n})'],
+  ['create stage bit',
+    '  napi_create_uint32(env, l->mode, &(argv[3]));\n}, {\n  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n',
+    '  napi_create_uint32(env, l->mode, &(argv[3]));\n}, {\n  NAPI_ARGV_INT32(fd, 2)\n' +
+    '  // bucketfs: bit 29, that its writes may be staged on the FUSE thread (bit 32 of fh)\n' +
+    '  uint64_t bucketfs_stage = (fd & 0x20000000) ? BUCKETFS_STAGE_BIT : 0;\n  fd &= ~0x20000000;\n' +
+    '  if (fd != 0) {\n    l->info->fh = (uint64_t) fd | bucketfs_stage;\n  }\n'],
   ['readdir packed stats',
     '  napi_value raw_names = argv[2];\n  napi_value raw_stats = argv[3];\n\n  if (names_length != stats_length) {\n',
     '  napi_value raw_names = argv[2];\n  napi_value raw_stats = argv[3];\n\n' +
@@ -163,7 +171,8 @@ const edits = [
     '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_full_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_op_token)\n  NAPI_EXPORT_FUNCTION(bucketfs_then_attrs)\n  NAPI_EXPORT_FUNCTION(bucketfs_aligned_buffer)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_list_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_reader)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_end)\n']
+    '  NAPI_EXPORT_FUNCTION(bucketfs_list_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_reader)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_end)\n' +
+    '  NAPI_EXPORT_FUNCTION(bucketfs_staged_take)\n  NAPI_EXPORT_FUNCTION(bucketfs_staged_done)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_writes)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_end)\n']
 ]
 
 // The edits always apply to fuse-native's own source, kept beside it as fuse-native.c.orig

@@ -77,8 +77,9 @@ t.test('ops answer as fuse-native expects', async t => {
     },
     write: async (_fh: number, buf: Buffer, len: number) => { calls.push(['write', Buffer.from(buf.subarray(0, len)).toString()]); return len },
     readdir: async () => ({ names: ['a', 'b'], attrs: [attr, attr] }),
-    open: async (p: string) => p === '/changed' ? 4 : 3,
+    open: async (p: string) => p === '/changed' ? 4 : p === '/written' ? 5 : 3,
     keepsCache: (fh: number) => fh !== 4,
+    stagesWrites: (fh: number) => fh === 5,
     getxattr: async () => { throw errors.NO_ATTRIBUTE('none') },
     listxattr: async () => ['user.a', 'user.s3.etag'],
     setxattr: async (_p: string, _n: string, value: Buffer) => { calls.push(['setxattr', value]) },
@@ -125,6 +126,7 @@ t.test('ops answer as fuse-native expects', async t => {
 
   t.same(await answer(cb => { ops.open('/f', 0, cb) }), [0, 3], 'open answers the handle')
   t.same(await answer(cb => { ops.open('/changed', 0, cb) }), [0, 4 | 0x40000000], 'with bit 30 set when the kernel must drop its cached pages')
+  t.same(await answer(cb => { ops.open('/written', 0, cb) }), [0, 5 | 0x20000000], 'with bit 29 set when the FUSE thread may stage its writes')
   t.same(await answer(cb => { ops.getxattr('/f', 'user.x', 0, cb) }), [-E.ENODATA], 'a missing xattr is ENODATA')
   t.same(await answer(cb => { ops.listxattr('/f', cb) }), [0, ['user.a', 'user.s3.etag']])
 

@@ -15,6 +15,7 @@
 process.env.UV_THREADPOOL_SIZE = '16'
 /* eslint-disable import/first */
 import t from 'tap'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import os from 'node:os'
@@ -393,6 +394,49 @@ t.test('a directory renamed leaves no entry under its old name, however many for
     await fsp.mkdir(path.join(above, 'x'), { recursive: true })
     await t.rejects(fsp.lstat(path.join(above, 'x', 'f')), { code: 'ENOENT' }, `${what} after a rename of the directory above: the old name holds no f`)
   }
+})
+
+t.test('writes are answered on the FUSE thread, and every later op sees them', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no fast path' : false }, async t => {
+  const { mnt } = await mountTemp(t, 'staged')
+  const dir = path.join(mnt, 'staged-58')
+  await fsp.mkdir(dir)
+  const file = path.join(dir, 'f')
+  await fsp.writeFile(file, 'x'.repeat(100))
+  await sleep(300) // the kernel's late release
+  await fsp.readdir(dir) // puts f's attributes (100 bytes) on the FUSE thread
+  const data = crypto.randomBytes(4 * 1024 * 1024)
+  const src = path.join(path.dirname(mnt), 'src.bin')
+  await fsp.writeFile(src, data)
+  const before = fastPathStats()?.stagedWrites ?? 0
+  // Another process writes (this one serves the mount): 4 MiB in 512 KiB writes.
+  const dd = await runAsync('dd', [`if=${src}`, `of=${file}`, 'bs=512k', 'conv=notrunc'])
+  t.equal(dd.status, 0, 'dd', { stderr: dd.stderr })
+  t.equal((fastPathStats()?.stagedWrites ?? 0) - before, 32, 'its 128 KiB writes were answered on the FUSE thread')
+  if (root) await forgetKernelNames() // so the next lookup reaches the mount
+  const fh = await fsp.open(file, 'r+')
+  t.teardown(async () => { await fh.close().catch(() => {}) })
+  const [st, content] = await Promise.all([fsp.stat(file), fsp.readFile(file)])
+  t.equal(st.size, data.length, 'a lookup after them sees their size')
+  t.ok(content.equals(data), 'a read after them sees their bytes')
+  // Writes through this process's own handle, each followed at once by an op on the file.
+  const more = crypto.randomBytes(128 * 1024)
+  const staged = fastPathStats()?.stagedWrites ?? 0
+  await fh.write(more, 0, more.length, data.length)
+  const [fst, again] = await Promise.all([fh.stat(), fsp.readFile(file)])
+  t.equal(fastPathStats()?.stagedWrites ?? 0, staged + 1, 'a write through this process is staged too')
+  t.equal(fst.size, data.length + more.length, 'an fstat right after sees it')
+  t.ok(again.subarray(data.length).equals(more), 'a read right after sees it')
+  t.same([fastPathStats()?.stagedPending, fastPathStats()?.stagedBytes], [0, 0], 'nothing is left to apply')
+  await fh.close()
+
+  const appended = path.join(dir, 'log')
+  await fsp.writeFile(appended, 'one\n')
+  const before2 = fastPathStats()?.stagedWrites ?? 0
+  const fa = await fsp.open(appended, 'a')
+  await fa.write('two\n')
+  await fa.close()
+  t.equal(fastPathStats()?.stagedWrites ?? 0, before2, 'an O_APPEND handle\'s writes are not staged')
+  t.equal(await fsp.readFile(appended, 'utf8'), 'one\ntwo\n')
 })
 
 t.test('a name found missing and then put by the CLI is not emptied by a create through the mount', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no attribute cache' : false }, async t => {

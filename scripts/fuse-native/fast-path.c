@@ -12,6 +12,9 @@
 // nothing computed before a change can be put after it. Entries belong to one mount (its fuse_thread_t, which
 // JavaScript holds as a Buffer); a forget reaches every mount's entries.
 #define BUCKETFS_ATTR_SLOTS 16384
+// The handle JavaScript gave (an int32); bit 32 of info->fh marks one whose writes may be staged.
+#define BUCKETFS_STAGE_BIT (1ULL << 32)
+#define BUCKETFS_FH(info) ((info)->fh & 0xffffffffULL)
 #define BUCKETFS_ATTR_MAX 65536
 typedef struct bucketfs_attr_s {
   struct bucketfs_attr_s *next;
@@ -35,6 +38,8 @@ static void bucketfs_windows_release (const void *owner, uint64_t fh);
 static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info, char *buf, size_t len, off_t offset, int *res);
 // The listings put ahead (below) share them too.
 static void bucketfs_lists_forget_locked (const char *path, int tree);
+// So do the writes staged on the FUSE thread (below).
+static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res);
 
 static uint64_t bucketfs_hash (const char *s, size_t n) {
   uint64_t h = 14695981039346656037ULL;
@@ -199,6 +204,13 @@ typedef struct {
 } bucketfs_forgot_t;
 static bucketfs_forgot_t bucketfs_log[BUCKETFS_LOG];
 
+// Writes answered on the FUSE thread and not yet applied by JavaScript (see "writes
+// staged on the FUSE thread" below): while there are any, nothing is put (every put
+// counts as touched), since what JavaScript computed may not hold them yet.
+static uint64_t bucketfs_staged_pending = 0;
+static uint64_t bucketfs_staged_writes = 0; // staged ever
+static size_t bucketfs_staged_bytes = 0; // staged and not yet applied
+
 /** Whether a forget of x (with `tree`) forgot the entry of p[0..n): p is x or above it, or lies under x in a tree forget. */
 static int bucketfs_forgot_entry (const char *x, int tree, const char *p, size_t n) {
   size_t xn = strlen(x);
@@ -212,6 +224,7 @@ static int bucketfs_forgot_entry (const char *x, int tree, const char *p, size_t
  * not reach back to epoch.
  */
 static int bucketfs_touched_since_locked (uint64_t epoch, const char *p, size_t n, int children, const void *except) {
+  if (bucketfs_staged_pending > 0) return 1;
   if (epoch >= bucketfs_attrs_epoch) return 0;
   if (bucketfs_attrs_epoch - epoch > BUCKETFS_LOG) return 1;
   for (uint64_t e = epoch + 1; e <= bucketfs_attrs_epoch; e++) {
@@ -571,6 +584,7 @@ static int bucketfs_answer (fuse_thread_locals_t *l, int *res) {
     return 1;
   }
   if (l->op == op_readdir) return bucketfs_list_answer(l, res);
+  if (l->op == op_write) return bucketfs_stage_answer(l, res);
   if (bucketfs_attr_answer(l->op, l->fuse, l->path, l->stat, res)) return 1;
   if (l->op == op_read) return bucketfs_read_answer(l->fuse, l->info, (char *) l->buf, l->len, l->offset, res);
   return 0;
@@ -586,7 +600,7 @@ static void bucketfs_attr_after (uint32_t op, const void *owner, const char *pat
   if (bucketfs_attr_reads(op)) return;
   // (Its path may not be the one its windows were put under: libfuse renames an open
   // file that is unlinked or replaced to .fuse_hiddenNNN.)
-  if (op == op_release && info != NULL) bucketfs_windows_release(owner, info->fh);
+  if (op == op_release && info != NULL) bucketfs_windows_release(owner, BUCKETFS_FH(info));
   if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return;
   // A rename or rmdir may move or remove a whole directory: what lay under it goes too.
   // So does a chmod, chown or utimens of a bucket: the directories implied in it (with no
@@ -924,7 +938,7 @@ static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info,
   napi_threadsafe_function feeder = NULL;
   pthread_mutex_lock(&bucketfs_attr_lock);
   if (bucketfs_windows != NULL) {
-    uint64_t fh = info->fh, pos = (uint64_t) offset;
+    uint64_t fh = BUCKETFS_FH(info), pos = (uint64_t) offset;
     size_t done = 0;
     bucketfs_window_t *last = NULL;
     while (done < len) {
@@ -1028,7 +1042,7 @@ NAPI_METHOD(bucketfs_read_put) {
   memcpy(w->data, data, len);
   int put = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  if ((double) bucketfs_attrs_epoch == epoch) {
+  if ((double) bucketfs_attrs_epoch == epoch && bucketfs_staged_pending == 0) {
     BUCKETFS_DROP_WINDOWS(w->owner == owner && w->fh == (uint64_t) fh && w->off == (uint64_t) off);
     // The oldest windows go first (the list is newest first: drop from its end).
     while (bucketfs_window_bytes + len > BUCKETFS_WINDOWS_MAX_BYTES && bucketfs_windows != NULL) {
@@ -1308,17 +1322,226 @@ NAPI_METHOD(bucketfs_aligned_buffer) {
 /**
  * bucketfs_fast_stats(): [attribute entries held, getattrs answered here, window bytes
  * held, reads answered here, getattrs answered from an op's answer, full directories
- * held, lookups answered missing from them, listings held, readdirs answered from them].
+ * held, lookups answered missing from them, listings held, readdirs answered from them,
+ * writes staged here, staged writes not yet applied and their bytes].
  */
 NAPI_METHOD(bucketfs_fast_stats) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  double counts[9] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
-    (double) bucketfs_fulls_count, (double) bucketfs_full_hits, (double) bucketfs_lists_count, (double) bucketfs_list_hits };
+  double counts[12] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
+    (double) bucketfs_fulls_count, (double) bucketfs_full_hits, (double) bucketfs_lists_count, (double) bucketfs_list_hits, (double) bucketfs_staged_writes,
+    (double) bucketfs_staged_pending, (double) bucketfs_staged_bytes };
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_value out, v;
-  napi_create_array_with_length(env, 9, &out);
-  for (uint32_t i = 0; i < 9; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
+  napi_create_array_with_length(env, 12, &out);
+  for (uint32_t i = 0; i < 12; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
   return out;
+}
+
+
+// bucketfs: writes staged on the FUSE thread (write-behind). A write through a handle
+// JavaScript marked (bit 29 of the handle its open or create answered: a regular file
+// opened for writing, without O_APPEND) is copied here and answered at once, as a disk
+// filesystem answers a write once it is in the page cache; JavaScript applies the staged
+// writes in order soon after. Before JavaScript runs any op of the mount, it applies
+// what is staged (bucketfs_staged_take, src/mount/fuse.ts), so every op it answers sees
+// every write the kernel was told was done; a staged write's own path is forgotten
+// (attributes, windows, listings) before its answer, and while any staged write is
+// not applied nothing is put (bucketfs_staged_pending). A staged write that fails is
+// reported at the handle's next fsync or close, as a failed store behind a write is.
+// Bounded: past BUCKETFS_STAGE_MAX bytes not yet applied, or past the largest object,
+// a write goes to JavaScript as before (which applies the staged ones first).
+#define BUCKETFS_STAGE_MAX ((size_t) 8 << 20)
+typedef struct bucketfs_staged_s {
+  struct bucketfs_staged_s *next;
+  const void *owner;
+  uint32_t fh;
+  uint64_t offset;
+  size_t len;
+  char *path;
+  char data[];
+} bucketfs_staged_t;
+static bucketfs_staged_t *bucketfs_staged = NULL; // staged, not yet taken, oldest first
+static bucketfs_staged_t **bucketfs_staged_end = &bucketfs_staged;
+static uint64_t bucketfs_stage_max_end = 0; // a write past this goes to JavaScript (its EFBIG)
+static bucketfs_mount_fn_t bucketfs_stagers[BUCKETFS_MOUNTS];
+static uint32_t bucketfs_stagers_queued[BUCKETFS_MOUNTS]; // staged and not taken, per mount (as bucketfs_stagers)
+
+/** The mount's slot in bucketfs_stagers, or -1 (lock held). */
+static int bucketfs_stager_slot_locked (const void *owner) {
+  for (int i = 0; i < BUCKETFS_MOUNTS; i++) if (bucketfs_stagers[i].owner == owner) return i;
+  return -1;
+}
+
+static void bucketfs_stage_call (napi_env env, napi_value fn, void *context, void *data) {
+  if (env != NULL && fn != NULL) {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_call_function(env, undefined, fn, 0, NULL, NULL);
+  }
+}
+
+/** A write staged and answered here (1, *res its length), or 0: JavaScript answers it. */
+static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
+  struct fuse_file_info *info = l->info;
+  if (info == NULL || (info->fh & BUCKETFS_STAGE_BIT) == 0 || l->path == NULL || l->buf == NULL || l->offset < 0 || l->len > BUCKETFS_STAGE_MAX) return 0;
+  size_t pn = strlen(l->path);
+  bucketfs_staged_t *w = malloc(sizeof(bucketfs_staged_t) + l->len);
+  char *path = malloc(pn + 1);
+  if (w == NULL || path == NULL) { free(w); free(path); return 0; }
+  memcpy(path, l->path, pn + 1);
+  memcpy(w->data, l->buf, l->len);
+  w->next = NULL; w->owner = l->fuse; w->fh = (uint32_t) BUCKETFS_FH(info); w->offset = (uint64_t) l->offset; w->len = l->len; w->path = path;
+  int staged = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  int slot = bucketfs_stager_slot_locked(l->fuse);
+  napi_threadsafe_function stager = slot < 0 ? NULL : bucketfs_stagers[slot].fn;
+  if (stager != NULL && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX && w->offset + l->len <= bucketfs_stage_max_end) {
+    int first = bucketfs_stagers_queued[slot]++ == 0;
+    *bucketfs_staged_end = w;
+    bucketfs_staged_end = &w->next;
+    bucketfs_staged_bytes += l->len;
+    bucketfs_staged_pending++;
+    bucketfs_staged_writes++;
+    staged = 1;
+    // (Under the lock, where bucketfs_stage_end takes the function away before releasing it.)
+    if (first) napi_call_threadsafe_function(stager, NULL, napi_tsfn_nonblocking);
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!staged) { free(path); free(w); return 0; }
+  // What was put of the path no longer holds: forgotten before the kernel has the answer.
+  bucketfs_attr_forget(l->path, NULL, 0, l);
+  *res = (int) l->len;
+  return 1;
+}
+
+static void bucketfs_staged_free_data (napi_env env, void *data, void *hint) {
+  free(hint);
+}
+
+/**
+ * bucketfs_staged_take(thread): the mount's staged writes not taken yet, oldest first,
+ * as [fh, offset, data, path, ...] (data: the staged bytes, freed when collected). Each
+ * counts as pending until bucketfs_staged_done. null when there are none.
+ */
+NAPI_METHOD(bucketfs_staged_take) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  void *owner = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !bucketfs_owner_of(env, argv[0], &owner)) {
+    napi_throw_type_error(env, NULL, "bucketfs_staged_take(thread)");
+    return NULL;
+  }
+  napi_get_null(env, &out);
+  if (__atomic_load_n(&bucketfs_staged, __ATOMIC_RELAXED) == NULL) return out;
+  bucketfs_staged_t *taken = NULL, **tend = &taken;
+  uint32_t count = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  for (bucketfs_staged_t **at = &bucketfs_staged; *at != NULL;) {
+    bucketfs_staged_t *w = *at;
+    if (w->owner != owner) { at = &w->next; continue; }
+    *at = w->next;
+    if (bucketfs_staged_end == &w->next) bucketfs_staged_end = at;
+    w->next = NULL;
+    *tend = w;
+    tend = &w->next;
+    count++;
+  }
+  int slot = bucketfs_stager_slot_locked(owner);
+  if (slot >= 0) bucketfs_stagers_queued[slot] = 0;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (count == 0) return out;
+  napi_create_array_with_length(env, (size_t) count * 4, &out);
+  uint32_t i = 0;
+  for (bucketfs_staged_t *w = taken, *next; w != NULL; w = next) {
+    next = w->next;
+    napi_value v;
+    napi_create_uint32(env, w->fh, &v); napi_set_element(env, out, i++, v);
+    napi_create_double(env, (double) w->offset, &v); napi_set_element(env, out, i++, v);
+    napi_create_string_utf8(env, w->path, NAPI_AUTO_LENGTH, &v);
+    napi_value data;
+    free(w->path);
+    w->path = NULL;
+    if (napi_create_external_buffer(env, w->len, w->data, bucketfs_staged_free_data, w, &data) != napi_ok) {
+      napi_create_buffer_copy(env, w->len, w->data, NULL, &data);
+      free(w);
+    }
+    napi_set_element(env, out, i++, data);
+    napi_set_element(env, out, i++, v);
+  }
+  return out;
+}
+
+/**
+ * bucketfs_staged_done(thread, paths, bytes): JavaScript applied staged writes of these
+ * paths (one entry per write), `bytes` in all: their paths are forgotten again (what was
+ * put meanwhile may predate them) and they are pending no more.
+ */
+NAPI_METHOD(bucketfs_staged_done) {
+  size_t argc = 3;
+  napi_value argv[3];
+  void *owner = NULL;
+  uint32_t count = 0;
+  double bytes = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3 || !bucketfs_owner_of(env, argv[0], &owner) || napi_get_array_length(env, argv[1], &count) != napi_ok ||
+      napi_get_value_double(env, argv[2], &bytes) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bucketfs_staged_done(thread, paths, bytes)");
+    return NULL;
+  }
+  char last[4096] = "";
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    char path[4096];
+    size_t len = 0;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_value_string_utf8(env, v, path, sizeof(path), &len) != napi_ok) continue;
+    if (strcmp(path, last) == 0) continue;
+    bucketfs_attr_forget(path, NULL, 0, NULL);
+    memcpy(last, path, len + 1);
+  }
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  bucketfs_staged_pending = bucketfs_staged_pending > count ? bucketfs_staged_pending - count : 0;
+  size_t b = bytes > 0 ? (size_t) bytes : 0;
+  bucketfs_staged_bytes = bucketfs_staged_bytes > b ? bucketfs_staged_bytes - b : 0;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  return NULL;
+}
+
+/** bucketfs_stage_writes(thread, fn, maxEnd): marked handles' writes are staged; fn() is called when the first of some is. */
+NAPI_METHOD(bucketfs_stage_writes) {
+  size_t argc = 3;
+  napi_value argv[3];
+  double max_end = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3 || napi_get_value_double(env, argv[2], &max_end) != napi_ok || !(max_end > 0)) {
+    napi_throw_type_error(env, NULL, "bucketfs_stage_writes(thread, fn, maxEnd)");
+    return NULL;
+  }
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  bucketfs_stage_max_end = (uint64_t) max_end;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  return bucketfs_mount_fn_set(env, info, bucketfs_stagers, "bucketfs_stage_writes", bucketfs_stage_call);
+}
+
+/** What is staged of a mount and not taken is dropped (its function is ending). */
+static void bucketfs_staged_drop_locked (const void *owner) {
+  int slot = bucketfs_stager_slot_locked(owner);
+  if (slot >= 0) bucketfs_stagers_queued[slot] = 0;
+  for (bucketfs_staged_t **at = &bucketfs_staged; *at != NULL;) {
+    bucketfs_staged_t *w = *at;
+    if (w->owner != owner) { at = &w->next; continue; }
+    *at = w->next;
+    if (bucketfs_staged_end == &w->next) bucketfs_staged_end = at;
+    bucketfs_staged_bytes -= w->len;
+    bucketfs_staged_pending--;
+    free(w->path);
+    free(w);
+  }
+}
+
+/** bucketfs_stage_end(thread): at unmount, after JavaScript took what was staged. */
+NAPI_METHOD(bucketfs_stage_end) {
+  return bucketfs_mount_fn_end(env, info, bucketfs_stagers, "bucketfs_stage_end", bucketfs_staged_drop_locked);
 }
 
 

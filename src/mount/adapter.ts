@@ -56,9 +56,9 @@ export function toStatfs (s: StatFs): FuseStatfs {
   }
 }
 
-/** fuse-native hands file handles back and forth as int32 (0 = none); bit 30 is DROP_CACHE. */
+/** fuse-native hands file handles back and forth as int32 (0 = none); bit 30 is DROP_CACHE, bit 29 STAGE_WRITES. */
 function checkHandle (fh: number): number {
-  if (!Number.isInteger(fh) || fh < 0 || fh >= DROP_CACHE) throw new RangeError(`file handle ${fh} does not fit fuse-native's int32 below bit 30`)
+  if (!Number.isInteger(fh) || fh < 0 || fh >= STAGE_WRITES) throw new RangeError(`file handle ${fh} does not fit fuse-native's int32 below bit 29`)
   return fh
 }
 
@@ -67,6 +67,28 @@ function checkHandle (fh: number): number {
  * (patched fuse-native clears keep_cache for it and keeps the handle without the bit).
  */
 const DROP_CACHE = 0x40000000
+
+/**
+ * Set in the handle open or create answers: the FUSE thread may answer its writes and
+ * leave them to vfs.writeBehind (patched fuse-native keeps the handle without the bit;
+ * FastPath.stageWrites).
+ */
+const STAGE_WRITES = 0x20000000
+
+/**
+ * What applies a write the FUSE thread staged and answered (FastPath.stageWrites), traced
+ * as the write op is.
+ */
+export function stagedWriter (vfs: Vfs): (fh: number, data: Buffer, offset: number, path: string) => Promise<void> | undefined {
+  return (fh, data, offset, path) => {
+    if (!trace.enabled) return vfs.writeBehind(fh, data, offset)
+    const started = process.hrtime.bigint()
+    const done = (): void => { trace('staged write(%s, %d, %d, %d) → %d, %s ms', path, fh, data.length, offset, data.length, Number(process.hrtime.bigint() - started) / 1e6) }
+    const later = vfs.writeBehind(fh, data, offset)
+    if (later === undefined) done()
+    return later?.then(done)
+  }
+}
 
 /**
  * Runs one vfs call and answers: done(0, value) or done(-errno), at once when the call
@@ -233,7 +255,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       const by = who(true)
       run('open', () => `${path}, 0${flags.toString(8)}`, async () => {
         const fh = checkHandle(await vfs.open(path, flags, by))
-        return vfs.keepsCache(fh) ? fh : fh | DROP_CACHE
+        return (vfs.keepsCache(fh) ? fh : fh | DROP_CACHE) | (vfs.stagesWrites(fh) ? STAGE_WRITES : 0)
       }, cb)
     },
     // fuse-native does not pass create's open flags on: the kernel sends a create only
@@ -243,7 +265,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       const by = who(true)
       run('create', () => `${path}, 0${mode.toString(8)}`, async () => {
         const fh = checkHandle(await vfs.create(path, mode, 0, by))
-        return { fh, attrs: await vfs.fgetattr(path, fh).then(toStat, () => undefined) }
+        return { fh: vfs.stagesWrites(fh) ? fh | STAGE_WRITES : fh, attrs: await vfs.fgetattr(path, fh).then(toStat, () => undefined) }
       }, (code, made) => { cb(code, made?.fh, made?.attrs) })
     },
     read: (path, fh, buf, len, offset, cb) => {

@@ -123,13 +123,19 @@ const nativeThen = binding.bucketfs_then_attrs as ((locals: Buffer, seq: number,
 let thenGiven = 0
 
 /**
+ * An op run after staged writes were applied (CorrectedFuse): who called it and its
+ * token, as read when the op arrived (the addon knows them only then).
+ */
+let deferred: { caller: [number, number, number] | undefined, token: [Buffer, number, number] | undefined } | null = null
+
+/**
  * libfuse asks getattr of a path right after creating or changing it, on the same
  * thread, to fill its reply. The answer to such an op can carry the attributes; the
  * addon answers that getattr from them (scripts/fuse-native/fast-path.c). Read the
  * token synchronously at the op's start; `then` is called before the op is answered.
  */
 function opToken (): ((path: string, attrs: FuseStat | typeof GONE | undefined) => void) {
-  const token = nativeToken?.()
+  const token = deferred !== null ? deferred.token : nativeToken?.()
   return (path, attrs) => {
     if (token === undefined || attrs === undefined || nativeThen === undefined) return
     try {
@@ -177,7 +183,15 @@ export interface FastPath {
   dropAll: () => void
   /** Once mounted: fn(fh, from) when a reader nears the end of what was put for fh. */
   feeder: (fn: (fh: number, from: number) => void) => boolean
-  /** At unmount: the mount's windows, listings, feeder and lister go. */
+  /**
+   * Once mounted: writes through handles whose open answered STAGE_WRITES are answered on
+   * the FUSE thread and applied here later, in order, by apply (which never throws: a
+   * failure is its handle's). Every op of the mount applies them first.
+   */
+  stageWrites: (apply: (fh: number, data: Buffer, offset: number, path: string) => Promise<void> | undefined, maxEnd: number) => boolean
+  /** Applies what is staged: undefined when nothing is (or is still being applied). */
+  drainStaged: () => Promise<void> | undefined
+  /** At unmount: the mount's windows, listings, feeder, lister and staging go. */
   end: () => void
 }
 
@@ -192,8 +206,58 @@ interface NativeFastPath {
   bucketfs_list_put: (thread: Buffer, epoch: number, dir: string, names: string[], ints: Uint32Array, ttlMs: number) => boolean
   bucketfs_list_reader: (thread: Buffer, fn: (dir: string) => void) => boolean
   bucketfs_list_end: (thread: Buffer) => void
-  bucketfs_fast_stats: () => [number, number, number, number, number, number, number, number, number]
+  bucketfs_fast_stats: () => number[]
+  bucketfs_stage_writes: (thread: Buffer, fn: () => void, maxEnd: number) => boolean
+  bucketfs_staged_take: (thread: Buffer) => Array<number | Buffer | string> | null
+  bucketfs_staged_done: (thread: Buffer, paths: string[], bytes: number) => void
+  bucketfs_stage_end: (thread: Buffer) => void
 }
+
+/**
+ * The writes the FUSE thread staged for one mount (fast-path.c, "writes staged on the
+ * FUSE thread"), applied in order: at once while apply answers at once, else one after
+ * another (`chain`). The addon is told each is done only once applied.
+ */
+class StagedWrites {
+  private chain: Promise<void> | null = null
+  constructor (private readonly n: NativeFastPath, private readonly thread: () => Buffer | undefined,
+    private readonly apply: (fh: number, data: Buffer, offset: number, path: string) => Promise<void> | undefined) {}
+
+  drain (): Promise<void> | undefined {
+    const thread = this.thread()
+    const taken = thread === undefined ? null : this.n.bucketfs_staged_take(thread)
+    if (thread === undefined || taken === null) return this.chain ?? undefined
+    const run = (): Promise<void> | undefined => this.applyFrom(thread, taken, 0)
+    const later = this.chain === null ? run() : this.chain.then(run)
+    if (later === undefined) return undefined
+    const p: Promise<void> = later.finally(() => { if (this.chain === p) this.chain = null })
+    this.chain = p
+    return p
+  }
+
+  /** taken: [fh, offset, data, path] per write. */
+  private applyFrom (thread: Buffer, taken: Array<number | Buffer | string>, from: number): Promise<void> | undefined {
+    const paths: string[] = []
+    let bytes = 0
+    for (let i = from; i < taken.length; i += 4) {
+      const data = taken[i + 2] as Buffer
+      const path = taken[i + 3] as string
+      const applied = this.apply(taken[i] as number, data, taken[i + 1] as number, path)
+      paths.push(path)
+      bytes += data.length
+      if (applied !== undefined) {
+        return applied.then(() => {
+          this.n.bucketfs_staged_done(thread, paths, bytes)
+          return this.applyFrom(thread, taken, i + 4)
+        })
+      }
+    }
+    this.n.bucketfs_staged_done(thread, paths, bytes)
+    return undefined
+  }
+}
+/** The staged writes of each mount (FastPath.stageWrites), which its ops apply first. */
+const staging = new WeakMap<Fuse, StagedWrites>()
 const nativeFast = typeof binding.bucketfs_fast_stats === 'function' ? binding as unknown as NativeFastPath : undefined
 
 /** fuse-native's fuse_thread_t, allocated by mount(): what the FUSE thread knows its mount by. */
@@ -243,27 +307,43 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_read_feeder(thread, fn)
     },
+    stageWrites: (apply, maxEnd) => {
+      const f = fuse()
+      const thread = threadOf(f)
+      if (f === undefined || thread === undefined) return false
+      const stage = new StagedWrites(n, () => threadOf(fuse()), apply)
+      staging.set(f, stage)
+      if (n.bucketfs_stage_writes(thread, () => { void stage.drain() }, maxEnd)) return true
+      staging.delete(f)
+      return false
+    },
+    drainStaged: () => {
+      const f = fuse()
+      return f === undefined ? undefined : staging.get(f)?.drain()
+    },
     end: () => {
       const thread = threadOf(fuse())
       if (thread === undefined) return
       n.bucketfs_read_end(thread)
       n.bucketfs_list_end(thread)
+      n.bucketfs_stage_end(thread)
     }
   }
 }
 
 /** What the addon's fast path holds and answered since it was loaded. */
-export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number } | undefined {
+export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number, stagedWrites: number, stagedPending: number, stagedBytes: number } | undefined {
   if (nativeFast === undefined) return undefined
-  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits] = nativeFast.bucketfs_fast_stats()
-  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits }
+  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes] = nativeFast.bucketfs_fast_stats()
+  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */
 export interface Caller { tid: number, uid: number, gid: number }
 export function fuseCaller (): Caller | undefined {
-  if (nativeCaller === undefined) return undefined
-  const [tid, uid, gid] = nativeCaller()
+  const called = deferred !== null ? deferred.caller : nativeCaller?.()
+  if (called === undefined) return undefined
+  const [tid, uid, gid] = called
   return { tid, uid, gid }
 }
 
@@ -279,6 +359,29 @@ export function fuseCaller (): Caller | undefined {
  * Signals are given exactly the arguments fuse-native's own handlers give.
  */
 class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Partial<FuseOps>, opts: FuseOptions) => Fuse & FuseInternals) {
+  /**
+   * Every op first applies the writes staged on the FUSE thread (FastPath.stageWrites), so
+   * it sees each write the kernel was told was done. When they must be waited for, the op
+   * runs after them with its caller and token as read when it arrived.
+   */
+  _makeHandlerArray (): Array<((...args: unknown[]) => unknown) | undefined> {
+    const handlers = (NativeFuse.prototype as unknown as { _makeHandlerArray: () => Array<((...args: unknown[]) => unknown) | undefined> })._makeHandlerArray.call(this)
+    return handlers.map(handler => handler === undefined
+      ? handler
+      : (...args: unknown[]): unknown => {
+          const applying = staging.get(this)?.drain()
+          if (applying === undefined) return handler(...args)
+          const at = { caller: nativeCaller?.(), token: nativeToken?.() }
+          const run = (): void => {
+            deferred = at
+            try { handler(...args) } finally { deferred = null }
+          }
+          // (apply never fails: a staged write's failure is its handle's.)
+          applying.then(run, run)
+          return undefined
+        })
+  }
+
   /** fuse-native turns on libfuse's own debug output whenever $DEBUG holds a '*' (DEBUG=bucketfs:*): only when asked. */
   override _fuseOptions (): string {
     const options = super._fuseOptions()
@@ -418,7 +521,7 @@ export function putStatFields (a: Uint32Array, at: number, mode: number, uid: nu
 }
 
 // The corrections above replace private methods: fail loudly if fuse-native changes under them.
-for (const m of ['_op_fgetattr', '_op_readdir', '_op_getxattr', '_op_listxattr', '_op_chmod', '_op_chown', '_op_utimens', '_op_truncate',
+for (const m of ['_makeHandlerArray', '_op_fgetattr', '_op_readdir', '_op_getxattr', '_op_listxattr', '_op_chmod', '_op_chown', '_op_utimens', '_op_truncate',
   '_op_ftruncate', '_op_create', '_op_mkdir', '_op_symlink', '_op_rename', '_fuseOptions', '_close']) {
   if (typeof (NativeFuse.prototype as unknown as Record<string, unknown>)[m] !== 'function') {
     throw new Error(`fuse-native changed: ${m} is gone; review src/mount/fuse.ts`)

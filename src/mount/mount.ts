@@ -6,7 +6,8 @@ import debug from 'debug'
 import { EXISTS, INVALID_ARGUMENT } from '../errors'
 import { Store } from '../store'
 import { Vfs } from '../vfs'
-import { fuseOps } from './adapter'
+import { MAX_OBJECT_SIZE } from '../store/limits'
+import { fuseOps, stagedWriter } from './adapter'
 import { ListAhead } from './listing'
 import { createFuse, fastPathOf, fuseCaller, releaseFuse, type FastPath, type Fuse, type FuseOptions } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
@@ -145,6 +146,8 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
     log('mounted %s', mountpoint)
     fast?.feeder((fh, from) => { vfs.feedReads(fh, from) })
+    // $BUCKETFS_STAGE_WRITES=0 keeps every write in JavaScript (for measuring; fast-path.c).
+    if (process.env.BUCKETFS_STAGE_WRITES !== '0') fast?.stageWrites(stagedWriter(vfs), MAX_OBJECT_SIZE)
     if (ahead !== undefined) fast?.lister(dir => { ahead.read(dir) })
     return running(mountpoint, dataDir, lock, store, vfs, fuse, fast)
   } catch (err) {
@@ -188,6 +191,7 @@ function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: 
     log('unmounting %s (%s)', mountpoint, why)
     let failure: unknown
     try {
+      await fast?.drainStaged()
       await vfs.shutdown()
       log('every open write is complete')
     } catch (err) {

@@ -568,6 +568,31 @@ export class Vfs {
     return h === undefined || h.kind !== 'file' || h.keepCache !== false
   }
 
+  /** Whether the FUSE thread may answer the handle's writes and leave them to writeBehind: a file open for writing, without O_APPEND. */
+  stagesWrites (fh: number): boolean {
+    const h = this.handles.get(fh)
+    return h !== undefined && h.kind === 'file' && this.writable(h.flags) && (h.flags & O_APPEND) === 0
+  }
+
+  /**
+   * A write the kernel was already told was done (staged on the FUSE thread), applied in
+   * its turn. Never throws: a failure is the handle's, reported at its next fsync or close.
+   */
+  writeBehind (fh: number, data: Buffer, offset: number): Promise<void> | undefined {
+    const fail = (err: unknown): void => {
+      const h = this.handles.get(fh)
+      log('a staged write to handle %d at %d failed: %s', fh, offset, err instanceof Error ? err.message : String(err))
+      if (h?.kind === 'file') h.lost ??= err
+    }
+    try {
+      const later = this.write(fh, data, data.length, offset)
+      return typeof later === 'number' ? undefined : later.then(() => undefined, fail)
+    } catch (err) {
+      fail(err)
+      return undefined
+    }
+  }
+
   private fileHandle (fh: number): FileHandle {
     const h = this.handles.get(fh)
     if (h === undefined || h.kind !== 'file') throw BAD_HANDLE(`bad file handle ${fh}`)
