@@ -1384,6 +1384,12 @@ static void bucketfs_stage_call (napi_env env, napi_value fn, void *context, voi
 static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
   struct fuse_file_info *info = l->info;
   if (info == NULL || (info->fh & BUCKETFS_STAGE_BIT) == 0 || l->path == NULL || l->buf == NULL || l->offset < 0 || l->len > BUCKETFS_STAGE_MAX) return 0;
+  // Not copied for nothing: the mount stages writes and there is room (checked again below).
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  int room = bucketfs_stager_slot_locked(l->fuse) >= 0 && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX &&
+    (uint64_t) l->offset + l->len <= bucketfs_stage_max_end;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  if (!room) return 0;
   size_t pn = strlen(l->path);
   bucketfs_staged_t *w = malloc(sizeof(bucketfs_staged_t) + l->len);
   char *path = malloc(pn + 1);

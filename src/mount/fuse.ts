@@ -228,7 +228,7 @@ class StagedWrites {
     const taken = thread === undefined ? null : this.n.bucketfs_staged_take(thread)
     if (thread === undefined || taken === null) return this.chain ?? undefined
     const run = (): Promise<void> | undefined => this.applyFrom(thread, taken, 0)
-    const later = this.chain === null ? run() : this.chain.then(run)
+    const later = this.chain === null ? run() : this.chain.then(run, run)
     if (later === undefined) return undefined
     const p: Promise<void> = later.finally(() => { if (this.chain === p) this.chain = null })
     this.chain = p
@@ -246,10 +246,13 @@ class StagedWrites {
       paths.push(path)
       bytes += data.length
       if (applied !== undefined) {
-        return applied.then(() => {
+        // (apply does not fail; were it to, the write would still count as done, or
+        // nothing would be put again in this process.)
+        const next = (): Promise<void> | undefined => {
           this.n.bucketfs_staged_done(thread, paths, bytes)
           return this.applyFrom(thread, taken, i + 4)
-        })
+        }
+        return applied.then(next, next)
       }
     }
     this.n.bucketfs_staged_done(thread, paths, bytes)
@@ -313,7 +316,7 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
       if (f === undefined || thread === undefined) return false
       const stage = new StagedWrites(n, () => threadOf(fuse()), apply)
       staging.set(f, stage)
-      if (n.bucketfs_stage_writes(thread, () => { void stage.drain() }, maxEnd)) return true
+      if (n.bucketfs_stage_writes(thread, () => { stage.drain()?.catch(() => {}) }, maxEnd)) return true
       staging.delete(f)
       return false
     },
