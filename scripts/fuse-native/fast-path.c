@@ -820,17 +820,25 @@ typedef struct bucketfs_window_s {
 static bucketfs_window_t *bucketfs_windows = NULL; // newest first
 static size_t bucketfs_window_bytes = 0;
 static uint64_t bucketfs_window_hits = 0;
-// A thread-safe function of each mount (the read feeder below, the list reader): set once
-// mounted, taken out under bucketfs_attr_lock and released at unmount; called only under that lock.
-typedef struct { const void *owner; napi_threadsafe_function fn; } bucketfs_mount_fn_t;
+// A thread-safe function of each mount (the read feeder below, the list reader, the write
+// stager): set once mounted, taken out under bucketfs_attr_lock and released at unmount;
+// called only under that lock. `queued`: what the mount's function is to take and has not
+// (the stager's staged writes), kept under the lock.
+typedef struct { const void *owner; napi_threadsafe_function fn; uint32_t queued; } bucketfs_mount_fn_t;
 static bucketfs_mount_fn_t bucketfs_feeders[BUCKETFS_MOUNTS];
 
-/** The mount's function in slots, or NULL (bucketfs_attr_lock held). */
-static napi_threadsafe_function bucketfs_mount_fn_locked (const bucketfs_mount_fn_t *slots, const void *owner) {
+/** The mount's slot in slots, or NULL (bucketfs_attr_lock held). */
+static bucketfs_mount_fn_t *bucketfs_mount_slot_locked (bucketfs_mount_fn_t *slots, const void *owner) {
   for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
-    if (slots[i].owner == owner) return slots[i].fn;
+    if (slots[i].owner == owner) return &slots[i];
   }
   return NULL;
+}
+
+/** The mount's function in slots, or NULL (bucketfs_attr_lock held). */
+static napi_threadsafe_function bucketfs_mount_fn_locked (bucketfs_mount_fn_t *slots, const void *owner) {
+  bucketfs_mount_fn_t *slot = bucketfs_mount_slot_locked(slots, owner);
+  return slot == NULL ? NULL : slot->fn;
 }
 
 /** what(thread, fn): fn, called through `call`, becomes the mount's function in slots; answers false when there is no room. */
@@ -856,7 +864,7 @@ static napi_value bucketfs_mount_fn_set (napi_env env, napi_callback_info info, 
   int placed = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
   for (int i = 0; i < BUCKETFS_MOUNTS && !placed; i++) {
-    if (slots[i].owner == NULL) { slots[i].owner = owner; slots[i].fn = tsfn; placed = 1; }
+    if (slots[i].owner == NULL) { slots[i].owner = owner; slots[i].fn = tsfn; slots[i].queued = 0; placed = 1; }
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (!placed) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
@@ -881,7 +889,7 @@ static napi_value bucketfs_mount_fn_end (napi_env env, napi_callback_info info, 
   pthread_mutex_lock(&bucketfs_attr_lock);
   drop(owner);
   for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
-    if (slots[i].owner == owner) { tsfn = slots[i].fn; slots[i].owner = NULL; slots[i].fn = NULL; }
+    if (slots[i].owner == owner) { tsfn = slots[i].fn; slots[i].owner = NULL; slots[i].fn = NULL; slots[i].queued = 0; }
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (tsfn != NULL) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
@@ -1364,12 +1372,22 @@ static bucketfs_staged_t *bucketfs_staged = NULL; // staged, not yet taken, olde
 static bucketfs_staged_t **bucketfs_staged_end = &bucketfs_staged;
 static uint64_t bucketfs_stage_max_end = 0; // a write past this goes to JavaScript (its EFBIG)
 static bucketfs_mount_fn_t bucketfs_stagers[BUCKETFS_MOUNTS];
-static uint32_t bucketfs_stagers_queued[BUCKETFS_MOUNTS]; // staged and not taken, per mount (as bucketfs_stagers)
 
-/** The mount's slot in bucketfs_stagers, or -1 (lock held). */
-static int bucketfs_stager_slot_locked (const void *owner) {
-  for (int i = 0; i < BUCKETFS_MOUNTS; i++) if (bucketfs_stagers[i].owner == owner) return i;
-  return -1;
+/** Unlinks the mount's staged writes from the queue, in order; their slot's count goes to 0 (lock held). */
+static bucketfs_staged_t *bucketfs_staged_unlink_locked (const void *owner) {
+  bucketfs_staged_t *taken = NULL, **tend = &taken;
+  for (bucketfs_staged_t **at = &bucketfs_staged; *at != NULL;) {
+    bucketfs_staged_t *w = *at;
+    if (w->owner != owner) { at = &w->next; continue; }
+    *at = w->next;
+    if (bucketfs_staged_end == &w->next) bucketfs_staged_end = at;
+    w->next = NULL;
+    *tend = w;
+    tend = &w->next;
+  }
+  bucketfs_mount_fn_t *slot = bucketfs_mount_slot_locked(bucketfs_stagers, owner);
+  if (slot != NULL) slot->queued = 0;
+  return taken;
 }
 
 static void bucketfs_stage_call (napi_env env, napi_value fn, void *context, void *data) {
@@ -1386,7 +1404,7 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
   if (info == NULL || (info->fh & BUCKETFS_STAGE_BIT) == 0 || l->path == NULL || l->buf == NULL || l->offset < 0 || l->len > BUCKETFS_STAGE_MAX) return 0;
   // Not copied for nothing: the mount stages writes and there is room (checked again below).
   pthread_mutex_lock(&bucketfs_attr_lock);
-  int room = bucketfs_stager_slot_locked(l->fuse) >= 0 && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX &&
+  int room = bucketfs_mount_slot_locked(bucketfs_stagers, l->fuse) != NULL && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX &&
     (uint64_t) l->offset + l->len <= bucketfs_stage_max_end;
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (!room) return 0;
@@ -1399,10 +1417,10 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
   w->next = NULL; w->owner = l->fuse; w->fh = (uint32_t) BUCKETFS_FH(info); w->offset = (uint64_t) l->offset; w->len = l->len; w->path = path;
   int staged = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  int slot = bucketfs_stager_slot_locked(l->fuse);
-  napi_threadsafe_function stager = slot < 0 ? NULL : bucketfs_stagers[slot].fn;
+  bucketfs_mount_fn_t *slot = bucketfs_mount_slot_locked(bucketfs_stagers, l->fuse);
+  napi_threadsafe_function stager = slot == NULL ? NULL : slot->fn;
   if (stager != NULL && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX && w->offset + l->len <= bucketfs_stage_max_end) {
-    int first = bucketfs_stagers_queued[slot]++ == 0;
+    int first = slot->queued++ == 0;
     *bucketfs_staged_end = w;
     bucketfs_staged_end = &w->next;
     bucketfs_staged_bytes += l->len;
@@ -1440,22 +1458,11 @@ NAPI_METHOD(bucketfs_staged_take) {
   }
   napi_get_null(env, &out);
   if (__atomic_load_n(&bucketfs_staged, __ATOMIC_RELAXED) == NULL) return out;
-  bucketfs_staged_t *taken = NULL, **tend = &taken;
-  uint32_t count = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  for (bucketfs_staged_t **at = &bucketfs_staged; *at != NULL;) {
-    bucketfs_staged_t *w = *at;
-    if (w->owner != owner) { at = &w->next; continue; }
-    *at = w->next;
-    if (bucketfs_staged_end == &w->next) bucketfs_staged_end = at;
-    w->next = NULL;
-    *tend = w;
-    tend = &w->next;
-    count++;
-  }
-  int slot = bucketfs_stager_slot_locked(owner);
-  if (slot >= 0) bucketfs_stagers_queued[slot] = 0;
+  bucketfs_staged_t *taken = bucketfs_staged_unlink_locked(owner);
   pthread_mutex_unlock(&bucketfs_attr_lock);
+  uint32_t count = 0;
+  for (bucketfs_staged_t *w = taken; w != NULL; w = w->next) count++;
   if (count == 0) return out;
   napi_create_array_with_length(env, (size_t) count * 4, &out);
   uint32_t i = 0;
@@ -1531,13 +1538,8 @@ NAPI_METHOD(bucketfs_stage_writes) {
 
 /** What is staged of a mount and not taken is dropped (its function is ending). */
 static void bucketfs_staged_drop_locked (const void *owner) {
-  int slot = bucketfs_stager_slot_locked(owner);
-  if (slot >= 0) bucketfs_stagers_queued[slot] = 0;
-  for (bucketfs_staged_t **at = &bucketfs_staged; *at != NULL;) {
-    bucketfs_staged_t *w = *at;
-    if (w->owner != owner) { at = &w->next; continue; }
-    *at = w->next;
-    if (bucketfs_staged_end == &w->next) bucketfs_staged_end = at;
+  for (bucketfs_staged_t *w = bucketfs_staged_unlink_locked(owner), *next; w != NULL; w = next) {
+    next = w->next;
     bucketfs_staged_bytes -= w->len;
     bucketfs_staged_pending--;
     free(w->path);

@@ -108,7 +108,12 @@ export class WriteSession {
    */
   write (data: Buffer, off: number, append = false): Promise<void> | undefined {
     if (append && data.length > 0) {
-      if (!this.lock.idle) return this.lock.run(async () => { await this.writeLocked(data, this.size) })
+      if (!this.lock.idle) {
+        return this.lock.run(async () => {
+          this.checkWrite(data, this.size)
+          await this.writeLocked(data, this.size)
+        })
+      }
       off = this.size
     }
     this.checkWrite(data, off)
@@ -137,9 +142,8 @@ export class WriteSession {
     if (off + data.length > MAX_OBJECT_SIZE) throw ENTITY_TOO_LARGE(`a file may not grow past ${MAX_OBJECT_SIZE} bytes`)
   }
 
-  /** write's turn, with the session held. */
+  /** write's turn, with the session held (off checked). */
   private async writeLocked (data: Buffer, off: number): Promise<void> {
-    this.checkWrite(data, off)
     if (this.storeError !== null) {
       // A chunk stored behind an earlier write failed (ENOSPC…): say so now; its data is kept for a retry.
       const err = this.storeError
