@@ -61,7 +61,8 @@ const edits = [
     '  if (ts->tv_nsec == UTIME_NOW) { struct timespec now; clock_gettime(CLOCK_REALTIME, &now); return timespec_to_uint64(&now); }\n' +
     '  return timespec_to_uint64(ts);\n' +
     '}\n\nstatic void populate_stat ('],
-  ['includes', '#include <assert.h>\n', '#include <assert.h>\n#include <time.h>\n#include <sys/stat.h>\n'],
+  ['gnu source', '#define FUSE_USE_VERSION 29\n', '#define _GNU_SOURCE // O_DIRECT\n#define FUSE_USE_VERSION 29\n'],
+  ['includes', '#include <assert.h>\n', '#include <assert.h>\n#include <time.h>\n#include <sys/stat.h>\n#include <zlib.h>\n'],
   ['ops flags', '  struct fuse_operations ops = { };\n',
     '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n  ops.flag_nullpath_ok = 1;\n'],
   ['null paths', /napi_create_string_utf8\(env, l->path, /g, 'napi_create_string_utf8(env, l->path ? l->path : "", '],
@@ -169,7 +170,7 @@ const edits = [
   ['export fast path', '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n',
     '  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_epoch)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_attr_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_full_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_attr_forget_all)\n  NAPI_EXPORT_FUNCTION(bucketfs_fast_stats)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n' +
+    '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_load)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_op_token)\n  NAPI_EXPORT_FUNCTION(bucketfs_then_attrs)\n  NAPI_EXPORT_FUNCTION(bucketfs_aligned_buffer)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_list_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_reader)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_end)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_staged_take)\n  NAPI_EXPORT_FUNCTION(bucketfs_staged_done)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_writes)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_end)\n']

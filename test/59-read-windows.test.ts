@@ -22,10 +22,27 @@ import { MiB } from './helpers/e2e'
 
 const root = process.getuid?.() === 0
 const hits = (): number => fastPathStats()?.windowHits ?? 0
+const loads = (): number => fastPathStats()?.windowLoads ?? 0
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex')
 
 async function dropPages (): Promise<void> {
   await fsp.writeFile('/proc/sys/vm/drop_caches', '1\n')
+}
+
+/** Reads [from, to) of an open file in 128 KiB reads, until one fails: the bytes read and the failure's code. */
+async function readUntilError (fh: fsp.FileHandle, from: number, to: number): Promise<{ data: Buffer, code: string }> {
+  const out = Buffer.alloc(to - from)
+  let pos = from
+  try {
+    while (pos < to) {
+      const { bytesRead } = await fh.read(out, pos - from, Math.min(128 * 1024, to - pos), pos)
+      if (bytesRead === 0) break
+      pos += bytesRead
+    }
+  } catch (err) {
+    return { data: out.subarray(0, pos - from), code: (err as NodeJS.ErrnoException).code ?? String(err) }
+  }
+  return { data: out.subarray(0, pos - from), code: 'ok' }
 }
 
 /** Reads [from, to) of an open file in 128 KiB reads. */
@@ -57,28 +74,65 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
       await fsp.writeFile(f, data)
       if (root) await dropPages()
       const before = hits()
+      const loaded = loads()
       const fh = await fsp.open(f, 'r')
       const got = await readRange(fh, 0, size + 4096)
       await fh.close()
       t.equal(sha(got.subarray(0, size)), sha(data), `${size} bytes read back exactly`)
       t.ok(got.subarray(size).every(b => b === 0), 'nothing past the end')
-      if (size > 4 * MiB) t.ok(hits() - before > 0, `some reads were answered from the windows (${hits() - before})`)
+      if (size > 4 * MiB) {
+        t.ok(hits() - before > 0, `some reads were answered from the windows (${hits() - before})`)
+        t.ok(loads() - loaded > 0, `windows were read from their chunk files on the threadpool (${loads() - loaded})`)
+      }
     }
   })
 
-  const changed = async (t: tap.Test, name: string, change: (f: string, reader: fsp.FileHandle) => Promise<void>, expect: (got: Buffer) => void): Promise<void> => {
+  await t.test('a damaged chunk is never answered from a window', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
+    const data = crypto.randomBytes(12 * MiB)
+    const f = path.join(dir, 'damaged')
+    await fsp.writeFile(f, data)
+    // The chunk file of the seventh MiB (chunks are named by their SHA-256), damaged in place.
+    const hex = sha(data.subarray(6 * MiB, 7 * MiB))
+    const chunk = path.join(base, 'data', 'chunks', hex.slice(0, 2), hex)
+    const fd = fs.openSync(chunk, 'r+')
+    fs.writeSync(fd, Buffer.alloc(16, 0x42), 0, 16, 4000)
+    fs.closeSync(fd)
+    await dropPages()
+    const loaded = loads()
+    const fh = await fsp.open(f, 'r')
+    try {
+      const head = await readUntilError(fh, 0, 6 * MiB + 128 * 1024)
+      t.ok(loads() > loaded, `the reader's windows were read on the threadpool (${loads() - loaded})`)
+      t.equal(head.code, 'EIO', 'the read reaching the damaged chunk fails with EIO')
+      t.ok(head.data.length >= 5 * MiB, `the bytes before it were read (${head.data.length})`)
+      t.ok(head.data.equals(data.subarray(0, head.data.length)), 'and every byte read is the right one')
+      const inside = await readUntilError(fh, 6 * MiB + 4000, 6 * MiB + 4016)
+      t.equal(inside.code, 'EIO', 'reading exactly the damaged bytes: EIO')
+      const tail = await readUntilError(fh, 8 * MiB, 12 * MiB)
+      t.equal(tail.code, 'ok', 'the chunks after it read')
+      t.ok(tail.data.equals(data.subarray(8 * MiB)), 'with the right bytes')
+    } finally {
+      await fh.close()
+    }
+  })
+
+  // Each MiB of the file differs (no chunk is shared), so the windows are read from chunk files.
+  const changed = async (t: tap.Test, name: string, change: (f: string, reader: fsp.FileHandle) => Promise<void>, expect: (got: Buffer, orig: Buffer) => void): Promise<void> => {
     const f = path.join(dir, name)
-    await fsp.writeFile(f, Buffer.alloc(16 * MiB, 'a'))
+    const orig = crypto.randomBytes(16 * MiB)
+    await fsp.writeFile(f, orig)
     await dropPages()
     const fh = await fsp.open(f, 'r')
     try {
       const before = hits()
+      const loaded = loads()
       await readRange(fh, 0, 4 * MiB) // the windows are put up to 8 MiB past this
       await readRange(fh, 4 * MiB, 6 * MiB)
       t.ok(hits() > before, 'the reader is being answered from the windows')
+      t.ok(loads() > loaded, 'which were read on the threadpool')
       await change(f, fh)
       await dropPages()
-      expect(await readRange(fh, 6 * MiB, 16 * MiB))
+      expect(await readRange(fh, 6 * MiB, 16 * MiB), orig)
     } finally {
       await fh.close()
     }
@@ -89,9 +143,10 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
       const w = await fsp.open(f, 'r+')
       await w.write(Buffer.alloc(MiB, 'b'), 0, MiB, 8 * MiB)
       await w.close()
-    }, got => {
+    }, (got, orig) => {
       t.ok(got.subarray(2 * MiB, 3 * MiB).every(b => b === 0x62), 'the new bytes, not the windows\' old ones')
-      t.ok(got.subarray(0, 2 * MiB).every(b => b === 0x61), 'the bytes before them')
+      t.ok(got.subarray(0, 2 * MiB).equals(orig.subarray(6 * MiB, 8 * MiB)), 'the bytes before them')
+      t.ok(got.subarray(3 * MiB).equals(orig.subarray(9 * MiB)), 'and after them')
     })
   })
 
@@ -103,25 +158,25 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
       const w = await fsp.open(`/proc/self/fd/${reader.fd}`, 'r+')
       await w.write(Buffer.alloc(MiB, 'b'), 0, MiB, 15 * MiB)
       await w.close()
-    }, got => {
+    }, (got, orig) => {
       t.ok(got.subarray(9 * MiB, 10 * MiB).every(b => b === 0x62), 'the new bytes, not the windows\' old ones')
-      t.ok(got.subarray(0, 9 * MiB).every(b => b === 0x61), 'the bytes before them (the file\'s old bytes: its version row is gone, its extents are not)')
+      t.ok(got.subarray(0, 9 * MiB).equals(orig.subarray(6 * MiB, 15 * MiB)), 'the bytes before them (the file\'s old bytes: its version row is gone, its extents are not)')
     })
   })
 
   await t.test('a truncate is seen by the reader', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
-    await changed(t, 'truncated', async f => { await fsp.truncate(f, 7 * MiB) }, got => {
-      t.ok(got.subarray(0, MiB).every(b => b === 0x61), 'the bytes left')
+    await changed(t, 'truncated', async f => { await fsp.truncate(f, 7 * MiB) }, (got, orig) => {
+      t.ok(got.subarray(0, MiB).equals(orig.subarray(6 * MiB, 7 * MiB)), 'the bytes left')
       t.ok(got.subarray(MiB).every(b => b === 0), 'nothing past the new end')
     })
   })
 
   await t.test('a file renamed over the one being read keeps the reader on its own bytes', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
     await changed(t, 'replaced', async f => {
-      await fsp.writeFile(f + '.new', Buffer.alloc(16 * MiB, 'c'))
+      await fsp.writeFile(f + '.new', crypto.randomBytes(16 * MiB))
       await fsp.rename(f + '.new', f)
-    }, got => {
-      t.ok(got.every(b => b === 0x61), 'an open file keeps its content when its name is replaced')
+    }, (got, orig) => {
+      t.ok(got.equals(orig.subarray(6 * MiB)), 'an open file keeps its content when its name is replaced')
     })
   })
 })

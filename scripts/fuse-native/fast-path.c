@@ -815,7 +815,11 @@ typedef struct bucketfs_window_s {
   int eof;
   int asked;
   char *path;
-  char data[];
+  char *data;  // inside mem, or just after the struct (mem NULL)
+  void *mem;   // a chunk read whole (bucketfs_read_load), or NULL
+  size_t cap;  // mem's size
+  int loading; // its bytes are being read (bucketfs_read_load): a read of it waits
+  int orphan;  // dropped while loading: its load frees it
 } bucketfs_window_t;
 static bucketfs_window_t *bucketfs_windows = NULL; // newest first
 static size_t bucketfs_window_bytes = 0;
@@ -898,12 +902,51 @@ static napi_value bucketfs_mount_fn_end (napi_env env, napi_callback_info info, 
 
 typedef struct { uint64_t fh; uint64_t from; } bucketfs_low_t;
 
+// Memory of windows loaded whole (bucketfs_read_load) is kept for the next load when it is
+// of the common size, one chunk: a fresh block costs page faults and zeroing per read.
+#define BUCKETFS_SPARES 16
+#define BUCKETFS_SPARE_CAP ((size_t) 1024 * 1024 + 4096)
+static void *bucketfs_spares[BUCKETFS_SPARES];
+static int bucketfs_spares_n = 0;
+static pthread_mutex_t bucketfs_spares_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/** Aligned memory for a chunk read whole: cap bytes, a spare one when cap is the common size. */
+static void *bucketfs_spare_take (size_t cap) {
+  void *mem = NULL;
+  if (cap == BUCKETFS_SPARE_CAP) {
+    pthread_mutex_lock(&bucketfs_spares_lock);
+    if (bucketfs_spares_n > 0) mem = bucketfs_spares[--bucketfs_spares_n];
+    pthread_mutex_unlock(&bucketfs_spares_lock);
+    if (mem != NULL) return mem;
+  }
+  return posix_memalign(&mem, 4096, cap) == 0 ? mem : NULL;
+}
+
+/** Memory from bucketfs_spare_take goes back (kept when there is room). */
+static void bucketfs_spare_give (void *mem, size_t cap) {
+  if (mem == NULL) return;
+  if (cap == BUCKETFS_SPARE_CAP) {
+    pthread_mutex_lock(&bucketfs_spares_lock);
+    int kept = bucketfs_spares_n < BUCKETFS_SPARES;
+    if (kept) bucketfs_spares[bucketfs_spares_n++] = mem;
+    pthread_mutex_unlock(&bucketfs_spares_lock);
+    if (kept) return;
+  }
+  free(mem);
+}
+
+/** Frees a window taken out of the list; one still loading is left to its load (bucketfs_attr_lock held, or never listed). */
+static void bucketfs_window_free (bucketfs_window_t *w) {
+  if (w->loading) { w->orphan = 1; return; }
+  free(w->path); bucketfs_spare_give(w->mem, w->cap); free(w);
+}
+
 /** Unlinks and frees every window `drop` says yes to (window lock held). */
 #define BUCKETFS_DROP_WINDOWS(cond) do {\
   bucketfs_window_t **at = &bucketfs_windows;\
   while (*at != NULL) {\
     bucketfs_window_t *w = *at;\
-    if (cond) { *at = w->next; bucketfs_window_bytes -= w->len; free(w->path); free(w); }\
+    if (cond) { *at = w->next; bucketfs_window_bytes -= w->len; bucketfs_window_free(w); }\
     else at = &w->next;\
   }\
 } while (0)
@@ -923,11 +966,41 @@ static void bucketfs_windows_release (const void *owner, uint64_t fh) {
   pthread_mutex_unlock(&bucketfs_attr_lock);
 }
 
-static bucketfs_window_t *bucketfs_window_at_locked (const void *owner, uint64_t fh, uint64_t pos) {
+/** The handle's window holding pos, loaded ones first (a loading one only with `loading`). */
+static bucketfs_window_t *bucketfs_window_at_locked (const void *owner, uint64_t fh, uint64_t pos, int loading) {
+  bucketfs_window_t *found = NULL;
   for (bucketfs_window_t *w = bucketfs_windows; w != NULL; w = w->next) {
-    if (w->owner == owner && w->fh == fh && w->off <= pos && pos < w->off + w->len) return w;
+    if (w->owner == owner && w->fh == fh && w->off <= pos && pos < w->off + w->len) {
+      if (!w->loading) return w;
+      if (loading && found == NULL) found = w;
+    }
   }
-  return NULL;
+  return found;
+}
+
+// Signalled when a load ends (its window put, refused or failed).
+static pthread_cond_t bucketfs_loaded = PTHREAD_COND_INITIALIZER;
+#define BUCKETFS_LOAD_WAIT_S 5
+
+/**
+ * Waits (bucketfs_attr_lock held) while a window the read [pos, end) would be answered
+ * from is still loading: its load always ends, put or not. 0 when none is left loading;
+ * -1 when one still is after BUCKETFS_LOAD_WAIT_S (JavaScript answers the read).
+ */
+static int bucketfs_read_wait_locked (const void *owner, uint64_t fh, uint64_t pos, uint64_t end) {
+  struct timespec deadline = { 0, 0 };
+  for (;;) {
+    bucketfs_window_t *busy = NULL;
+    for (uint64_t p = pos; p < end && busy == NULL;) {
+      bucketfs_window_t *w = bucketfs_window_at_locked(owner, fh, p, 1);
+      if (w == NULL) break;
+      if (w->loading) busy = w;
+      p = w->off + w->len;
+    }
+    if (busy == NULL) return 0;
+    if (deadline.tv_sec == 0) { clock_gettime(CLOCK_REALTIME, &deadline); deadline.tv_sec += BUCKETFS_LOAD_WAIT_S; }
+    if (pthread_cond_timedwait(&bucketfs_loaded, &bucketfs_attr_lock, &deadline) == ETIMEDOUT) return -1;
+  }
 }
 
 /** Where the handle's file ends, when a window holding its end is put; else UINT64_MAX. */
@@ -945,12 +1018,12 @@ static int bucketfs_read_answer (const void *owner, struct fuse_file_info *info,
   bucketfs_low_t *low = NULL;
   napi_threadsafe_function feeder = NULL;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  if (bucketfs_windows != NULL) {
+  if (bucketfs_windows != NULL && bucketfs_read_wait_locked(owner, BUCKETFS_FH(info), (uint64_t) offset, (uint64_t) offset + len) == 0) {
     uint64_t fh = BUCKETFS_FH(info), pos = (uint64_t) offset;
     size_t done = 0;
     bucketfs_window_t *last = NULL;
     while (done < len) {
-      bucketfs_window_t *w = bucketfs_window_at_locked(owner, fh, pos);
+      bucketfs_window_t *w = bucketfs_window_at_locked(owner, fh, pos, 0);
       if (w == NULL) break;
       size_t n = w->off + w->len - pos;
       if (n > len - done) n = len - done;
@@ -1014,6 +1087,34 @@ NAPI_METHOD(bucketfs_read_end) {
 }
 
 /**
+ * Puts window nw unless anything was forgotten since epoch, or a staged write is not yet
+ * applied: 1 when put (the window is the list's), else 0 (the caller frees it). It
+ * replaces the handle's window at its offset; past BUCKETFS_WINDOWS_MAX_BYTES the oldest go.
+ */
+static int bucketfs_window_put (bucketfs_window_t *nw, uint64_t epoch) {
+  int put = 0;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  if (bucketfs_attrs_epoch == epoch && bucketfs_staged_pending == 0) {
+    BUCKETFS_DROP_WINDOWS(w->owner == nw->owner && w->fh == nw->fh && w->off == nw->off);
+    // The oldest windows go first (the list is newest first: drop from its end).
+    while (bucketfs_window_bytes + nw->len > BUCKETFS_WINDOWS_MAX_BYTES && bucketfs_windows != NULL) {
+      bucketfs_window_t **at = &bucketfs_windows;
+      while ((*at)->next != NULL) at = &(*at)->next;
+      bucketfs_window_t *old = *at;
+      *at = NULL;
+      bucketfs_window_bytes -= old->len;
+      bucketfs_window_free(old);
+    }
+    nw->next = bucketfs_windows;
+    bucketfs_windows = nw;
+    bucketfs_window_bytes += nw->len;
+    put = 1;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  return put;
+}
+
+/**
  * bucketfs_read_put(thread, epoch, fh, path, off, data, eof): bytes [off, off+data.length)
  * of the file `path` that handle fh reads; eof: they end the file. Refused (false) when
  * anything was forgotten since epoch. Older windows go past BUCKETFS_WINDOWS_MAX_BYTES.
@@ -1047,29 +1148,183 @@ NAPI_METHOD(bucketfs_read_put) {
     return out;
   }
   w->owner = owner; w->fh = (uint64_t) fh; w->off = (uint64_t) off; w->len = len; w->eof = eof; w->asked = 0; w->path = wpath;
+  w->data = (char *) (w + 1); w->mem = NULL; w->cap = 0; w->loading = 0; w->orphan = 0;
   memcpy(w->data, data, len);
-  int put = 0;
-  pthread_mutex_lock(&bucketfs_attr_lock);
-  if ((double) bucketfs_attrs_epoch == epoch && bucketfs_staged_pending == 0) {
-    BUCKETFS_DROP_WINDOWS(w->owner == owner && w->fh == (uint64_t) fh && w->off == (uint64_t) off);
-    // The oldest windows go first (the list is newest first: drop from its end).
-    while (bucketfs_window_bytes + len > BUCKETFS_WINDOWS_MAX_BYTES && bucketfs_windows != NULL) {
-      bucketfs_window_t **at = &bucketfs_windows;
-      while ((*at)->next != NULL) at = &(*at)->next;
-      bucketfs_window_t *old = *at;
-      *at = NULL;
-      bucketfs_window_bytes -= old->len;
-      free(old->path); free(old);
-    }
-    w->next = bucketfs_windows;
-    bucketfs_windows = w;
-    bucketfs_window_bytes += len;
-    put = 1;
-  }
-  pthread_mutex_unlock(&bucketfs_attr_lock);
-  if (!put) { free(wpath); free(w); }
+  int put = bucketfs_window_put(w, (uint64_t) epoch);
+  if (!put) bucketfs_window_free(w);
   napi_get_boolean(env, put, &out);
   return out;
+}
+
+// bucketfs: a window loaded on libuv's threadpool. Put from JavaScript, a sequential
+// reader's every MiB was read, checked against its CRC-32 and copied into a window on
+// the main thread (about 0.5 s per GiB: the main thread was what a cold `dd` waited on).
+// Here a pool thread reads the chunk file whole (O_DIRECT when the filesystem takes it:
+// no page-cache copy), checks its CRC-32 and puts the window straight from that memory.
+#define BUCKETFS_ALIGN 4096
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  bucketfs_window_t *w; // listed, loading, from bucketfs_read_load until the load ends
+  char *file;
+  size_t csize;
+  uint64_t coff;
+  uint32_t crc;
+  int res; // 1 put, 0 refused (a forget since epoch), -1 damaged (size or CRC-32), else -errno
+} bucketfs_load_t;
+static int bucketfs_load_direct = 1; // cleared when the filesystem refuses O_DIRECT
+static uint64_t bucketfs_window_loads = 0;
+
+/** Reads the whole file into mem (cap bytes, aligned); answers the byte count, or -errno. */
+static ssize_t bucketfs_load_read (const char *file, void *mem, size_t cap, int direct) {
+  int fd = open(file, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+  if (fd < 0) return -errno;
+  size_t done = 0;
+  for (;;) {
+    ssize_t n = pread(fd, (char *) mem + done, cap - done, (off_t) done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { int e = errno; close(fd); return -e; }
+    if (n == 0 || (done += (size_t) n) >= cap) break;
+  }
+  close(fd);
+  return (ssize_t) done;
+}
+
+/** The load of window lw ends (bucketfs_attr_lock held): its bytes (mem) when res is 1, else it goes; readers waiting are woken. */
+static int bucketfs_load_end_locked (bucketfs_window_t *lw, void *mem, size_t cap, size_t coff, int res) {
+  lw->loading = 0;
+  if (lw->orphan) {
+    res = 0;
+    bucketfs_window_free(lw);
+  } else if (res != 1) {
+    BUCKETFS_DROP_WINDOWS(w == lw);
+  } else {
+    lw->mem = mem; lw->cap = cap; lw->data = (char *) mem + coff;
+    mem = NULL;
+    bucketfs_window_loads++;
+  }
+  if (mem != NULL) bucketfs_spare_give(mem, cap);
+  pthread_cond_broadcast(&bucketfs_loaded);
+  return res;
+}
+
+static void bucketfs_load_run (napi_env env, void *data) {
+  (void) env;
+  bucketfs_load_t *j = (bucketfs_load_t *) data;
+  bucketfs_window_t *lw = j->w;
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  int orphan = lw->orphan;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  // One aligned block past the chunk's end: a longer file reads long (damaged), not cut.
+  size_t cap = (j->csize / BUCKETFS_ALIGN + 1) * BUCKETFS_ALIGN;
+  void *mem = NULL;
+  int res = 0;
+  if (!orphan) {
+    mem = bucketfs_spare_take(cap);
+    if (mem == NULL) {
+      res = -ENOMEM;
+    } else {
+      int direct = __atomic_load_n(&bucketfs_load_direct, __ATOMIC_RELAXED);
+      ssize_t n = bucketfs_load_read(j->file, mem, cap, direct);
+      if (n == -EINVAL && direct) {
+        __atomic_store_n(&bucketfs_load_direct, 0, __ATOMIC_RELAXED);
+        n = bucketfs_load_read(j->file, mem, cap, 0);
+      }
+      if (n < 0) res = (int) n;
+      else if ((size_t) n != j->csize || (uint32_t) crc32(crc32(0L, Z_NULL, 0), (const Bytef *) mem, (uInt) n) != j->crc) res = -1;
+      else res = 1;
+    }
+  }
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  j->res = bucketfs_load_end_locked(lw, mem, cap, (size_t) j->coff, res);
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  j->w = NULL;
+}
+
+static void bucketfs_load_done (napi_env env, napi_status status, void *data) {
+  bucketfs_load_t *j = (bucketfs_load_t *) data;
+  napi_value res;
+  napi_create_int32(env, status == napi_ok ? j->res : -ECANCELED, &res);
+  napi_resolve_deferred(env, j->deferred, res);
+  napi_delete_async_work(env, j->work);
+  if (j->w != NULL) { // never run (cancelled)
+    pthread_mutex_lock(&bucketfs_attr_lock);
+    bucketfs_load_end_locked(j->w, NULL, 0, 0, 0);
+    pthread_mutex_unlock(&bucketfs_attr_lock);
+  }
+  free(j->file);
+  free(j);
+}
+
+/**
+ * bucketfs_read_load(thread, epoch, fh, path, off, len, eof, file, csize, coff, crc): as
+ * bucketfs_read_put, with the window's bytes [coff, coff+len) of the chunk file `file`
+ * (csize bytes, CRC-32 crc), read and checked on the threadpool. Answers a promise of 1
+ * (put), 0 (refused: a forget since epoch), -1 (the file's size or CRC-32 is not the
+ * chunk's) or -errno (it could not be read).
+ */
+NAPI_METHOD(bucketfs_read_load) {
+  size_t argc = 11;
+  napi_value argv[11];
+  void *owner = NULL;
+  size_t pathlen = 0, filelen = 0;
+  double epoch = 0, fh = 0, off = 0, len = 0, csize = 0, coff = 0;
+  uint32_t crc = 0;
+  bool eof = false;
+  char path[4096], file[4096];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 11 ||
+      !bucketfs_owner_of(env, argv[0], &owner) ||
+      napi_get_value_double(env, argv[1], &epoch) != napi_ok ||
+      napi_get_value_double(env, argv[2], &fh) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[3], path, sizeof(path), &pathlen) != napi_ok || pathlen + 1 >= sizeof(path) ||
+      napi_get_value_double(env, argv[4], &off) != napi_ok || off < 0 ||
+      napi_get_value_double(env, argv[5], &len) != napi_ok || len <= 0 || len > BUCKETFS_WINDOWS_MAX_BYTES ||
+      napi_get_value_bool(env, argv[6], &eof) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[7], file, sizeof(file), &filelen) != napi_ok || filelen + 1 >= sizeof(file) ||
+      napi_get_value_double(env, argv[8], &csize) != napi_ok || csize < len || csize > BUCKETFS_WINDOWS_MAX_BYTES ||
+      napi_get_value_double(env, argv[9], &coff) != napi_ok || coff < 0 || coff + len > csize ||
+      napi_get_value_uint32(env, argv[10], &crc) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bucketfs_read_load(thread, epoch, fh, path, off, len, eof, file, csize, coff, crc)");
+    return NULL;
+  }
+  bucketfs_load_t *j = calloc(1, sizeof(bucketfs_load_t));
+  bucketfs_window_t *w = calloc(1, sizeof(bucketfs_window_t));
+  char *wpath = strdup(path), *wfile = strdup(file);
+  napi_value promise, name, zero;
+  if (j == NULL || w == NULL || wpath == NULL || wfile == NULL) {
+    free(j); free(w); free(wpath); free(wfile);
+    napi_throw_error(env, "ENOMEM", "bucketfs_read_load: out of memory");
+    return NULL;
+  }
+  w->owner = owner; w->fh = (uint64_t) fh; w->off = (uint64_t) off; w->len = (size_t) len; w->eof = eof; w->path = wpath;
+  j->w = w; j->file = wfile; j->csize = (size_t) csize; j->coff = (uint64_t) coff; j->crc = crc;
+  napi_create_string_utf8(env, "bucketfs_read_load", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+    bucketfs_window_free(w); free(wfile); free(j);
+    napi_throw_error(env, NULL, "bucketfs_read_load: no promise");
+    return NULL;
+  }
+  // Listed now, as loading: a read of it waits for its bytes rather than going to JavaScript.
+  w->loading = 1;
+  if (!bucketfs_window_put(w, (uint64_t) epoch)) {
+    w->loading = 0;
+    napi_create_int32(env, 0, &zero);
+    napi_resolve_deferred(env, j->deferred, zero);
+    bucketfs_window_free(w); free(wfile); free(j);
+    return promise;
+  }
+  if (napi_create_async_work(env, NULL, name, bucketfs_load_run, bucketfs_load_done, j, &j->work) != napi_ok) j->work = NULL;
+  if (j->work == NULL || napi_queue_async_work(env, j->work) != napi_ok) {
+    if (j->work != NULL) napi_delete_async_work(env, j->work);
+    pthread_mutex_lock(&bucketfs_attr_lock);
+    bucketfs_load_end_locked(w, NULL, 0, 0, 0);
+    pthread_mutex_unlock(&bucketfs_attr_lock);
+    napi_create_int32(env, 0, &zero);
+    napi_resolve_deferred(env, j->deferred, zero);
+    free(wfile); free(j);
+  }
+  return promise;
 }
 
 // bucketfs: listings answered on the FUSE thread (listing ahead). When a program lists a
@@ -1331,17 +1586,17 @@ NAPI_METHOD(bucketfs_aligned_buffer) {
  * bucketfs_fast_stats(): [attribute entries held, getattrs answered here, window bytes
  * held, reads answered here, getattrs answered from an op's answer, full directories
  * held, lookups answered missing from them, listings held, readdirs answered from them,
- * writes staged here, staged writes not yet applied and their bytes].
+ * writes staged here, staged writes not yet applied and their bytes, windows loaded on the threadpool].
  */
 NAPI_METHOD(bucketfs_fast_stats) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  double counts[12] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
+  double counts[13] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
     (double) bucketfs_fulls_count, (double) bucketfs_full_hits, (double) bucketfs_lists_count, (double) bucketfs_list_hits, (double) bucketfs_staged_writes,
-    (double) bucketfs_staged_pending, (double) bucketfs_staged_bytes };
+    (double) bucketfs_staged_pending, (double) bucketfs_staged_bytes, (double) bucketfs_window_loads };
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_value out, v;
-  napi_create_array_with_length(env, 12, &out);
-  for (uint32_t i = 0; i < 12; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
+  napi_create_array_with_length(env, 13, &out);
+  for (uint32_t i = 0; i < 13; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
   return out;
 }
 

@@ -16,6 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { bucketfsMountedAt } from './mounts'
 import { fuseAddon } from '../addon'
+import type { ChunkSlice } from '../store/content'
 
 export interface FuseStat {
   mode: number, uid: number, gid: number, size: number, nlink: number, ino: number
@@ -181,6 +182,8 @@ export interface FastPath {
   put: (epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
   /** Forgets every attribute and window (every mount's) and moves the epoch on. */
   dropAll: () => void
+  /** put, with the bytes read from a chunk file and checked on the threadpool (ReadWindows.load). */
+  load: (epoch: number, fh: number, path: string, off: number, len: number, eof: boolean, from: ChunkSlice) => Promise<number>
   /** Once mounted: fn(fh, from) when a reader nears the end of what was put for fh. */
   feeder: (fn: (fh: number, from: number) => void) => boolean
   /**
@@ -203,6 +206,7 @@ interface NativeFastPath {
   bucketfs_read_feeder: (thread: Buffer, fn: (fh: number, from: number) => void) => boolean
   bucketfs_read_end: (thread: Buffer) => void
   bucketfs_read_put: (thread: Buffer, epoch: number, fh: number, path: string, off: number, data: Buffer, eof: boolean) => boolean
+  bucketfs_read_load: (thread: Buffer, epoch: number, fh: number, path: string, off: number, len: number, eof: boolean, file: string, csize: number, coff: number, crc: number) => Promise<number>
   bucketfs_list_put: (thread: Buffer, epoch: number, dir: string, names: string[], ints: Uint32Array, ttlMs: number) => boolean
   bucketfs_list_reader: (thread: Buffer, fn: (dir: string) => void) => boolean
   bucketfs_list_end: (thread: Buffer) => void
@@ -306,6 +310,11 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
       return thread !== undefined && n.bucketfs_read_put(thread, epoch, fh, path, off, data, eof)
     },
     dropAll: () => { n.bucketfs_attr_forget_all() },
+    load: async (epoch, fh, path, off, len, eof, from) => {
+      const thread = threadOf(fuse())
+      if (thread === undefined) return 0
+      return await n.bucketfs_read_load(thread, epoch, fh, path, off, len, eof, from.file, from.size, from.off, from.crc)
+    },
     feeder: fn => {
       const thread = threadOf(fuse())
       return thread !== undefined && n.bucketfs_read_feeder(thread, fn)
@@ -335,10 +344,10 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
 }
 
 /** What the addon's fast path holds and answered since it was loaded. */
-export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number, stagedWrites: number, stagedPending: number, stagedBytes: number } | undefined {
+export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number, stagedWrites: number, stagedPending: number, stagedBytes: number, windowLoads: number } | undefined {
   if (nativeFast === undefined) return undefined
-  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes] = nativeFast.bucketfs_fast_stats()
-  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes }
+  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads] = nativeFast.bucketfs_fast_stats()
+  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */

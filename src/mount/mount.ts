@@ -122,7 +122,9 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
 
     store = Store.open(dataDir, { backgroundCheckpoints: true })
     const fast = fastPathOf(() => fuse)
-    const vfs = new Vfs(store, { writeBudgetBytes: opts.writeBudgetBytes, showVersions: opts.showVersions, readWindows: fast })
+    // $BUCKETFS_READ_LOADS=0: windows are read and put from JavaScript only (for measuring).
+    const readWindows = fast !== undefined && process.env.BUCKETFS_READ_LOADS === '0' ? { ...fast, load: undefined } : fast
+    const vfs = new Vfs(store, { writeBudgetBytes: opts.writeBudgetBytes, showVersions: opts.showVersions, readWindows })
     log('recovering uploads that were fsynced but never closed')
     await vfs.recover()
 

@@ -24,6 +24,9 @@ export interface Ingested {
   owner: number
 }
 
+/** Bytes of a chunk file: where a range starts in it, and what the whole file must be (its size and CRC-32). */
+export interface ChunkSlice { file: string, size: number, off: number, crc: number }
+
 /** A stored chunk, as extents name it. */
 export interface ChunkRef { id: number, hash: Buffer, crc: number | null, inline: number, size: number }
 
@@ -271,6 +274,20 @@ export class Content {
     if (e === undefined || e.chunk === null || e.off > off || e.off + e.len < off + len) return undefined
     const data = await this.chunk(e)
     return data.subarray(e.coff + (off - e.off), e.coff + (off - e.off) + len)
+  }
+
+  /**
+   * Where bytes [off, off+len) lie in the one chunk file holding all of them, for a reader
+   * that checks the whole file's size and CRC-32 itself (bucketfs_read_load); undefined
+   * when they span extents or a hole, the chunk lives inline or has no CRC-32, or it is
+   * verified in memory already (viewAt then answers without reading the disk).
+   */
+  sliceAt (extents: ReadableExtent[], off: number, len: number): ChunkSlice | undefined {
+    const e = extents[firstExtentAt(extents, off)]
+    if (e === undefined || e.chunk === null || e.hash === null || e.inline === 1 || e.crc == null ||
+      e.off > off || e.off + e.len < off + len) return undefined
+    if (this.verified.has(e.hash.toString('hex'))) return undefined
+    return { file: this.files.pathOf(e.hash), size: e.csize, off: e.coff + (off - e.off), crc: e.crc }
   }
 
   /**

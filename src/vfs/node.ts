@@ -34,4 +34,6 @@ export interface FileHandle {
   /** How far the mount's read windows were put for this handle, and whether a put is under way (Vfs.feed). */
   fedUntil?: number
   feeding?: boolean
+  /** Where the running feed stops: moved on when asked for more while it runs. */
+  feedTo?: number
 }

@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache'
 import type { Store } from '../store/store'
 import type { ObjectVersion } from '../store/types'
 import type { ReadableExtent } from '../meta/catalog'
+import type { ChunkSlice } from '../store/content'
 import { renameObject, renamePrefix } from '../store/rename'
 import { recoverSessions } from '../store/sessions'
 import { parsePath, keyLocation, parentKey, showableName, VERSIONS_DIR } from './paths'
@@ -42,6 +43,12 @@ export interface ReadWindows {
    * mount cannot tie to the windows' path (one written through its .fuse_hidden name).
    */
   dropAll: () => void
+  /**
+   * put, with bytes [from.off, from.off + len) of the chunk file `from.file` (from.size
+   * bytes, CRC-32 from.crc), read and checked off the main thread: 1 put, 0 refused, -1
+   * the file is not the chunk (size or CRC-32), or -errno (unreadable).
+   */
+  load?: (epoch: number, fh: number, path: string, off: number, len: number, eof: boolean, from: ChunkSlice) => Promise<number>
 }
 
 /** Who makes a call, when the mount knows (its process, and the uid and gid new files and directories get). */
@@ -61,6 +68,8 @@ const PAGES_UNKNOWN = -1
 const READ_AHEAD = 4 * 1024 * 1024
 /** How far past a sequential read its windows are put (ReadWindows), in windows of WINDOW bytes. */
 const FEED_AHEAD = 8 * 1024 * 1024
+/** Windows a feed has loading on the threadpool at once (ReadWindows.load). */
+const LOADS_IN_FLIGHT = 8
 const WINDOW = POOLED
 
 /** How soon after a hide a rename onto the name counts as the replace that caused it. */
@@ -638,19 +647,38 @@ export class Vfs {
   private feed (fh: number, h: FileHandle, from: number): void {
     const sink = this.opts.readWindows
     const v = h.node.version
-    if (sink === undefined || h.feeding === true || v === null || h.node.session !== null) return
+    if (sink === undefined || v === null || h.node.session !== null) return
     const until = Math.min(v.size, from + FEED_AHEAD)
+    // A running feed goes on to the new end (a reader nearing the end of what it put asks).
+    if (h.feeding === true) { h.feedTo = Math.max(h.feedTo ?? 0, until); return }
     let off = Math.max(from, h.fedUntil ?? 0)
     off -= off % WINDOW
     if (off >= until) return
     h.feeding = true
+    h.feedTo = until
     const epoch = sink.epoch()
     const path = `/${h.node.bucket}/${h.node.key}`
     const still = (): boolean => this.handles.get(fh) === h && h.node.session === null && h.node.version === v
+    // Windows loading on the threadpool, in order; what is fed grows as each is put.
+    const loading: Array<{ end: number, put: Promise<boolean> }> = []
+    const settle = async (): Promise<boolean> => {
+      const next = loading.shift()
+      if (next === undefined || !(await next.put) || !still()) return false
+      h.fedUntil = next.end
+      return true
+    }
     void (async () => {
-      for (; off < until; off += WINDOW) {
+      for (; off < Math.min(v.size, h.feedTo ?? 0); off += WINDOW) {
         const n = Math.min(WINDOW, v.size - off)
         const extents = h.node.extents ??= this.store.extentsOf(v.seq)
+        const slice = sink.load === undefined ? undefined : this.store.content.sliceAt(extents, off, n)
+        if (slice !== undefined && sink.load !== undefined) {
+          h.node.windowed = true
+          loading.push({ end: off + n, put: sink.load(epoch, fh, path, off, n, off + n >= v.size, slice).then(r => r === 1, () => false) })
+          if (loading.length >= LOADS_IN_FLIGHT && !(await settle())) return
+          continue
+        }
+        while (loading.length > 0) if (!(await settle())) return
         // Straight from the verified chunk when one holds the whole window (the sink copies
         // it before anything else runs); else assembled in a buffer of our own.
         let own: Buffer | undefined
@@ -670,6 +698,7 @@ export class Vfs {
         }
         h.fedUntil = off + n
       }
+      while (loading.length > 0) if (!(await settle())) return
     })().catch(() => {
       // A damaged chunk: the read that needs it reports it.
     }).finally(() => { h.feeding = false })
