@@ -935,9 +935,12 @@ static void bucketfs_spare_give (void *mem, size_t cap) {
   free(mem);
 }
 
+// Signalled when a load ends (its window put, refused or failed) or its window is dropped.
+static pthread_cond_t bucketfs_loaded = PTHREAD_COND_INITIALIZER;
+
 /** Frees a window taken out of the list; one still loading is left to its load (bucketfs_attr_lock held, or never listed). */
 static void bucketfs_window_free (bucketfs_window_t *w) {
-  if (w->loading) { w->orphan = 1; return; }
+  if (w->loading) { w->orphan = 1; pthread_cond_broadcast(&bucketfs_loaded); return; }
   free(w->path); bucketfs_spare_give(w->mem, w->cap); free(w);
 }
 
@@ -978,8 +981,6 @@ static bucketfs_window_t *bucketfs_window_at_locked (const void *owner, uint64_t
   return found;
 }
 
-// Signalled when a load ends (its window put, refused or failed).
-static pthread_cond_t bucketfs_loaded = PTHREAD_COND_INITIALIZER;
 #define BUCKETFS_LOAD_WAIT_S 5
 
 /**
@@ -1184,7 +1185,8 @@ static ssize_t bucketfs_load_read (const char *file, void *mem, size_t cap, int 
     ssize_t n = pread(fd, (char *) mem + done, cap - done, (off_t) done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) { int e = errno; close(fd); return -e; }
-    if (n == 0 || (done += (size_t) n) >= cap) break;
+    // A short read is the file's end (reading on would be unaligned under O_DIRECT).
+    if (n == 0 || (done += (size_t) n) >= cap || done % BUCKETFS_ALIGN != 0) break;
   }
   close(fd);
   return (ssize_t) done;
@@ -1260,7 +1262,7 @@ static void bucketfs_load_done (napi_env env, napi_status status, void *data) {
  * bucketfs_read_load(thread, epoch, fh, path, off, len, eof, file, csize, coff, crc): as
  * bucketfs_read_put, with the window's bytes [coff, coff+len) of the chunk file `file`
  * (csize bytes, CRC-32 crc), read and checked on the threadpool. Answers a promise of 1
- * (put), 0 (refused: a forget since epoch), -1 (the file's size or CRC-32 is not the
+ * (put, or the same window is put or loading already), 0 (refused: a forget since epoch), -1 (the file's size or CRC-32 is not the
  * chunk's) or -errno (it could not be read).
  */
 NAPI_METHOD(bucketfs_read_load) {
@@ -1305,11 +1307,18 @@ NAPI_METHOD(bucketfs_read_load) {
     napi_throw_error(env, NULL, "bucketfs_read_load: no promise");
     return NULL;
   }
+  // The same window put or loading already (a feed started again behind an earlier one): kept.
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  int have = 0;
+  for (bucketfs_window_t *o = bucketfs_windows; o != NULL && !have; o = o->next) {
+    have = o->owner == owner && o->fh == w->fh && o->off == w->off && o->len == w->len && strcmp(o->path, wpath) == 0;
+  }
+  pthread_mutex_unlock(&bucketfs_attr_lock);
   // Listed now, as loading: a read of it waits for its bytes rather than going to JavaScript.
   w->loading = 1;
-  if (!bucketfs_window_put(w, (uint64_t) epoch)) {
+  if (have || !bucketfs_window_put(w, (uint64_t) epoch)) {
     w->loading = 0;
-    napi_create_int32(env, 0, &zero);
+    napi_create_int32(env, have, &zero);
     napi_resolve_deferred(env, j->deferred, zero);
     bucketfs_window_free(w); free(wfile); free(j);
     return promise;

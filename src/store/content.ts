@@ -280,13 +280,15 @@ export class Content {
    * Where bytes [off, off+len) lie in the one chunk file holding all of them, for a reader
    * that checks the whole file's size and CRC-32 itself (bucketfs_read_load); undefined
    * when they span extents or a hole, the chunk lives inline or has no CRC-32, or it is
-   * verified in memory already (viewAt then answers without reading the disk).
+   * verified in memory already or being loaded here (viewAt then answers without reading
+   * the disk again).
    */
   sliceAt (extents: ReadableExtent[], off: number, len: number): ChunkSlice | undefined {
     const e = extents[firstExtentAt(extents, off)]
     if (e === undefined || e.chunk === null || e.hash === null || e.inline === 1 || e.crc == null ||
       e.off > off || e.off + e.len < off + len) return undefined
-    if (this.verified.has(e.hash.toString('hex'))) return undefined
+    const hex = e.hash.toString('hex')
+    if (this.verified.has(hex) || this.loading.has(hex)) return undefined
     return { file: this.files.pathOf(e.hash), size: e.csize, off: e.coff + (off - e.off), crc: e.crc }
   }
 

@@ -36,4 +36,6 @@ export interface FileHandle {
   feeding?: boolean
   /** Where the running feed stops: moved on when asked for more while it runs. */
   feedTo?: number
+  /** Times a read found the windows put for this handle gone (a feed under way then does not move fedUntil). */
+  fedResets?: number
 }

@@ -621,11 +621,12 @@ export class Vfs {
       const sequential = h.nextRead !== undefined && offset >= h.nextRead - READ_AHEAD &&
         offset <= Math.max(h.nextRead, h.fedUntil ?? 0) + READ_AHEAD
       // A read inside what was put reached us: those windows are gone (dropped by a change).
-      if (h.fedUntil !== undefined && offset < h.fedUntil) h.fedUntil = offset
+      if (h.fedUntil !== undefined && offset < h.fedUntil) { h.fedUntil = offset; h.fedResets = (h.fedResets ?? 0) + 1 }
       h.nextRead = offset + len
       const out = buf.subarray(0, len)
-      const ahead = sequential ? READ_AHEAD : 0
       if (sequential) this.feed(fh, h, offset + len)
+      // A feed under way loads what is ahead itself.
+      const ahead = sequential && h.feeding !== true ? READ_AHEAD : 0
       return this.store.content.readIntoCached(h.node.extents, v.size, offset, out, ahead) ??
         this.store.content.readInto(h.node.extents, v.size, offset, out, ahead)
     }
@@ -658,47 +659,55 @@ export class Vfs {
     h.feedTo = until
     const epoch = sink.epoch()
     const path = `/${h.node.bucket}/${h.node.key}`
+    const resets = h.fedResets ?? 0
     const still = (): boolean => this.handles.get(fh) === h && h.node.session === null && h.node.version === v
-    // Windows loading on the threadpool, in order; what is fed grows as each is put.
+    const end = (): number => Math.min(v.size, h.feedTo ?? 0)
+    // Windows loading on the threadpool, in order; what is fed grows as each is put (unless
+    // a read found windows gone meanwhile: then what is fed stays where that read put it).
     const loading: Array<{ end: number, put: Promise<boolean> }> = []
     const settle = async (): Promise<boolean> => {
       const next = loading.shift()
       if (next === undefined || !(await next.put) || !still()) return false
-      h.fedUntil = next.end
+      if ((h.fedResets ?? 0) === resets) h.fedUntil = next.end
       return true
     }
     void (async () => {
-      for (; off < Math.min(v.size, h.feedTo ?? 0); off += WINDOW) {
-        const n = Math.min(WINDOW, v.size - off)
-        const extents = h.node.extents ??= this.store.extentsOf(v.seq)
-        const slice = sink.load === undefined ? undefined : this.store.content.sliceAt(extents, off, n)
-        if (slice !== undefined && sink.load !== undefined) {
-          h.node.windowed = true
-          loading.push({ end: off + n, put: sink.load(epoch, fh, path, off, n, off + n >= v.size, slice).then(r => r === 1, () => false) })
-          if (loading.length >= LOADS_IN_FLIGHT && !(await settle())) return
-          continue
-        }
-        while (loading.length > 0) if (!(await settle())) return
-        // Straight from the verified chunk when one holds the whole window (the sink copies
-        // it before anything else runs); else assembled in a buffer of our own.
-        let own: Buffer | undefined
-        try {
-          let data = await this.store.content.viewAt(extents, off, n)
-          if (data === undefined) {
-            own = n === WINDOW ? pooledBuffer() : Buffer.allocUnsafeSlow(n)
-            await this.store.content.readInto(extents, v.size, off, own, READ_AHEAD)
-            data = own
-          } else {
-            this.store.content.prefetchFrom(extents, off + n, off + n + READ_AHEAD)
+      while (off < end()) {
+        for (; off < end(); off += WINDOW) {
+          const n = Math.min(WINDOW, v.size - off)
+          const extents = h.node.extents ??= this.store.extentsOf(v.seq)
+          const slice = sink.load === undefined ? undefined : this.store.content.sliceAt(extents, off, n)
+          if (slice !== undefined && sink.load !== undefined) {
+            h.node.windowed = true
+            loading.push({ end: off + n, put: sink.load(epoch, fh, path, off, n, off + n >= v.size, slice).then(r => r === 1, () => false) })
+            if (loading.length >= LOADS_IN_FLIGHT && !(await settle())) return
+            continue
           }
-          if (!still() || !sink.put(epoch, fh, path, off, data, off + n >= v.size)) return
-          h.node.windowed = true
-        } finally {
-          if (own !== undefined) recycle(own.buffer) // the sink copied it
+          while (loading.length > 0) if (!(await settle())) return
+          // Straight from the verified chunk when one holds the whole window (the sink copies
+          // it before anything else runs); else assembled in a buffer of our own. The chunks
+          // past it are loaded ahead here only when the sink does not load windows itself.
+          const ahead = sink.load === undefined ? READ_AHEAD : 0
+          let own: Buffer | undefined
+          try {
+            let data = await this.store.content.viewAt(extents, off, n)
+            if (data === undefined) {
+              own = n === WINDOW ? pooledBuffer() : Buffer.allocUnsafeSlow(n)
+              await this.store.content.readInto(extents, v.size, off, own, ahead)
+              data = own
+            } else if (ahead > 0) {
+              this.store.content.prefetchFrom(extents, off + n, off + n + ahead)
+            }
+            if (!still() || !sink.put(epoch, fh, path, off, data, off + n >= v.size)) return
+            h.node.windowed = true
+          } finally {
+            if (own !== undefined) recycle(own.buffer) // the sink copied it
+          }
+          if ((h.fedResets ?? 0) === resets) h.fedUntil = off + n
         }
-        h.fedUntil = off + n
+        // (Asked for more while these loaded: feedTo moved on, and the loop goes on.)
+        while (loading.length > 0) if (!(await settle())) return
       }
-      while (loading.length > 0) if (!(await settle())) return
     })().catch(() => {
       // A damaged chunk: the read that needs it reports it.
     }).finally(() => { h.feeding = false })
