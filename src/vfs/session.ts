@@ -217,7 +217,7 @@ export class WriteSession {
     const valid = Math.min(this.size, start + CHUNK_SIZE) - start
     const cur = await this.store.content.read(this.committed, this.size, start, valid)
     // (Nothing else ran meanwhile: the caller holds the lock, and writes taken in at once need it idle.)
-    const buf = this.budget.buffer(capacityFor(Math.max(need, valid)))
+    const buf = this.budget.buffer(capacityOf(idx, Math.max(need, valid)))
     cur.copy(buf)
     this.dirty.set(idx, buf)
     this.seqFill.delete(idx)
@@ -233,14 +233,14 @@ export class WriteSession {
       const valid = Math.max(0, Math.min(this.size, start + CHUNK_SIZE) - start)
       const mem = this.flushing.get(idx)
       if (mem === undefined && valid > 0) return undefined
-      buf = this.budget.buffer(capacityFor(Math.max(need, valid)))
+      buf = this.budget.buffer(capacityOf(idx, Math.max(need, valid)))
       if (mem !== undefined) mem.copy(buf, 0, 0, Math.min(mem.length, valid))
       this.dirty.set(idx, buf)
       this.seqFill.delete(idx)
       this.budget.take(buf.length)
     }
     if (buf.length < need) {
-      const bigger = this.budget.buffer(capacityFor(need))
+      const bigger = this.budget.buffer(capacityOf(idx, need))
       buf.copy(bigger)
       this.budget.take(bigger.length - buf.length)
       this.dirty.set(idx, bigger)
@@ -573,6 +573,15 @@ export class WriteSession {
  * a whole chunk. (From 64 KiB, zero-filling each new file's buffer cost 23 µs a file in
  * an rsync of small files, and its external memory brought the garbage collector on.)
  */
+/**
+ * The buffer size for chunk idx holding n bytes: a whole chunk past the first (a file
+ * that big is written in whole chunks; growing each from a few KiB cost a sequential
+ * writer a zero-filled allocation and a copy per doubling), else capacityFor(n).
+ */
+function capacityOf (idx: number, n: number): number {
+  return idx > 0 ? CHUNK_SIZE : capacityFor(n)
+}
+
 function capacityFor (n: number): number {
   if (n >= CHUNK_SIZE) return CHUNK_SIZE
   let cap = 4 * 1024
