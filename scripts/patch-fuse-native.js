@@ -155,6 +155,7 @@ const edits = [
   ['export caller', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n'],
   ['fcntl include', '#include <errno.h>\n', '#include <errno.h>\n#include <fcntl.h>\n'],
   ['fast path', '// Methods\n', fastPath + '// Methods\n'],
+  ['big requests', '  struct fuse_chan *ch = fuse_mount(mnt, &args);\n', '  struct fuse_chan *ch = bucketfs_big_chan(fuse_mount(mnt, &args));\n'],
   ['fast path hooks',
     '  if (!bucketfs_check(l)) return -EILSEQ;\\\n  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n  return l->res;\n',
     '  if (!bucketfs_check(l)) return -EILSEQ;\\\n' +

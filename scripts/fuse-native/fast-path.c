@@ -824,6 +824,9 @@ typedef struct bucketfs_window_s {
 static bucketfs_window_t *bucketfs_windows = NULL; // newest first
 static size_t bucketfs_window_bytes = 0;
 static uint64_t bucketfs_window_hits = 0;
+// The max_pages the last INIT answer gave the kernel (0: none; see "requests of up to 1 MiB").
+static uint32_t bucketfs_big_answered = 0;
+static uint32_t bucketfs_big_offered = 0; // whether the last INIT offered FUSE_MAX_PAGES
 // A thread-safe function of each mount (the read feeder below, the list reader, the write
 // stager): set once mounted, taken out under bucketfs_attr_lock and released at unmount;
 // called only under that lock. `queued`: what the mount's function is to take and has not
@@ -1595,17 +1598,20 @@ NAPI_METHOD(bucketfs_aligned_buffer) {
  * bucketfs_fast_stats(): [attribute entries held, getattrs answered here, window bytes
  * held, reads answered here, getattrs answered from an op's answer, full directories
  * held, lookups answered missing from them, listings held, readdirs answered from them,
- * writes staged here, staged writes not yet applied and their bytes, windows loaded on the threadpool].
+ * writes staged here, staged writes not yet applied and their bytes, windows loaded on the threadpool,
+ * the max_pages the last INIT answer gave the kernel (0: libfuse's 128 KiB requests), whether
+ * the last INIT offered FUSE_MAX_PAGES (read by our channel: 0 when libfuse's is used)].
  */
 NAPI_METHOD(bucketfs_fast_stats) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  double counts[13] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
+  double counts[15] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
     (double) bucketfs_fulls_count, (double) bucketfs_full_hits, (double) bucketfs_lists_count, (double) bucketfs_list_hits, (double) bucketfs_staged_writes,
-    (double) bucketfs_staged_pending, (double) bucketfs_staged_bytes, (double) bucketfs_window_loads };
+    (double) bucketfs_staged_pending, (double) bucketfs_staged_bytes, (double) bucketfs_window_loads,
+    (double) __atomic_load_n(&bucketfs_big_answered, __ATOMIC_RELAXED), (double) __atomic_load_n(&bucketfs_big_offered, __ATOMIC_RELAXED) };
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_value out, v;
-  napi_create_array_with_length(env, 13, &out);
-  for (uint32_t i = 0; i < 13; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
+  napi_create_array_with_length(env, 15, &out);
+  for (uint32_t i = 0; i < 15; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
   return out;
 }
 
@@ -1630,7 +1636,7 @@ typedef struct bucketfs_staged_s {
   uint64_t offset;
   size_t len;
   char *path;
-  char data[];
+  char *data; // 4096-aligned (a whole chunk of it is stored with O_DIRECT as it is)
 } bucketfs_staged_t;
 static bucketfs_staged_t *bucketfs_staged = NULL; // staged, not yet taken, oldest first
 static bucketfs_staged_t **bucketfs_staged_end = &bucketfs_staged;
@@ -1673,9 +1679,11 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (!room) return 0;
   size_t pn = strlen(l->path);
-  bucketfs_staged_t *w = malloc(sizeof(bucketfs_staged_t) + l->len);
+  bucketfs_staged_t *w = malloc(sizeof(bucketfs_staged_t));
   char *path = malloc(pn + 1);
-  if (w == NULL || path == NULL) { free(w); free(path); return 0; }
+  void *data = NULL;
+  if (w == NULL || path == NULL || posix_memalign(&data, 4096, l->len > 0 ? l->len : 1) != 0) { free(w); free(path); return 0; }
+  w->data = data;
   memcpy(path, l->path, pn + 1);
   memcpy(w->data, l->buf, l->len);
   w->next = NULL; w->owner = l->fuse; w->fh = (uint32_t) BUCKETFS_FH(info); w->offset = (uint64_t) l->offset; w->len = l->len; w->path = path;
@@ -1695,7 +1703,7 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
     if (first) napi_call_threadsafe_function(stager, NULL, napi_tsfn_nonblocking);
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);
-  if (!staged) { free(path); free(w); return 0; }
+  if (!staged) { free(path); free(w->data); free(w); return 0; }
   // What was put of the path no longer holds: forgotten before the kernel has the answer.
   bucketfs_attr_forget(l->path, NULL, 0, l);
   *res = (int) l->len;
@@ -1703,13 +1711,14 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
 }
 
 static void bucketfs_staged_free_data (napi_env env, void *data, void *hint) {
-  free(hint);
+  free(data);
 }
 
 /**
  * bucketfs_staged_take(thread): the mount's staged writes not taken yet, oldest first,
- * as [fh, offset, data, path, ...] (data: the staged bytes, freed when collected). Each
- * counts as pending until bucketfs_staged_done. null when there are none.
+ * as [fh, offset, data, path, aligned, ...] (data: the staged bytes, freed when collected,
+ * its own memory, 4096-aligned when `aligned`). Each counts as pending until
+ * bucketfs_staged_done. null when there are none.
  */
 NAPI_METHOD(bucketfs_staged_take) {
   size_t argc = 1;
@@ -1728,23 +1737,22 @@ NAPI_METHOD(bucketfs_staged_take) {
   uint32_t count = 0;
   for (bucketfs_staged_t *w = taken; w != NULL; w = w->next) count++;
   if (count == 0) return out;
-  napi_create_array_with_length(env, (size_t) count * 4, &out);
+  napi_create_array_with_length(env, (size_t) count * 5, &out);
   uint32_t i = 0;
   for (bucketfs_staged_t *w = taken, *next; w != NULL; w = next) {
     next = w->next;
-    napi_value v;
+    napi_value v, data, aligned;
     napi_create_uint32(env, w->fh, &v); napi_set_element(env, out, i++, v);
     napi_create_double(env, (double) w->offset, &v); napi_set_element(env, out, i++, v);
     napi_create_string_utf8(env, w->path, NAPI_AUTO_LENGTH, &v);
-    napi_value data;
-    free(w->path);
-    w->path = NULL;
-    if (napi_create_external_buffer(env, w->len, w->data, bucketfs_staged_free_data, w, &data) != napi_ok) {
-      napi_create_buffer_copy(env, w->len, w->data, NULL, &data);
-      free(w);
-    }
+    int external = napi_create_external_buffer(env, w->len, w->data, bucketfs_staged_free_data, NULL, &data) == napi_ok;
+    if (!external) { napi_create_buffer_copy(env, w->len, w->data, NULL, &data); free(w->data); }
+    napi_get_boolean(env, external, &aligned);
     napi_set_element(env, out, i++, data);
     napi_set_element(env, out, i++, v);
+    napi_set_element(env, out, i++, aligned);
+    free(w->path);
+    free(w);
   }
   return out;
 }
@@ -1807,6 +1815,7 @@ static void bucketfs_staged_drop_locked (const void *owner) {
     bucketfs_staged_bytes -= w->len;
     bucketfs_staged_pending--;
     free(w->path);
+    free(w->data);
     free(w);
   }
 }
@@ -1915,4 +1924,105 @@ static void bucketfs_wait_answer (fuse_thread_locals_t *l) {
     if (answered) return;
   }
   uv_sem_wait(&(l->sem));
+}
+
+// bucketfs: requests of up to 1 MiB. libfuse 2 reads /dev/fuse into 132 KiB buffers and
+// answers the kernel's INIT without max_pages, so the kernel cut every write and read into
+// 128 KiB requests: a sequential writer paid a round trip to the FUSE thread per 128 KiB.
+// The mount's channel is replaced by one of our own on the same device (dup'd) that reads
+// into 1 MiB + 4 KiB buffers (libfuse then answers max_write 1 MiB) and, when the kernel
+// offers FUSE_MAX_PAGES, adds it to the INIT answer with max_pages 256 (1 MiB: the kernel's
+// default limit). The INIT answer keeps libfuse's protocol version (7.19); the kernel reads
+// max_pages by the flag, not the version. $BUCKETFS_BIG_REQUESTS=0 keeps libfuse's channel.
+#define BUCKETFS_BIG_PAGES 256
+#define BUCKETFS_BIG_BUFSIZE ((size_t) BUCKETFS_BIG_PAGES * 4096 + 4096)
+#define BUCKETFS_FUSE_INIT 26
+#define BUCKETFS_FUSE_MAX_PAGES (1u << 22)
+typedef struct { uint32_t len, opcode; uint64_t unique, nodeid; uint32_t uid, gid, pid, padding; } bucketfs_in_header_t;
+typedef struct { uint32_t len; int32_t error; uint64_t unique; } bucketfs_out_header_t;
+typedef struct { uint32_t major, minor, max_readahead, flags; } bucketfs_init_in_t;
+// The INIT request being answered (its unique), when the kernel offered FUSE_MAX_PAGES.
+static uint64_t bucketfs_init_unique = 0;
+
+/** As libfuse's kernel channel: one request read from the device. */
+static int bucketfs_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
+  struct fuse_chan *ch = *chp;
+  struct fuse_session *se = fuse_chan_session(ch);
+  ssize_t res;
+  int err;
+  do {
+    res = read(fuse_chan_fd(ch), buf, size);
+    err = errno;
+    if (fuse_session_exited(se)) return 0;
+  } while (res == -1 && err == ENOENT); // the request was interrupted
+  if (res == -1) {
+    if (err == ENODEV) { fuse_session_exit(se); return 0; } // unmounted
+    if (err != EINTR && err != EAGAIN) perror("fuse: reading device");
+    return -err;
+  }
+  if ((size_t) res < sizeof(bucketfs_in_header_t)) { fprintf(stderr, "short read on fuse device\n"); return -EIO; }
+  const bucketfs_in_header_t *in = (const bucketfs_in_header_t *) buf;
+  if (in->opcode == BUCKETFS_FUSE_INIT && (size_t) res >= sizeof(bucketfs_in_header_t) + sizeof(bucketfs_init_in_t)) {
+    const bucketfs_init_in_t *init = (const bucketfs_init_in_t *) (buf + sizeof(bucketfs_in_header_t));
+    __atomic_store_n(&bucketfs_init_unique, (init->flags & BUCKETFS_FUSE_MAX_PAGES) != 0 ? in->unique : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&bucketfs_big_offered, (init->flags & BUCKETFS_FUSE_MAX_PAGES) != 0, __ATOMIC_RELAXED);
+  }
+  return (int) res;
+}
+
+/** As libfuse's kernel channel: one answer written to the device (the INIT answer with max_pages). */
+static int bucketfs_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
+  if (iov == NULL) return 0;
+  struct iovec patched[2];
+  bucketfs_out_header_t head;
+  uint8_t init[64];
+  const bucketfs_out_header_t *out = (const bucketfs_out_header_t *) iov[0].iov_base;
+  uint64_t unique = __atomic_load_n(&bucketfs_init_unique, __ATOMIC_RELAXED);
+  // libfuse's INIT answer: major, minor, max_readahead, flags, max_background,
+  // congestion_threshold, max_write (24 bytes); max_pages is the u16 at byte 28.
+  if (unique != 0 && count == 2 && iov[0].iov_len == sizeof(head) && out->unique == unique && out->error == 0 &&
+      iov[1].iov_len >= 24 && iov[1].iov_len <= sizeof(init)) {
+    memset(init, 0, sizeof(init));
+    memcpy(init, iov[1].iov_base, iov[1].iov_len);
+    uint32_t flags;
+    memcpy(&flags, init + 12, 4);
+    flags |= BUCKETFS_FUSE_MAX_PAGES;
+    memcpy(init + 12, &flags, 4);
+    uint16_t pages = BUCKETFS_BIG_PAGES;
+    memcpy(init + 28, &pages, 2);
+    head = *out;
+    head.len = sizeof(head) + sizeof(init);
+    patched[0].iov_base = &head; patched[0].iov_len = sizeof(head);
+    patched[1].iov_base = init; patched[1].iov_len = sizeof(init);
+    iov = patched;
+    __atomic_store_n(&bucketfs_init_unique, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&bucketfs_big_answered, BUCKETFS_BIG_PAGES, __ATOMIC_RELAXED);
+  }
+  ssize_t res = writev(fuse_chan_fd(ch), iov, (int) count);
+  int err = errno;
+  if (res == -1) {
+    struct fuse_session *se = fuse_chan_session(ch);
+    if (!fuse_session_exited(se) && err != ENOENT) perror("fuse: writing device");
+    return -err;
+  }
+  return 0;
+}
+
+static void bucketfs_chan_destroy (struct fuse_chan *ch) {
+  int fd = fuse_chan_fd(ch);
+  if (fd != -1) close(fd);
+}
+
+static struct fuse_chan_ops bucketfs_chan_ops = { bucketfs_chan_receive, bucketfs_chan_send, bucketfs_chan_destroy };
+
+/** The mount's channel: ours on a dup of its device, or ch itself (turned off, or no memory). */
+static struct fuse_chan *bucketfs_big_chan (struct fuse_chan *ch) {
+  const char *off = getenv("BUCKETFS_BIG_REQUESTS");
+  if (ch == NULL || (off != NULL && strcmp(off, "0") == 0)) return ch;
+  int fd = fcntl(fuse_chan_fd(ch), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return ch;
+  struct fuse_chan *big = fuse_chan_new(&bucketfs_chan_ops, fd, BUCKETFS_BIG_BUFSIZE, NULL);
+  if (big == NULL) { close(fd); return ch; }
+  fuse_chan_destroy(ch); // closes its own descriptor; the device stays open through ours
+  return big;
 }

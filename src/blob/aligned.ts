@@ -30,7 +30,12 @@ export function alignedBuffer (size: number): Buffer | undefined {
   }
 }
 
-/** Whether ab is memory alignedBuffer made. */
+/** Notes ab as memory on a 4096-byte boundary that our C made (a staged write's bytes). */
+export function markAligned (ab: ArrayBufferLike): void {
+  made.add(ab)
+}
+
+/** Whether ab is memory alignedBuffer made (or markAligned noted). */
 export function alignedMemory (ab: ArrayBufferLike): boolean {
   return made.has(ab)
 }

@@ -17,6 +17,7 @@ import path from 'node:path'
 import { bucketfsMountedAt } from './mounts'
 import { fuseAddon } from '../addon'
 import type { ChunkSlice } from '../store/content'
+import { markAligned } from '../blob/aligned'
 
 export interface FuseStat {
   mode: number, uid: number, gid: number, size: number, nlink: number, ino: number
@@ -212,7 +213,7 @@ interface NativeFastPath {
   bucketfs_list_end: (thread: Buffer) => void
   bucketfs_fast_stats: () => number[]
   bucketfs_stage_writes: (thread: Buffer, fn: () => void, maxEnd: number) => boolean
-  bucketfs_staged_take: (thread: Buffer) => Array<number | Buffer | string> | null
+  bucketfs_staged_take: (thread: Buffer) => Array<number | Buffer | string | boolean> | null
   bucketfs_staged_done: (thread: Buffer, paths: string[], bytes: number) => void
   bucketfs_stage_end: (thread: Buffer) => void
 }
@@ -239,13 +240,14 @@ class StagedWrites {
     return p
   }
 
-  /** taken: [fh, offset, data, path] per write. */
-  private applyFrom (thread: Buffer, taken: Array<number | Buffer | string>, from: number): Promise<void> | undefined {
+  /** taken: [fh, offset, data, path, aligned] per write. */
+  private applyFrom (thread: Buffer, taken: Array<number | Buffer | string | boolean>, from: number): Promise<void> | undefined {
     const paths: string[] = []
     let bytes = 0
-    for (let i = from; i < taken.length; i += 4) {
+    for (let i = from; i < taken.length; i += 5) {
       const data = taken[i + 2] as Buffer
       const path = taken[i + 3] as string
+      if (taken[i + 4] === true) markAligned(data.buffer)
       const applied = this.apply(taken[i] as number, data, taken[i + 1] as number, path)
       paths.push(path)
       bytes += data.length
@@ -254,7 +256,7 @@ class StagedWrites {
         // nothing would be put again in this process.)
         const next = (): Promise<void> | undefined => {
           this.n.bucketfs_staged_done(thread, paths, bytes)
-          return this.applyFrom(thread, taken, i + 4)
+          return this.applyFrom(thread, taken, i + 5)
         }
         return applied.then(next, next)
       }
@@ -344,10 +346,10 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
 }
 
 /** What the addon's fast path holds and answered since it was loaded. */
-export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number, stagedWrites: number, stagedPending: number, stagedBytes: number, windowLoads: number } | undefined {
+export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number, stagedWrites: number, stagedPending: number, stagedBytes: number, windowLoads: number, bigPages: number, bigOffered: number } | undefined {
   if (nativeFast === undefined) return undefined
-  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads] = nativeFast.bucketfs_fast_stats()
-  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads }
+  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads, bigPages, bigOffered] = nativeFast.bucketfs_fast_stats()
+  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads, bigPages, bigOffered }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */

@@ -104,9 +104,10 @@ export class WriteSession {
    * Answering without a promise saves each of a sequential writer's 128 KiB writes
    * some ten promise turns on the event loop that every write passes through.
    * `append` (O_APPEND): off is the size when the write's turn comes, so appends that
-   * wait behind one another each go to the end.
+   * wait behind one another each go to the end. `given`: data is the caller's to give
+   * away; a whole chunk of it, at a chunk's start, becomes that chunk's buffer (no copy).
    */
-  write (data: Buffer, off: number, append = false): Promise<void> | undefined {
+  write (data: Buffer, off: number, append = false, given = false): Promise<void> | undefined {
     if (append && data.length > 0) {
       if (!this.lock.idle) {
         return this.lock.run(async () => {
@@ -124,7 +125,15 @@ export class WriteSession {
         const idx = Math.floor(pos / CHUNK_SIZE)
         const within = pos - idx * CHUNK_SIZE
         const n = Math.min(CHUNK_SIZE - within, end - pos)
-        this.fill(this.chunkNow(idx, within + n) as Buffer, idx, within, data, pos - off, n)
+        if (given && n === CHUNK_SIZE && !this.dirty.has(idx) && !this.flushing.has(idx)) {
+          const whole = data.subarray(pos - off, pos - off + n)
+          this.dirty.set(idx, whole)
+          this.seqFill.delete(idx)
+          this.budget.take(whole.length)
+          this.fill(whole, idx, 0, whole, 0, n, true)
+        } else {
+          this.fill(this.chunkNow(idx, within + n) as Buffer, idx, within, data, pos - off, n)
+        }
         pos += n
       }
       this.wrote(end)
@@ -164,14 +173,15 @@ export class WriteSession {
   }
 
   /**
-   * Copies data[from, from+n) to offset `within` of chunk idx's buffer. Write-behind: a
+   * Copies data[from, from+n) to offset `within` of chunk idx's buffer (`inPlace`: they are
+   * there already). Write-behind: a
    * chunk filled from its start by sequential writes is stored now, while the next ones
    * arrive, instead of at close (answers true then). Parts are not persisted here
    * (waiting for the stores in flight stalled the writer at every part boundary): fsync,
    * close and the write budget do it.
    */
-  private fill (buf: Buffer, idx: number, within: number, data: Buffer, from: number, n: number): boolean {
-    data.copy(buf, within, from, from + n)
+  private fill (buf: Buffer, idx: number, within: number, data: Buffer, from: number, n: number, inPlace = false): boolean {
+    if (!inPlace) data.copy(buf, within, from, from + n)
     const pos = idx * CHUNK_SIZE + within
     this.touch(pos, n)
     if ((this.seqFill.get(idx) ?? 0) !== within) return false

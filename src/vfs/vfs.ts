@@ -594,7 +594,7 @@ export class Vfs {
       if (h?.kind === 'file') h.lost ??= err
     }
     try {
-      const later = this.write(fh, data, data.length, offset)
+      const later = this.write(fh, data, data.length, offset, true)
       return typeof later === 'number' ? undefined : later.then(() => undefined, fail)
     } catch (err) {
       fail(err)
@@ -726,13 +726,16 @@ export class Vfs {
     return Math.min(len, data.length)
   }
 
-  /** Answers without a promise when the session took the bytes in at once (WriteSession.write). */
-  write (fh: number, buf: Buffer, len: number, offset: number): number | Promise<number> {
+  /**
+   * Answers without a promise when the session took the bytes in at once (WriteSession.write).
+   * `given`: buf is the caller's to give away (nothing else holds or changes it).
+   */
+  write (fh: number, buf: Buffer, len: number, offset: number, given = false): number | Promise<number> {
     const h = this.fileHandle(fh)
     if (!this.writable(h.flags)) throw BAD_HANDLE('file not open for writing')
     const s = this.sessionOf(h.node)
     h.wrote = true
-    const later = s.write(buf.subarray(0, len), offset, (h.flags & O_APPEND) !== 0)
+    const later = s.write(buf.subarray(0, len), offset, (h.flags & O_APPEND) !== 0, given)
     return later === undefined ? len : later.then(() => len)
   }
 
