@@ -18,6 +18,7 @@ import crypto from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { mountFilesystem } from '../src/mount/mount'
 import { fastPathStats } from '../src/mount/fuse'
+import { deviceAt } from '../src/mount/mounts'
 import { MiB } from './helpers/e2e'
 
 const root = process.getuid?.() === 0
@@ -66,6 +67,12 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
   })
   const dir = path.join(mnt, 'windows-59')
   await fsp.mkdir(dir)
+
+  await t.test('the kernel reads ahead of a sequential reader 1 MiB at a time', { skip: root ? false : 'the read-ahead is set by root only' }, async t => {
+    const dev = deviceAt(mnt)
+    t.match(dev, /^\d+:\d+$/, 'the mount\'s device')
+    t.equal(fs.readFileSync(`/sys/class/bdi/${dev ?? ''}/read_ahead_kb`, 'utf8').trim(), '1024', 'its read-ahead is 1024 KiB')
+  })
 
   await t.test('a sequential read is answered from them, to the last byte', async t => {
     for (const size of [12 * MiB + 12345, 3 * MiB, 1]) {

@@ -275,6 +275,32 @@ t.test('a miss may be kept for a key path, not under .versions (a save adds name
   t.notOk(vfs.missCacheable('/'))
 })
 
+t.test('a write given away becomes a chunk\'s buffer only as a whole new chunk at its start', async t => {
+  const { vfs } = await setup(t)
+  const fh = await vfs.create('/bkt/given.bin', 0o644, C.O_WRONLY | C.O_CREAT)
+  const first = noise(MiB, 'given-1')
+  await vfs.write(fh, Buffer.from(first), MiB, 0, true) // a whole new chunk at its start: taken as it is
+  // Chunk 1 is dirty (200 bytes): a whole MiB over it is copied in, not taken.
+  await vfs.write(fh, Buffer.alloc(200, 7), 200, MiB)
+  const second = noise(MiB, 'given-2')
+  const over = Buffer.from(second)
+  await vfs.write(fh, over, MiB, MiB, true)
+  over.fill(0) // the caller reuses its buffer: nothing of it was kept
+  // A whole MiB at an offset that is not a chunk's start spans two chunks: copied.
+  const third = noise(MiB, 'given-3')
+  const shifted = Buffer.from(third)
+  await vfs.write(fh, shifted, MiB, 2 * MiB + 100, true)
+  shifted.fill(0)
+  await vfs.flush(fh)
+  await vfs.release('/bkt/given.bin', fh)
+  const got = await getFile(vfs, '/bkt/given.bin')
+  t.equal(got.length, 3 * MiB + 100, 'the size')
+  t.ok(got.subarray(0, MiB).equals(first), 'the chunk taken whole')
+  t.ok(got.subarray(MiB, 2 * MiB).equals(second), 'the MiB written over a dirty chunk: its bytes, copied')
+  t.ok(got.subarray(2 * MiB, 2 * MiB + 100).every(b => b === 0), 'the hole before the shifted MiB')
+  t.ok(got.subarray(2 * MiB + 100).equals(third), 'the shifted MiB: its bytes, copied')
+})
+
 t.test('append: O_APPEND writes go to the end whatever the offset', async t => {
   const { vfs } = await setup(t)
   await putFile(vfs, '/bkt/log.txt', 'one\n')

@@ -824,7 +824,7 @@ typedef struct bucketfs_window_s {
 static bucketfs_window_t *bucketfs_windows = NULL; // newest first
 static size_t bucketfs_window_bytes = 0;
 static uint64_t bucketfs_window_hits = 0;
-// The max_pages the last INIT answer gave the kernel (0: none; see "requests of up to 1 MiB").
+// The max_pages the last INIT answer (of any mount) gave the kernel (0: none; see "requests of up to 1 MiB").
 static uint32_t bucketfs_big_answered = 0;
 static uint32_t bucketfs_big_offered = 0; // whether the last INIT offered FUSE_MAX_PAGES
 // A thread-safe function of each mount (the read feeder below, the list reader, the write
@@ -1941,8 +1941,9 @@ static void bucketfs_wait_answer (fuse_thread_locals_t *l) {
 typedef struct { uint32_t len, opcode; uint64_t unique, nodeid; uint32_t uid, gid, pid, padding; } bucketfs_in_header_t;
 typedef struct { uint32_t len; int32_t error; uint64_t unique; } bucketfs_out_header_t;
 typedef struct { uint32_t major, minor, max_readahead, flags; } bucketfs_init_in_t;
-// The INIT request being answered (its unique), when the kernel offered FUSE_MAX_PAGES.
-static uint64_t bucketfs_init_unique = 0;
+// A channel's INIT request being answered (its unique), when the kernel offered
+// FUSE_MAX_PAGES: each mount's own (every connection's INIT has the same unique).
+typedef struct { uint64_t init_unique; } bucketfs_chan_t;
 
 /** As libfuse's kernel channel: one request read from the device. */
 static int bucketfs_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
@@ -1964,7 +1965,8 @@ static int bucketfs_chan_receive (struct fuse_chan **chp, char *buf, size_t size
   const bucketfs_in_header_t *in = (const bucketfs_in_header_t *) buf;
   if (in->opcode == BUCKETFS_FUSE_INIT && (size_t) res >= sizeof(bucketfs_in_header_t) + sizeof(bucketfs_init_in_t)) {
     const bucketfs_init_in_t *init = (const bucketfs_init_in_t *) (buf + sizeof(bucketfs_in_header_t));
-    __atomic_store_n(&bucketfs_init_unique, (init->flags & BUCKETFS_FUSE_MAX_PAGES) != 0 ? in->unique : 0, __ATOMIC_RELAXED);
+    bucketfs_chan_t *state = (bucketfs_chan_t *) fuse_chan_data(ch);
+    __atomic_store_n(&state->init_unique, (init->flags & BUCKETFS_FUSE_MAX_PAGES) != 0 ? in->unique : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&bucketfs_big_offered, (init->flags & BUCKETFS_FUSE_MAX_PAGES) != 0, __ATOMIC_RELAXED);
   }
   return (int) res;
@@ -1977,7 +1979,8 @@ static int bucketfs_chan_send (struct fuse_chan *ch, const struct iovec iov[], s
   bucketfs_out_header_t head;
   uint8_t init[64];
   const bucketfs_out_header_t *out = (const bucketfs_out_header_t *) iov[0].iov_base;
-  uint64_t unique = __atomic_load_n(&bucketfs_init_unique, __ATOMIC_RELAXED);
+  bucketfs_chan_t *state = (bucketfs_chan_t *) fuse_chan_data(ch);
+  uint64_t unique = __atomic_load_n(&state->init_unique, __ATOMIC_RELAXED);
   // libfuse's INIT answer: major, minor, max_readahead, flags, max_background,
   // congestion_threshold, max_write (24 bytes); max_pages is the u16 at byte 28.
   if (unique != 0 && count == 2 && iov[0].iov_len == sizeof(head) && out->unique == unique && out->error == 0 &&
@@ -1995,7 +1998,7 @@ static int bucketfs_chan_send (struct fuse_chan *ch, const struct iovec iov[], s
     patched[0].iov_base = &head; patched[0].iov_len = sizeof(head);
     patched[1].iov_base = init; patched[1].iov_len = sizeof(init);
     iov = patched;
-    __atomic_store_n(&bucketfs_init_unique, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&state->init_unique, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&bucketfs_big_answered, BUCKETFS_BIG_PAGES, __ATOMIC_RELAXED);
   }
   ssize_t res = writev(fuse_chan_fd(ch), iov, (int) count);
@@ -2011,6 +2014,7 @@ static int bucketfs_chan_send (struct fuse_chan *ch, const struct iovec iov[], s
 static void bucketfs_chan_destroy (struct fuse_chan *ch) {
   int fd = fuse_chan_fd(ch);
   if (fd != -1) close(fd);
+  free(fuse_chan_data(ch));
 }
 
 static struct fuse_chan_ops bucketfs_chan_ops = { bucketfs_chan_receive, bucketfs_chan_send, bucketfs_chan_destroy };
@@ -2019,10 +2023,11 @@ static struct fuse_chan_ops bucketfs_chan_ops = { bucketfs_chan_receive, bucketf
 static struct fuse_chan *bucketfs_big_chan (struct fuse_chan *ch) {
   const char *off = getenv("BUCKETFS_BIG_REQUESTS");
   if (ch == NULL || (off != NULL && strcmp(off, "0") == 0)) return ch;
-  int fd = fcntl(fuse_chan_fd(ch), F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return ch;
-  struct fuse_chan *big = fuse_chan_new(&bucketfs_chan_ops, fd, BUCKETFS_BIG_BUFSIZE, NULL);
-  if (big == NULL) { close(fd); return ch; }
+  bucketfs_chan_t *state = calloc(1, sizeof(bucketfs_chan_t));
+  int fd = state == NULL ? -1 : fcntl(fuse_chan_fd(ch), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) { free(state); return ch; }
+  struct fuse_chan *big = fuse_chan_new(&bucketfs_chan_ops, fd, BUCKETFS_BIG_BUFSIZE, state);
+  if (big == NULL) { close(fd); free(state); return ch; }
   fuse_chan_destroy(ch); // closes its own descriptor; the device stays open through ours
   return big;
 }

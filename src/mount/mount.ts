@@ -11,7 +11,7 @@ import { fuseOps, stagedWriter } from './adapter'
 import { ListAhead } from './listing'
 import { createFuse, fastPathOf, fuseCaller, releaseFuse, type FastPath, type Fuse, type FuseOptions } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
-import { bucketfsMountedAt, canonicalMountpoint, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
+import { bucketfsMountedAt, canonicalMountpoint, deviceAt, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
 
 const log = debug('bucketfs:mount')
 
@@ -74,8 +74,8 @@ const ATTR_TIMEOUT_S = 1
 /**
  * Options for libfuse that fuse-native has no setting for ride along in the fsname value:
  * its option string goes to libfuse as is.
- * - big_writes: the kernel sends writes of up to 128 KiB instead of 4 KiB pages
- *   (max_write/max_read would not help: libfuse 2 caps writes at 128 KiB anyway).
+ * - big_writes: the kernel sends writes of more than one 4 KiB page (up to 1 MiB with
+ *   the channel in scripts/fuse-native/fast-path.c, 128 KiB with libfuse 2's own).
  * - atomic_o_trunc: open(O_TRUNC) arrives as one open, not a truncate and an open, so
  *   `echo x > f` in a versioned bucket makes one version.
  * - no hard_remove: with it libfuse forgets the path of a file a rename replaces at once,
@@ -102,6 +102,8 @@ function fsname (dataDir: string): string {
 
 /** fuse-native copies the mountpoint and the option string into 1024-byte buffers and cuts them silently. */
 const NATIVE_STRING_MAX = 1023
+/** The kernel's read-ahead on the mount (readAhead): one request of the largest size. */
+const READ_AHEAD_KB = 1024
 
 export async function mountFilesystem (opts: MountOptions): Promise<MountHandle> {
   const mountpoint = canonicalMountpoint(opts.mountpoint)
@@ -147,6 +149,7 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     log('mounting %s at %s with %s', dataDir, mountpoint, options)
     await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
     log('mounted %s', mountpoint)
+    readAhead(mountpoint)
     fast?.feeder((fh, from) => { vfs.feedReads(fh, from) })
     // $BUCKETFS_STAGE_WRITES=0 keeps every write in JavaScript (for measuring; fast-path.c).
     if (process.env.BUCKETFS_STAGE_WRITES !== '0') fast?.stageWrites(stagedWriter(vfs), MAX_OBJECT_SIZE)
@@ -158,6 +161,24 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     store?.close()
     lock.release()
     throw err
+  }
+}
+
+/**
+ * The kernel reads ahead of a sequential reader of a FUSE mount 128 KiB at a time; with
+ * requests of up to 1 MiB (scripts/fuse-native/fast-path.c) it may read ahead 1 MiB, in one
+ * request. Set on the mount's own device when the daemon may (root); else left as it is.
+ * $BUCKETFS_READ_AHEAD_KB chooses the size (0: leave it).
+ */
+function readAhead (mountpoint: string): void {
+  const kb = Number(process.env.BUCKETFS_READ_AHEAD_KB ?? READ_AHEAD_KB)
+  const dev = deviceAt(mountpoint)
+  if (!Number.isSafeInteger(kb) || kb <= 0 || dev === undefined) return
+  try {
+    fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kb}\n`)
+    log('read-ahead of %s: %d KiB', mountpoint, kb)
+  } catch (err) {
+    log('read-ahead of %s left as it is: %s', mountpoint, (err as Error).message)
   }
 }
 

@@ -43,6 +43,23 @@ export function canonicalMountpoint (p: string): string {
   }
 }
 
+/** The device (`major:minor`) of the mount at exactly this path, from /proc/self/mountinfo (the last one if stacked). */
+export function deviceAt (mountpoint: string): string | undefined {
+  const mp = canonicalMountpoint(mountpoint)
+  let text: string
+  try {
+    text = fs.readFileSync('/proc/self/mountinfo', 'utf8')
+  } catch {
+    return undefined
+  }
+  let dev: string | undefined
+  for (const line of text.split('\n')) {
+    const f = line.split(' ')
+    if (f.length > 4 && unescape(f[4]) === mp) dev = f[2]
+  }
+  return dev
+}
+
 /** The mount at exactly this path (the last one if several are stacked). */
 export function mountAt (mountpoint: string): MountEntry | undefined {
   const mp = canonicalMountpoint(mountpoint)

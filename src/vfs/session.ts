@@ -101,7 +101,7 @@ export class WriteSession {
    * are there for readers when this returns, and it answers undefined unless it must
    * wait for stores in flight or the budget's flush (a promise, whose failure is this
    * write's). Otherwise it waits its turn (a promise, over when the write is).
-   * Answering without a promise saves each of a sequential writer's 128 KiB writes
+   * Answering without a promise saves each of a sequential writer's writes
    * some ten promise turns on the event loop that every write passes through.
    * `append` (O_APPEND): off is the size when the write's turn comes, so appends that
    * wait behind one another each go to the end. `given`: data is the caller's to give
