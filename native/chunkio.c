@@ -15,6 +15,7 @@
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <zlib.h>
+#include "crc32.h"
 #include <uv.h>
 #include <errno.h>
 #include <math.h>
@@ -113,16 +114,7 @@ static void execute (napi_env env, void *data) {
     case JOB_SHA: {
       unsigned int n = 0;
       if (EVP_Digest(j->data, j->len, j->hash, &n, EVP_sha256(), NULL) != 1 || n != 32) { j->err = EIO; j->syscall = "sha256"; return; }
-      if (j->want_crc) {
-        uLong c = crc32(0L, Z_NULL, 0);
-        // zlib's crc32 takes a uInt length: fed in pieces below 4 GiB.
-        for (size_t off = 0; off < j->len;) {
-          size_t n2 = j->len - off > (1u << 30) ? (1u << 30) : j->len - off;
-          c = crc32(c, j->data + off, (uInt) n2);
-          off += n2;
-        }
-        j->crc = c;
-      }
+      if (j->want_crc) j->crc = bucketfs_crc32(0, j->data, j->len);
       return;
     }
     case JOB_MD5:

@@ -47,7 +47,9 @@ const { rebuild, stale } = require('./node-gyp')
 const dir = path.dirname(require.resolve('fuse-native/package.json'))
 const file = path.join(dir, 'fuse-native.c')
 const built = path.join(dir, 'build', 'Release', 'fuse.node')
-const fastPath = fs.readFileSync(path.join(__dirname, 'fuse-native', 'fast-path.c'), 'utf8')
+// The CRC-32 our own addon uses too (native/crc32.h), ahead of the fast path that checks windows with it.
+const fastPath = fs.readFileSync(path.join(__dirname, '..', 'native', 'crc32.h'), 'utf8') + '\n' +
+  fs.readFileSync(path.join(__dirname, 'fuse-native', 'fast-path.c'), 'utf8')
 
 const edits = [
   ['utimens mtime', 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],

@@ -30,13 +30,18 @@ t.test('the addon is built and used (unless turned off)', async t => {
 t.test('SHA-256 and CRC-32 on the threadpool equal node:crypto and zlib', { skip: io === undefined ? 'no addon' : false }, async t => {
   if (io === undefined) return
   const crc32 = (zlib as unknown as { crc32: (d: Buffer) => number }).crc32
-  for (const size of [0, 1, 4096, MiB, 3 * MiB + 5]) {
+  // (Lengths around the folding code's 16- and 64-byte steps, native/crc32.h.)
+  for (const size of [0, 1, 15, 16, 63, 64, 65, 79, 127, 128, 1000, 4096, 4097, MiB, MiB + 13, 3 * MiB + 5]) {
     const data = crypto.randomBytes(size)
     const [hash, crc] = await io.sha256Crc(data, true)
     t.equal(hash.toString('hex'), crypto.createHash('sha256').update(data).digest('hex'), `SHA-256 of ${size} bytes`)
     if (typeof crc32 === 'function') t.equal(crc, crc32(data), `CRC-32 of ${size} bytes`)
   }
   const big = crypto.randomBytes(2 * MiB)
+  for (const at of [1, 3, 777]) {
+    const odd = big.subarray(at, at + 1000 + at)
+    if (typeof crc32 === 'function') t.equal((await io.sha256Crc(odd, true))[1], crc32(odd), `CRC-32 of ${odd.length} bytes at an odd address`)
+  }
   const view = big.subarray(777, 777 + MiB)
   t.equal((await io.sha256Crc(view, false))[0].toString('hex'), crypto.createHash('sha256').update(view).digest('hex'), 'a view hashes only its own bytes')
   t.equal((await io.sha256Crc(view, false))[1], null, 'no CRC when none is asked for')

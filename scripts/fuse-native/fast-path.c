@@ -1164,7 +1164,8 @@ NAPI_METHOD(bucketfs_read_put) {
 // reader's every MiB was read, checked against its CRC-32 and copied into a window on
 // the main thread (about 0.5 s per GiB: the main thread was what a cold `dd` waited on).
 // Here a pool thread reads the chunk file whole (O_DIRECT when the filesystem takes it:
-// no page-cache copy), checks its CRC-32 and puts the window straight from that memory.
+// no page-cache copy), checks its CRC-32 (native/crc32.h) and puts the window straight
+// from that memory.
 #define BUCKETFS_ALIGN 4096
 typedef struct {
   napi_async_work work;
@@ -1236,7 +1237,7 @@ static void bucketfs_load_run (napi_env env, void *data) {
         n = bucketfs_load_read(j->file, mem, cap, 0);
       }
       if (n < 0) res = (int) n;
-      else if ((size_t) n != j->csize || (uint32_t) crc32(crc32(0L, Z_NULL, 0), (const Bytef *) mem, (uInt) n) != j->crc) res = -1;
+      else if ((size_t) n != j->csize || bucketfs_crc32(0, (const unsigned char *) mem, (size_t) n) != j->crc) res = -1;
       else res = 1;
     }
   }
