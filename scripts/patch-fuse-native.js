@@ -64,7 +64,7 @@ const edits = [
     '  return timespec_to_uint64(ts);\n' +
     '}\n\nstatic void populate_stat ('],
   ['gnu source', '#define FUSE_USE_VERSION 29\n', '#define _GNU_SOURCE // O_DIRECT\n#define FUSE_USE_VERSION 29\n'],
-  ['includes', '#include <assert.h>\n', '#include <assert.h>\n#include <time.h>\n#include <sys/stat.h>\n#include <zlib.h>\n'],
+  ['includes', '#include <assert.h>\n', '#include <assert.h>\n#include <time.h>\n#include <sys/stat.h>\n'],
   ['ops flags', '  struct fuse_operations ops = { };\n',
     '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n  ops.flag_nullpath_ok = 1;\n'],
   ['null paths', /napi_create_string_utf8\(env, l->path, /g, 'napi_create_string_utf8(env, l->path ? l->path : "", '],

@@ -1093,12 +1093,16 @@ NAPI_METHOD(bucketfs_read_end) {
 /**
  * Puts window nw unless anything was forgotten since epoch, or a staged write is not yet
  * applied: 1 when put (the window is the list's), else 0 (the caller frees it). It
- * replaces the handle's window at its offset; past BUCKETFS_WINDOWS_MAX_BYTES the oldest go.
+ * replaces the handle's window at its offset, unless `keep` and that window is the same
+ * (put or loading): then 2, and nw is not put. Past BUCKETFS_WINDOWS_MAX_BYTES the oldest go.
  */
-static int bucketfs_window_put (bucketfs_window_t *nw, uint64_t epoch) {
+static int bucketfs_window_put (bucketfs_window_t *nw, uint64_t epoch, int keep) {
   int put = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  if (bucketfs_attrs_epoch == epoch && bucketfs_staged_pending == 0) {
+  for (bucketfs_window_t *o = bucketfs_windows; keep && o != NULL && put == 0; o = o->next) {
+    if (o->owner == nw->owner && o->fh == nw->fh && o->off == nw->off && o->len == nw->len && strcmp(o->path, nw->path) == 0) put = 2;
+  }
+  if (put == 0 && bucketfs_attrs_epoch == epoch && bucketfs_staged_pending == 0) {
     BUCKETFS_DROP_WINDOWS(w->owner == nw->owner && w->fh == nw->fh && w->off == nw->off);
     // The oldest windows go first (the list is newest first: drop from its end).
     while (bucketfs_window_bytes + nw->len > BUCKETFS_WINDOWS_MAX_BYTES && bucketfs_windows != NULL) {
@@ -1154,7 +1158,7 @@ NAPI_METHOD(bucketfs_read_put) {
   w->owner = owner; w->fh = (uint64_t) fh; w->off = (uint64_t) off; w->len = len; w->eof = eof; w->asked = 0; w->path = wpath;
   w->data = (char *) (w + 1); w->mem = NULL; w->cap = 0; w->loading = 0; w->orphan = 0;
   memcpy(w->data, data, len);
-  int put = bucketfs_window_put(w, (uint64_t) epoch);
+  int put = bucketfs_window_put(w, (uint64_t) epoch, 0);
   if (!put) bucketfs_window_free(w);
   napi_get_boolean(env, put, &out);
   return out;
@@ -1311,18 +1315,13 @@ NAPI_METHOD(bucketfs_read_load) {
     napi_throw_error(env, NULL, "bucketfs_read_load: no promise");
     return NULL;
   }
-  // The same window put or loading already (a feed started again behind an earlier one): kept.
-  pthread_mutex_lock(&bucketfs_attr_lock);
-  int have = 0;
-  for (bucketfs_window_t *o = bucketfs_windows; o != NULL && !have; o = o->next) {
-    have = o->owner == owner && o->fh == w->fh && o->off == w->off && o->len == w->len && strcmp(o->path, wpath) == 0;
-  }
-  pthread_mutex_unlock(&bucketfs_attr_lock);
   // Listed now, as loading: a read of it waits for its bytes rather than going to JavaScript.
+  // The same window put or loading already (a feed started again behind an earlier one) is kept.
   w->loading = 1;
-  if (have || !bucketfs_window_put(w, (uint64_t) epoch)) {
+  int put = bucketfs_window_put(w, (uint64_t) epoch, 1);
+  if (put != 1) {
     w->loading = 0;
-    napi_create_int32(env, have, &zero);
+    napi_create_int32(env, put == 2, &zero);
     napi_resolve_deferred(env, j->deferred, zero);
     bucketfs_window_free(w); free(wfile); free(j);
     return promise;

@@ -126,10 +126,7 @@ export class WriteSession {
         const within = pos - idx * CHUNK_SIZE
         const n = Math.min(CHUNK_SIZE - within, end - pos)
         if (given && n === CHUNK_SIZE && !this.dirty.has(idx) && !this.flushing.has(idx)) {
-          const whole = data.subarray(pos - off, pos - off + n)
-          this.dirty.set(idx, whole)
-          this.seqFill.delete(idx)
-          this.budget.take(whole.length)
+          const whole = this.holdDirty(idx, data.subarray(pos - off, pos - off + n))
           this.fill(whole, idx, 0, whole, 0, n, true)
         } else {
           this.fill(this.chunkNow(idx, within + n) as Buffer, idx, within, data, pos - off, n)
@@ -229,6 +226,11 @@ export class WriteSession {
     // (Nothing else ran meanwhile: the caller holds the lock, and writes taken in at once need it idle.)
     const buf = this.budget.buffer(capacityOf(idx, Math.max(need, valid)))
     cur.copy(buf)
+    return this.holdDirty(idx, buf)
+  }
+
+  /** buf becomes chunk idx's dirty buffer (held in the budget), filled from nothing yet. */
+  private holdDirty (idx: number, buf: Buffer): Buffer {
     this.dirty.set(idx, buf)
     this.seqFill.delete(idx)
     this.budget.take(buf.length)
@@ -243,11 +245,8 @@ export class WriteSession {
       const valid = Math.max(0, Math.min(this.size, start + CHUNK_SIZE) - start)
       const mem = this.flushing.get(idx)
       if (mem === undefined && valid > 0) return undefined
-      buf = this.budget.buffer(capacityOf(idx, Math.max(need, valid)))
+      buf = this.holdDirty(idx, this.budget.buffer(capacityOf(idx, Math.max(need, valid))))
       if (mem !== undefined) mem.copy(buf, 0, 0, Math.min(mem.length, valid))
-      this.dirty.set(idx, buf)
-      this.seqFill.delete(idx)
-      this.budget.take(buf.length)
     }
     if (buf.length < need) {
       const bigger = this.budget.buffer(capacityOf(idx, need))

@@ -662,6 +662,9 @@ export class Vfs {
     const resets = h.fedResets ?? 0
     const still = (): boolean => this.handles.get(fh) === h && h.node.session === null && h.node.version === v
     const end = (): number => Math.min(v.size, h.feedTo ?? 0)
+    // The chunks past a window put from here are loaded ahead only when the sink does not load windows itself.
+    const load = sink.load
+    const ahead = load === undefined ? READ_AHEAD : 0
     // Windows loading on the threadpool, in order; what is fed grows as each is put (unless
     // a read found windows gone meanwhile: then what is fed stays where that read put it).
     const loading: Array<{ end: number, put: Promise<boolean> }> = []
@@ -676,18 +679,16 @@ export class Vfs {
         for (; off < end(); off += WINDOW) {
           const n = Math.min(WINDOW, v.size - off)
           const extents = h.node.extents ??= this.store.extentsOf(v.seq)
-          const slice = sink.load === undefined ? undefined : this.store.content.sliceAt(extents, off, n)
-          if (slice !== undefined && sink.load !== undefined) {
+          const slice = load === undefined ? undefined : this.store.content.sliceAt(extents, off, n)
+          if (slice !== undefined && load !== undefined) {
             h.node.windowed = true
-            loading.push({ end: off + n, put: sink.load(epoch, fh, path, off, n, off + n >= v.size, slice).then(r => r === 1, () => false) })
+            loading.push({ end: off + n, put: load(epoch, fh, path, off, n, off + n >= v.size, slice).then(r => r === 1, () => false) })
             if (loading.length >= LOADS_IN_FLIGHT && !(await settle())) return
             continue
           }
           while (loading.length > 0) if (!(await settle())) return
           // Straight from the verified chunk when one holds the whole window (the sink copies
-          // it before anything else runs); else assembled in a buffer of our own. The chunks
-          // past it are loaded ahead here only when the sink does not load windows itself.
-          const ahead = sink.load === undefined ? READ_AHEAD : 0
+          // it before anything else runs); else assembled in a buffer of our own.
           let own: Buffer | undefined
           try {
             let data = await this.store.content.viewAt(extents, off, n)
