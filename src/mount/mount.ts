@@ -1,6 +1,7 @@
 // Mounting a store: lock the data dir, clear a stale mount, open store and vfs,
 // recover, mount with fuse-native; and the reverse, always complete, at unmount.
 import fs from 'node:fs'
+import fsp from 'node:fs/promises'
 import path from 'node:path'
 import debug from 'debug'
 import { EXISTS, INVALID_ARGUMENT } from '../errors'
@@ -149,7 +150,7 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     log('mounting %s at %s with %s', dataDir, mountpoint, options)
     await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
     log('mounted %s', mountpoint)
-    readAhead(mountpoint)
+    await readAhead(mountpoint)
     fast?.feeder((fh, from) => { vfs.feedReads(fh, from) })
     // $BUCKETFS_STAGE_WRITES=0 keeps every write in JavaScript (for measuring; fast-path.c).
     if (process.env.BUCKETFS_STAGE_WRITES !== '0') fast?.stageWrites(stagedWriter(vfs), MAX_OBJECT_SIZE)
@@ -168,12 +169,14 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
  * The kernel reads ahead of a sequential reader of a FUSE mount 128 KiB at a time; with
  * requests of up to 1 MiB (scripts/fuse-native/fast-path.c) it may read ahead 1 MiB, in one
  * request. Set on the mount's own device when the daemon may (root); else left as it is.
- * $BUCKETFS_READ_AHEAD_KB chooses the size (0: leave it).
+ * $BUCKETFS_READ_AHEAD_KB chooses the size (0: leave it). Set once the kernel has the
+ * mount's INIT answer, which would lower it again: a first op waits for that answer.
  */
-function readAhead (mountpoint: string): void {
+async function readAhead (mountpoint: string): Promise<void> {
   const kb = Number(process.env.BUCKETFS_READ_AHEAD_KB ?? READ_AHEAD_KB)
   const dev = deviceAt(mountpoint)
   if (!Number.isSafeInteger(kb) || kb <= 0 || dev === undefined) return
+  await fsp.stat(mountpoint).catch(() => {})
   try {
     fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kb}\n`)
     log('read-ahead of %s: %d KiB', mountpoint, kb)
