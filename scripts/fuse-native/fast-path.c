@@ -827,6 +827,9 @@ static uint64_t bucketfs_window_hits = 0;
 // The max_pages the last INIT answer (of any mount) gave the kernel (0: none; see "requests of up to 1 MiB").
 static uint32_t bucketfs_big_answered = 0;
 static uint32_t bucketfs_big_offered = 0; // whether the last INIT offered FUSE_MAX_PAGES
+// INIT answers the kernel has taken (it takes one as it is written): what the mount's
+// own settings wait for, as the INIT would undo them (src/mount/mount.ts readAhead).
+static uint32_t bucketfs_inits_answered = 0;
 // A thread-safe function of each mount (the read feeder below, the list reader, the write
 // stager): set once mounted, taken out under bucketfs_attr_lock and released at unmount;
 // called only under that lock. `queued`: what the mount's function is to take and has not
@@ -1600,18 +1603,20 @@ NAPI_METHOD(bucketfs_aligned_buffer) {
  * held, lookups answered missing from them, listings held, readdirs answered from them,
  * writes staged here, staged writes not yet applied and their bytes, windows loaded on the threadpool,
  * the max_pages the last INIT answer gave the kernel (0: libfuse's 128 KiB requests), whether
- * the last INIT offered FUSE_MAX_PAGES (read by our channel: 0 when libfuse's is used)].
+ * the last INIT offered FUSE_MAX_PAGES (read by our channel: 0 when libfuse's is used), INIT
+ * answers the kernel took through our channel].
  */
 NAPI_METHOD(bucketfs_fast_stats) {
   pthread_mutex_lock(&bucketfs_attr_lock);
-  double counts[15] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
+  double counts[16] = { bucketfs_attrs_count, (double) bucketfs_attrs_hits, (double) bucketfs_window_bytes, (double) bucketfs_window_hits, (double) bucketfs_then_hits,
     (double) bucketfs_fulls_count, (double) bucketfs_full_hits, (double) bucketfs_lists_count, (double) bucketfs_list_hits, (double) bucketfs_staged_writes,
     (double) bucketfs_staged_pending, (double) bucketfs_staged_bytes, (double) bucketfs_window_loads,
-    (double) __atomic_load_n(&bucketfs_big_answered, __ATOMIC_RELAXED), (double) __atomic_load_n(&bucketfs_big_offered, __ATOMIC_RELAXED) };
+    (double) __atomic_load_n(&bucketfs_big_answered, __ATOMIC_RELAXED), (double) __atomic_load_n(&bucketfs_big_offered, __ATOMIC_RELAXED),
+    (double) __atomic_load_n(&bucketfs_inits_answered, __ATOMIC_RELAXED) };
   pthread_mutex_unlock(&bucketfs_attr_lock);
   napi_value out, v;
-  napi_create_array_with_length(env, 15, &out);
-  for (uint32_t i = 0; i < 15; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
+  napi_create_array_with_length(env, 16, &out);
+  for (uint32_t i = 0; i < 16; i++) { napi_create_double(env, counts[i], &v); napi_set_element(env, out, i, v); }
   return out;
 }
 
@@ -1941,9 +1946,9 @@ static void bucketfs_wait_answer (fuse_thread_locals_t *l) {
 typedef struct { uint32_t len, opcode; uint64_t unique, nodeid; uint32_t uid, gid, pid, padding; } bucketfs_in_header_t;
 typedef struct { uint32_t len; int32_t error; uint64_t unique; } bucketfs_out_header_t;
 typedef struct { uint32_t major, minor, max_readahead, flags; } bucketfs_init_in_t;
-// A channel's INIT request being answered (its unique), when the kernel offered
+// A channel's INIT request being answered (its unique) and whether the kernel offered
 // FUSE_MAX_PAGES: each mount's own (every connection's INIT has the same unique).
-typedef struct { uint64_t init_unique; } bucketfs_chan_t;
+typedef struct { uint64_t init_unique; int init_big; } bucketfs_chan_t;
 
 /** As libfuse's kernel channel: one request read from the device. */
 static int bucketfs_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
@@ -1966,7 +1971,8 @@ static int bucketfs_chan_receive (struct fuse_chan **chp, char *buf, size_t size
   if (in->opcode == BUCKETFS_FUSE_INIT && (size_t) res >= sizeof(bucketfs_in_header_t) + sizeof(bucketfs_init_in_t)) {
     const bucketfs_init_in_t *init = (const bucketfs_init_in_t *) (buf + sizeof(bucketfs_in_header_t));
     bucketfs_chan_t *state = (bucketfs_chan_t *) fuse_chan_data(ch);
-    __atomic_store_n(&state->init_unique, (init->flags & BUCKETFS_FUSE_MAX_PAGES) != 0 ? in->unique : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&state->init_big, (init->flags & BUCKETFS_FUSE_MAX_PAGES) != 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&state->init_unique, in->unique, __ATOMIC_RELAXED);
     __atomic_store_n(&bucketfs_big_offered, (init->flags & BUCKETFS_FUSE_MAX_PAGES) != 0, __ATOMIC_RELAXED);
   }
   return (int) res;
@@ -1981,9 +1987,10 @@ static int bucketfs_chan_send (struct fuse_chan *ch, const struct iovec iov[], s
   const bucketfs_out_header_t *out = (const bucketfs_out_header_t *) iov[0].iov_base;
   bucketfs_chan_t *state = (bucketfs_chan_t *) fuse_chan_data(ch);
   uint64_t unique = __atomic_load_n(&state->init_unique, __ATOMIC_RELAXED);
+  int answers_init = unique != 0 && iov[0].iov_len == sizeof(head) && out->unique == unique;
   // libfuse's INIT answer: major, minor, max_readahead, flags, max_background,
   // congestion_threshold, max_write (24 bytes); max_pages is the u16 at byte 28.
-  if (unique != 0 && count == 2 && iov[0].iov_len == sizeof(head) && out->unique == unique && out->error == 0 &&
+  if (answers_init && __atomic_load_n(&state->init_big, __ATOMIC_RELAXED) && count == 2 && out->error == 0 &&
       iov[1].iov_len >= 24 && iov[1].iov_len <= sizeof(init)) {
     memset(init, 0, sizeof(init));
     memcpy(init, iov[1].iov_base, iov[1].iov_len);
@@ -1998,7 +2005,6 @@ static int bucketfs_chan_send (struct fuse_chan *ch, const struct iovec iov[], s
     patched[0].iov_base = &head; patched[0].iov_len = sizeof(head);
     patched[1].iov_base = init; patched[1].iov_len = sizeof(init);
     iov = patched;
-    __atomic_store_n(&state->init_unique, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&bucketfs_big_answered, BUCKETFS_BIG_PAGES, __ATOMIC_RELAXED);
   }
   ssize_t res = writev(fuse_chan_fd(ch), iov, (int) count);
@@ -2007,6 +2013,10 @@ static int bucketfs_chan_send (struct fuse_chan *ch, const struct iovec iov[], s
     struct fuse_session *se = fuse_chan_session(ch);
     if (!fuse_session_exited(se) && err != ENOENT) perror("fuse: writing device");
     return -err;
+  }
+  if (answers_init) {
+    __atomic_store_n(&state->init_unique, 0, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&bucketfs_inits_answered, 1, __ATOMIC_RELAXED);
   }
   return 0;
 }

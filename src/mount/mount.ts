@@ -1,7 +1,6 @@
 // Mounting a store: lock the data dir, clear a stale mount, open store and vfs,
 // recover, mount with fuse-native; and the reverse, always complete, at unmount.
 import fs from 'node:fs'
-import fsp from 'node:fs/promises'
 import path from 'node:path'
 import debug from 'debug'
 import { EXISTS, INVALID_ARGUMENT } from '../errors'
@@ -10,7 +9,7 @@ import { Vfs } from '../vfs'
 import { MAX_OBJECT_SIZE } from '../store/limits'
 import { fuseOps, stagedWriter } from './adapter'
 import { ListAhead } from './listing'
-import { createFuse, fastPathOf, fuseCaller, releaseFuse, type FastPath, type Fuse, type FuseOptions } from './fuse'
+import { createFuse, fastPathOf, fastPathStats, fuseCaller, releaseFuse, type FastPath, type Fuse, type FuseOptions } from './fuse'
 import { acquireLock, type DaemonLock } from './lock'
 import { bucketfsMountedAt, canonicalMountpoint, deviceAt, fusermountLazy, isFuse, isStale, mountAt, waitFor } from './mounts'
 
@@ -105,6 +104,8 @@ function fsname (dataDir: string): string {
 const NATIVE_STRING_MAX = 1023
 /** The kernel's read-ahead on the mount (readAhead): one request of the largest size. */
 const READ_AHEAD_KB = 1024
+/** How long readAhead waits for the kernel to take the mount's INIT answer. */
+const INIT_WAIT_MS = 2000
 
 export async function mountFilesystem (opts: MountOptions): Promise<MountHandle> {
   const mountpoint = canonicalMountpoint(opts.mountpoint)
@@ -148,9 +149,10 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     const options = fuse._fuseOptions()
     if (options.length > NATIVE_STRING_MAX) throw INVALID_ARGUMENT(`the FUSE option string is over ${NATIVE_STRING_MAX} bytes: ${options}`)
     log('mounting %s at %s with %s', dataDir, mountpoint, options)
+    const inits = fastPathStats()?.initsAnswered
     await new Promise<void>((resolve, reject) => { fuse?.mount(err => { err === null ? resolve() : reject(err) }) })
     log('mounted %s', mountpoint)
-    await readAhead(mountpoint)
+    await readAhead(mountpoint, inits)
     fast?.feeder((fh, from) => { vfs.feedReads(fh, from) })
     // $BUCKETFS_STAGE_WRITES=0 keeps every write in JavaScript (for measuring; fast-path.c).
     if (process.env.BUCKETFS_STAGE_WRITES !== '0') fast?.stageWrites(stagedWriter(vfs), MAX_OBJECT_SIZE)
@@ -170,13 +172,19 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
  * requests of up to 1 MiB (scripts/fuse-native/fast-path.c) it may read ahead 1 MiB, in one
  * request. Set on the mount's own device when the daemon may (root); else left as it is.
  * $BUCKETFS_READ_AHEAD_KB chooses the size (0: leave it). Set once the kernel has the
- * mount's INIT answer, which would lower it again: a first op waits for that answer.
+ * mount's INIT answer (our channel counts them, `inits` before the mount), which would
+ * lower it again; never by an op on the mount: the daemon must not wait on its own mount
+ * (killed meanwhile, it could never exit).
  */
-async function readAhead (mountpoint: string): Promise<void> {
+async function readAhead (mountpoint: string, inits: number | undefined): Promise<void> {
   const kb = Number(process.env.BUCKETFS_READ_AHEAD_KB ?? READ_AHEAD_KB)
   const dev = deviceAt(mountpoint)
-  if (!Number.isSafeInteger(kb) || kb <= 0 || dev === undefined) return
-  await fsp.stat(mountpoint).catch(() => {})
+  // (Without our channel, BUCKETFS_BIG_REQUESTS=0, nothing counts INIT answers: left as it is.)
+  if (inits === undefined || process.env.BUCKETFS_BIG_REQUESTS === '0' || !Number.isSafeInteger(kb) || kb <= 0 || dev === undefined) return
+  for (let waited = 0; (fastPathStats()?.initsAnswered ?? 0) <= inits; waited += 5) {
+    if (waited >= INIT_WAIT_MS) { log('read-ahead of %s left as it is: no INIT answer seen', mountpoint); return }
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
   try {
     fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kb}\n`)
     log('read-ahead of %s: %d KiB', mountpoint, kb)
