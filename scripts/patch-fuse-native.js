@@ -39,6 +39,8 @@
 //     spin for the answer before it sleeps ($BUCKETFS_SPIN_US, off by default) (fast-path.c).
 //  9. readdir took one Uint32Array per entry: it also takes a listing's stats packed
 //     in one (src/mount/fuse.ts putStatFields).
+// 10. After its loop the FUSE thread took the mount's channel out of the session after
+//     fuse_unmount had freed it (a read and write of freed memory): now before.
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
@@ -157,6 +159,8 @@ const edits = [
   ['export caller', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_mount)\n  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n'],
   ['fcntl include', '#include <errno.h>\n', '#include <errno.h>\n#include <fcntl.h>\n'],
   ['fast path', '// Methods\n', fastPath + '// Methods\n'],
+  ['channel freed once', '  fuse_unmount(ft->mnt, ft->ch);\n  fuse_session_remove_chan(ft->ch);\n',
+    '  fuse_session_remove_chan(ft->ch); // (fuse_unmount frees it)\n  fuse_unmount(ft->mnt, ft->ch);\n'],
   ['big requests', '  struct fuse_chan *ch = fuse_mount(mnt, &args);\n', '  struct fuse_chan *ch = bucketfs_big_chan(fuse_mount(mnt, &args));\n'],
   ['fast path hooks',
     '  if (!bucketfs_check(l)) return -EILSEQ;\\\n  uv_async_send(&(l->async));\\\n  uv_sem_wait(&(l->sem));\\\n  return l->res;\n',
