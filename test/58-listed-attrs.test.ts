@@ -20,11 +20,10 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { spawnSync } from 'node:child_process'
-import { mountFilesystem, type MountHandle } from '../src/mount/mount'
 import { fastPathStats } from '../src/mount/fuse'
 import { Store } from '../src/store'
 import { BIN } from './helpers/mount'
+import { mountInProcess, type InProcessMount } from './helpers/in-process'
 import { runAsync, sleep } from './helpers/e2e'
 
 const root = process.getuid?.() === 0
@@ -52,17 +51,8 @@ async function lstatAll (dir: string, names: string[]): Promise<Record<string, R
   return out
 }
 
-async function mountTemp (t: tap.Test, name: string): Promise<{ mnt: string, data: string, handle: MountHandle }> {
-  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `bucketfs-58-${name}-`)))
-  const mnt = path.join(base, 'mnt')
-  const data = path.join(base, 'data')
-  const handle = await mountFilesystem({ mountpoint: mnt, dataDir: data })
-  t.teardown(async () => {
-    await handle.unmount().catch(() => { spawnSync('fusermount', ['-uz', mnt], { stdio: 'ignore' }) })
-    fs.rmSync(base, { recursive: true, force: true })
-  })
-  return { mnt, data, handle }
-}
+/** A store mounted in this process under bucketfs-58-<name>-*, unmounted at the test's end. */
+const mountTemp = async (t: tap.Test, name: string): Promise<InProcessMount> => await mountInProcess(t, `58-${name}`)
 
 t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no attribute cache' : false }, async t => {
   const { mnt, data } = await mountTemp(t, 'one')

@@ -15,8 +15,7 @@ import fsp from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
-import { spawnSync } from 'node:child_process'
-import { mountFilesystem } from '../src/mount/mount'
+import { mountInProcess } from './helpers/in-process'
 import { fastPathStats } from '../src/mount/fuse'
 import { deviceAt } from '../src/mount/mounts'
 import { MiB } from './helpers/e2e'
@@ -58,13 +57,7 @@ async function readRange (fh: fsp.FileHandle, from: number, to: number): Promise
 }
 
 t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no read windows' : false }, async t => {
-  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'bucketfs-59-')))
-  const mnt = path.join(base, 'mnt')
-  const handle = await mountFilesystem({ mountpoint: mnt, dataDir: path.join(base, 'data') })
-  t.teardown(async () => {
-    await handle.unmount().catch(() => { spawnSync('fusermount', ['-uz', mnt], { stdio: 'ignore' }) })
-    fs.rmSync(base, { recursive: true, force: true })
-  })
+  const { base, mnt } = await mountInProcess(t, '59')
   const dir = path.join(mnt, 'windows-59')
   await fsp.mkdir(dir)
 

@@ -106,6 +106,8 @@ const NATIVE_STRING_MAX = 1023
 const READ_AHEAD_KB = 1024
 /** How long readAhead waits for the kernel to take the mount's INIT answer. */
 const INIT_WAIT_MS = 2000
+/** An unmount still under way after this long says on stderr what it waits for, and again as long again after. */
+const SLOW_STOP_MS = 10000
 
 export async function mountFilesystem (opts: MountOptions): Promise<MountHandle> {
   const mountpoint = canonicalMountpoint(opts.mountpoint)
@@ -223,40 +225,55 @@ function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: 
   const stop = async (why: string): Promise<void> => {
     clearInterval(watch)
     log('unmounting %s (%s)', mountpoint, why)
+    const started = Date.now()
+    let phase = 'applying the writes staged on the FUSE thread'
+    // Completing a large open write may take a while; an unmount that never ends is a bug
+    // to find: either way the daemon says what it is waiting for.
+    const slow = setInterval(() => {
+      process.stderr.write(`bucketfs: unmounting ${mountpoint}: ${phase}, ${Math.round((Date.now() - started) / 1000)} s so far\n`)
+    }, SLOW_STOP_MS)
+    slow.unref()
     let failure: unknown
     try {
-      await fast?.drainStaged()
-      await vfs.shutdown()
-      log('every open write is complete')
-    } catch (err) {
-      failure = err
-      log('shutdown failed: %s', err instanceof Error ? err.stack : String(err))
-    }
-    let unmounted = false
-    await new Promise<void>(resolve => {
-      fuse.unmount(err => {
-        if (err !== null) {
-          failure ??= err
-          log('fuse unmount failed: %s', err.message)
-        } else {
-          unmounted = true
-        }
-        resolve()
+      try {
+        await fast?.drainStaged()
+        phase = 'completing open writes'
+        await vfs.shutdown()
+        log('every open write is complete')
+      } catch (err) {
+        failure = err
+        log('shutdown failed: %s', err instanceof Error ? err.stack : String(err))
+      }
+      phase = 'running fusermount -uz'
+      let unmounted = false
+      await new Promise<void>(resolve => {
+        fuse.unmount(err => {
+          if (err !== null) {
+            failure ??= err
+            log('fuse unmount failed: %s', err.message)
+          } else {
+            unmounted = true
+          }
+          resolve()
+        })
       })
-    })
-    // Still there (fusermount failed): detach it anyway. (No isStale() here: a sync call
-    // on a mount we may still serve would deadlock.)
-    if (bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
-    // fuse-native releases its hold on the event loop only when its own unmount succeeds:
-    // without this the daemon would never exit after a failed one.
-    if (!unmounted) releaseFuse(fuse)
-    // Their entries are keyed by fuse-native's memory for this mount, which may be reused.
-    fast?.dropAll()
-    fast?.end()
-    try {
-      store.close()
+      phase = 'releasing the mount'
+      // Still there (fusermount failed): detach it anyway. (No isStale() here: a sync call
+      // on a mount we may still serve would deadlock.)
+      if (bucketfsMountedAt(mountpoint)) await fusermountLazy(mountpoint).catch(() => {})
+      // fuse-native releases its hold on the event loop only when its own unmount succeeds:
+      // without this the daemon would never exit after a failed one.
+      if (!unmounted) releaseFuse(fuse)
+      // Their entries are keyed by fuse-native's memory for this mount, which may be reused.
+      fast?.dropAll()
+      fast?.end()
+      try {
+        store.close()
+      } finally {
+        lock.release()
+      }
     } finally {
-      lock.release()
+      clearInterval(slow)
     }
     log('unmounted %s', mountpoint)
     if (failure !== undefined) throw failure
