@@ -40,3 +40,24 @@ t.test('bench --quick runs seqwrite and untar on raw, bindfs and bucketfs', { sk
   const mounts = fs.readFileSync('/proc/mounts', 'utf8')
   t.notOk(mounts.includes(dir), 'nothing left mounted under the test directory')
 })
+
+t.test('bench --rounds runs a workload that many times on each target and reports the median', { skip: why }, async t => {
+  const dir = t.testdir()
+  const json = path.join(dir, 'bench.json')
+  const env = { ...process.env }
+  delete env.DEBUG
+  const child = spawn(process.execPath, [BENCH, '--quick', '--only', 'rename', '--targets', 'raw', '--rounds', '3', '--json', json, '--work', path.join(dir, 'work')],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (b: Buffer) => { output += b.toString() })
+  child.stderr.on('data', (b: Buffer) => { output += b.toString() })
+  const [code] = await once(child, 'close') as [number | null]
+  t.equal(code, 0, 'the bench exits 0', { output: output.slice(-4000) })
+  t.equal(output.match(/rename on raw \(round \d of 3\)/g)?.length, 3, 'three rounds on the raw disk')
+  const [row] = (JSON.parse(fs.readFileSync(json, 'utf8')) as { rows: Array<JsonRow & { detail: Record<string, { rounds?: string }> }> }).rows
+  const rounds = (row.detail.raw.rounds ?? '').split(' ').map(Number)
+  t.equal(rounds.length, 3, `each round's value is kept (${row.detail.raw.rounds ?? 'none'})`)
+  const middle = [...rounds].sort((a, b) => a - b)[1]
+  const value = row.values.raw as number
+  t.ok(Math.abs(value - middle) <= middle * 0.001, `the value (${value}) is the middle one of the rounds`)
+})

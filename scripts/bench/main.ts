@@ -24,7 +24,7 @@ import { randwrite, seqread, seqwrite } from './workloads/data'
 import { millionRows } from './workloads/million'
 import { rssRow } from './workloads/rss'
 import { rename, rmrf, rsync, stat, untar } from './workloads/tree'
-import { FULL, QUICK, TARGET_NAMES, type Context, type Row, type Target, type TargetName, type Workload } from './workload'
+import { FULL, QUICK, TARGET_NAMES, median, type Context, type Row, type Target, type TargetName, type Workload } from './workload'
 
 const WORKLOADS: Workload[] = [seqwrite, seqread, randwrite, untar, stat, rsync, rename, rmrf]
 const SPECIAL = ['rss', 'million'] as const
@@ -43,6 +43,7 @@ interface Args {
   probe: boolean
   strace: boolean
   millionStore?: string
+  rounds: number
 }
 
 function parseArgs (): Args {
@@ -60,6 +61,7 @@ function parseArgs (): Args {
     .option('probe', { type: 'boolean', default: false, describe: 'count FUSE ops, SQL statements, hashing and fs calls in the daemon per workload (slows it)' })
     .option('strace', { type: 'boolean', default: false, describe: 'count the daemon\'s system calls per workload with strace -c -f (slows it)' })
     .option('million-store', { type: 'string', describe: 'data dir for the big bucket, reused if it already holds it' })
+    .option('rounds', { type: 'number', default: 1, describe: 'run each workload this many times on every target, the targets taking turns, and report the medians (this VM\'s disk varies by half between runs)' })
     .strict()
     .help()
     .parseSync() as unknown as Args
@@ -111,48 +113,56 @@ interface Running {
   straceDir?: string
 }
 
-async function runWorkload (w: Workload, r: Running): Promise<Row> {
+async function runWorkload (w: Workload, r: Running, rounds: number): Promise<Row> {
   const row: Row = { workload: w.name, title: w.title, unit: w.unit, better: w.better, figure: w.figure, values: {}, detail: {}, daemonCpu: {}, seconds: {} }
   const errors: string[] = []
-  for (const t of r.targets) {
-    process.stderr.write(`  ${w.name} on ${t.name}…`)
-    try {
-      await w.prepare?.(r.ctx, t)
-      await cmd('sync', [])
-      const probe = t.name === 'bucketfs' && r.probeFile !== undefined && t.pid !== undefined
-        ? await probeSnapshot(t.pid, r.probeFile, r.probeSeq)
-        : undefined
-      if (probe !== undefined) r.probeSeq = probe.seq
-      if (t.name === 'bucketfs') row.load = loadAvg()[0]
-      const tracer = t.name === 'bucketfs' && r.straceDir !== undefined && t.pid !== undefined
-        ? await Strace.attach(t.pid, path.join(r.straceDir, `${w.name}.strace`))
-        : undefined
-      const cpuBefore = t.pid === undefined ? {} : threadCpu(t.pid)
-      const from = monoMicros()
-      const started = nowMs()
-      const sample = await w.run(r.ctx, t)
-      const secs = (nowMs() - started) / 1000
-      const to = monoMicros()
-      if (t.pid !== undefined) row.daemonCpu[t.name] = cpuDelta(cpuBefore, threadCpu(t.pid))
-      if (tracer !== undefined) row.strace = await tracer.detach()
-      if (t.name === 'bucketfs') row.window = { from, to }
-      if (probe !== undefined && t.pid !== undefined && r.probeFile !== undefined) {
-        const after = await probeSnapshot(t.pid, r.probeFile, probe.seq)
-        if (after !== undefined) {
-          r.probeSeq = after.seq
-          row.probe = diffProbe(probe, after)
+  const samples: Partial<Record<TargetName, number[]>> = {}
+  // Rounds take turns across the targets, so a slow spell of the disk is shared out;
+  // daemon CPU, probe, strace and the profile window are the last round's.
+  for (let round = 1; round <= rounds; round++) {
+    for (const t of r.targets) {
+      if (errors.some(e => e.startsWith(`${t.name}:`))) continue
+      process.stderr.write(`  ${w.name} on ${t.name}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}…`)
+      try {
+        await w.prepare?.(r.ctx, t)
+        await cmd('sync', [])
+        const probe = t.name === 'bucketfs' && r.probeFile !== undefined && t.pid !== undefined
+          ? await probeSnapshot(t.pid, r.probeFile, r.probeSeq)
+          : undefined
+        if (probe !== undefined) r.probeSeq = probe.seq
+        if (t.name === 'bucketfs') row.load = loadAvg()[0]
+        const tracer = t.name === 'bucketfs' && r.straceDir !== undefined && t.pid !== undefined
+          ? await Strace.attach(t.pid, path.join(r.straceDir, `${w.name}.strace`))
+          : undefined
+        const cpuBefore = t.pid === undefined ? {} : threadCpu(t.pid)
+        const from = monoMicros()
+        const started = nowMs()
+        const sample = await w.run(r.ctx, t)
+        const secs = (nowMs() - started) / 1000
+        const to = monoMicros()
+        if (t.pid !== undefined) row.daemonCpu[t.name] = cpuDelta(cpuBefore, threadCpu(t.pid))
+        if (tracer !== undefined) row.strace = await tracer.detach()
+        if (t.name === 'bucketfs') row.window = { from, to }
+        if (probe !== undefined && t.pid !== undefined && r.probeFile !== undefined) {
+          const after = await probeSnapshot(t.pid, r.probeFile, probe.seq)
+          if (after !== undefined) {
+            r.probeSeq = after.seq
+            row.probe = diffProbe(probe, after)
+          }
         }
+        const values = samples[t.name] ??= []
+        values.push(sample.value)
+        row.values[t.name] = median(values)
+        row.seconds[t.name] = (row.seconds[t.name] ?? 0) + secs
+        row.detail[t.name] = rounds > 1 ? { ...sample.detail, rounds: values.map(v => String(Number(v.toPrecision(4)))).join(' ') } : sample.detail ?? {}
+        await w.finish?.(r.ctx, t)
+        process.stderr.write(` ${fmt(sample.value)} ${w.unit}\n`)
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err)
+        errors.push(`${t.name}: ${message}`)
+        process.stderr.write(` failed: ${message}\n`)
+        if (t.pid !== undefined && !alive(t.pid)) throw new Error(`the ${t.name} daemon died during ${w.name}: ${message}`)
       }
-      row.values[t.name] = sample.value
-      row.seconds[t.name] = secs
-      row.detail[t.name] = sample.detail ?? {}
-      await w.finish?.(r.ctx, t)
-      process.stderr.write(` ${fmt(sample.value)} ${w.unit}\n`)
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err)
-      errors.push(`${t.name}: ${message}`)
-      process.stderr.write(` failed: ${message}\n`)
-      if (t.pid !== undefined && !alive(t.pid)) throw new Error(`the ${t.name} daemon died during ${w.name}: ${message}`)
     }
   }
   if (errors.length > 0) row.error = errors.join('; ')
@@ -168,6 +178,7 @@ async function main (): Promise<number> {
   const chosen = selected(args)
   const targetNames = args.targets.split(',').map(s => s.trim()) as TargetName[]
   for (const n of targetNames) if (!TARGET_NAMES.includes(n)) throw new Error(`unknown target ${n}`)
+  if (!Number.isInteger(args.rounds) || args.rounds < 1) throw new Error(`--rounds takes a whole number from 1, not ${args.rounds}`)
   await ensureTools()
   const sizes = args.quick ? QUICK : FULL
   const cleanup = new Cleanup()
@@ -250,7 +261,7 @@ async function main (): Promise<number> {
 
     for (const w of perTarget) {
       process.stderr.write(`${w.name}: ${w.title}\n`)
-      rows.push(await runWorkload(w, running))
+      rows.push(await runWorkload(w, running, args.rounds))
     }
     // The main daemon's memory after every workload (it does not give memory back).
     const mainPid = daemons.bucketfs?.pid

@@ -5,6 +5,13 @@ import type { ProbeDelta } from './probe-client'
 export type TargetName = 'raw' | 'bindfs' | 'bucketfs'
 export const TARGET_NAMES: readonly TargetName[] = ['raw', 'bindfs', 'bucketfs']
 
+/** The middle value (of an even count, the mean of the two middle ones). */
+export function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
 export interface Target {
   name: TargetName
   /** A directory on the target where the workloads run (bucketfs: the bucket `bench`). */

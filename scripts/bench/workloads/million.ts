@@ -7,7 +7,7 @@ import { Store } from '../../../src/store'
 import type { Cleanup } from '../cleanup'
 import { startBucketfs } from '../daemons'
 import { nowMs } from '../proc'
-import type { Context, Row } from '../workload'
+import { median, type Context, type Row } from '../workload'
 
 const BUCKET = 'million'
 const BATCH = 20_000
@@ -73,7 +73,6 @@ function timed<T> (fn: () => T): { ms: number, value: T } {
 }
 
 const round = (x: number): number => Math.round(x * 100) / 100
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
 export interface MillionOptions {
   dataDir: string

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fillDirectory } from '../fixtures'
 import { cmd, dropCaches, nowMs } from '../proc'
-import type { Context, Sample, Target, TargetName, Workload } from '../workload'
+import { median, type Context, type Sample, type Target, type TargetName, type Workload } from '../workload'
 
 const untarDir = (t: Target): string => path.join(t.dir, 'untar')
 const rsyncDir = (t: Target): string => path.join(t.dir, 'rsync')
@@ -92,12 +92,6 @@ export const rsync: Workload = {
 }
 
 const RENAMES = 7
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 
 /** Renames a directory back and forth RENAMES times; each rename's ms. */
 function renames (parent: string, name: string): number[] {
