@@ -117,8 +117,9 @@ async function runWorkload (w: Workload, r: Running, rounds: number): Promise<Ro
   const row: Row = { workload: w.name, title: w.title, unit: w.unit, better: w.better, figure: w.figure, values: {}, detail: {}, daemonCpu: {}, seconds: {} }
   const errors: string[] = []
   const samples: Partial<Record<TargetName, number[]>> = {}
-  // Rounds take turns across the targets, so a slow spell of the disk is shared out;
-  // daemon CPU, probe, strace and the profile window are the last round's.
+  // Rounds take turns across the targets, so a slow spell of the disk is shared out.
+  // The value is the rounds' median; everything else (wall time, daemon CPU, probe,
+  // strace, the profile window, the detail beside `rounds`) is the last round's.
   for (let round = 1; round <= rounds; round++) {
     for (const t of r.targets) {
       if (errors.some(e => e.startsWith(`${t.name}:`))) continue
@@ -153,13 +154,14 @@ async function runWorkload (w: Workload, r: Running, rounds: number): Promise<Ro
         const values = samples[t.name] ??= []
         values.push(sample.value)
         row.values[t.name] = median(values)
-        row.seconds[t.name] = (row.seconds[t.name] ?? 0) + secs
+        row.seconds[t.name] = secs
         row.detail[t.name] = rounds > 1 ? { ...sample.detail, rounds: values.map(v => String(Number(v.toPrecision(4)))).join(' ') } : sample.detail ?? {}
         await w.finish?.(r.ctx, t)
         process.stderr.write(` ${fmt(sample.value)} ${w.unit}\n`)
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err)
         errors.push(`${t.name}: ${message}`)
+        delete row.values[t.name] // (no median of the rounds before it: the target failed)
         process.stderr.write(` failed: ${message}\n`)
         if (t.pid !== undefined && !alive(t.pid)) throw new Error(`the ${t.name} daemon died during ${w.name}: ${message}`)
       }
