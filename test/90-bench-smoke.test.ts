@@ -15,17 +15,23 @@ const why = !fs.existsSync('/dev/fuse')
   ? 'no /dev/fuse'
   : !fs.existsSync(BENCH) ? 'the bench is not built (npm run build)' : undefined
 
-t.test('bench --quick runs seqwrite and untar on raw, bindfs and bucketfs', { skip: why }, async t => {
-  const dir = t.testdir()
+/** Runs the bench with args (its JSON to dir/bench.json, its work in dir/work): exit code, output and the JSON's path. */
+async function bench (dir: string, args: string[]): Promise<{ code: number | null, output: string, json: string }> {
   const json = path.join(dir, 'bench.json')
   const env = { ...process.env }
   delete env.DEBUG
-  const child = spawn(process.execPath, [BENCH, '--quick', '--only', 'seqwrite,untar', '--skip-million', '--json', json, '--work', path.join(dir, 'work')],
+  const child = spawn(process.execPath, [BENCH, ...args, '--json', json, '--work', path.join(dir, 'work')],
     { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (b: Buffer) => { output += b.toString() })
   child.stderr.on('data', (b: Buffer) => { output += b.toString() })
   const [code] = await once(child, 'close') as [number | null]
+  return { code, output, json }
+}
+
+t.test('bench --quick runs seqwrite and untar on raw, bindfs and bucketfs', { skip: why }, async t => {
+  const dir = t.testdir()
+  const { code, output, json } = await bench(dir, ['--quick', '--only', 'seqwrite,untar', '--skip-million'])
   t.equal(code, 0, 'the bench exits 0', { output: output.slice(-4000) })
   const result = JSON.parse(fs.readFileSync(json, 'utf8')) as { rows: JsonRow[], host: { loadAverageStart: number[] } }
   t.same(result.rows.map(r => r.workload), ['seqwrite', 'untar'], 'one row per chosen workload, in order')
@@ -42,16 +48,7 @@ t.test('bench --quick runs seqwrite and untar on raw, bindfs and bucketfs', { sk
 })
 
 t.test('bench --rounds runs a workload that many times on each target and reports the median', { skip: why }, async t => {
-  const dir = t.testdir()
-  const json = path.join(dir, 'bench.json')
-  const env = { ...process.env }
-  delete env.DEBUG
-  const child = spawn(process.execPath, [BENCH, '--quick', '--only', 'rename', '--targets', 'raw', '--rounds', '3', '--json', json, '--work', path.join(dir, 'work')],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (b: Buffer) => { output += b.toString() })
-  child.stderr.on('data', (b: Buffer) => { output += b.toString() })
-  const [code] = await once(child, 'close') as [number | null]
+  const { code, output, json } = await bench(t.testdir(), ['--quick', '--only', 'rename', '--targets', 'raw', '--rounds', '3'])
   t.equal(code, 0, 'the bench exits 0', { output: output.slice(-4000) })
   t.equal(output.match(/rename on raw \(round \d of 3\)/g)?.length, 3, 'three rounds on the raw disk')
   const [row] = (JSON.parse(fs.readFileSync(json, 'utf8')) as { rows: Array<JsonRow & { detail: Record<string, { rounds?: string }> }> }).rows
