@@ -117,12 +117,13 @@ async function runWorkload (w: Workload, r: Running, rounds: number): Promise<Ro
   const row: Row = { workload: w.name, title: w.title, unit: w.unit, better: w.better, figure: w.figure, values: {}, detail: {}, daemonCpu: {}, seconds: {} }
   const errors: string[] = []
   const samples: Partial<Record<TargetName, number[]>> = {}
+  const failed = new Set<TargetName>()
   // Rounds take turns across the targets, so a slow spell of the disk is shared out.
   // The value is the rounds' median; everything else (wall time, daemon CPU, probe,
   // strace, the profile window, the detail beside `rounds`) is the last round's.
   for (let round = 1; round <= rounds; round++) {
     for (const t of r.targets) {
-      if (errors.some(e => e.startsWith(`${t.name}:`))) continue
+      if (failed.has(t.name)) continue
       process.stderr.write(`  ${w.name} on ${t.name}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}…`)
       try {
         await w.prepare?.(r.ctx, t)
@@ -161,6 +162,7 @@ async function runWorkload (w: Workload, r: Running, rounds: number): Promise<Ro
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err)
         errors.push(`${t.name}: ${message}`)
+        failed.add(t.name)
         delete row.values[t.name] // (no median of the rounds before it: the target failed)
         process.stderr.write(` failed: ${message}\n`)
         if (t.pid !== undefined && !alive(t.pid)) throw new Error(`the ${t.name} daemon died during ${w.name}: ${message}`)
