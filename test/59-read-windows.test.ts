@@ -125,7 +125,7 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
     try {
       const before = hits()
       const loaded = loads()
-      await readRange(fh, 0, 4 * MiB) // the windows are put up to 8 MiB past this
+      await readRange(fh, 0, 4 * MiB) // the windows are put up to 16 MiB past this
       await readRange(fh, 4 * MiB, 6 * MiB)
       t.ok(hits() > before, 'the reader is being answered from the windows')
       t.ok(loads() > loaded, 'which were read on the threadpool')
