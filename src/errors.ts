@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'Range'
   | 'NotSupported'
   | 'Stale'
+  | 'TooManyFiles'
 
 export class BucketfsError extends Error {
   readonly code: ErrorCode
@@ -108,6 +109,7 @@ export const NO_ATTRIBUTE = answer('NoAttribute')
 export const RANGE = make('Range')
 export const NOT_SUPPORTED = make('NotSupported')
 export const STALE = make('Stale')
+export const TOO_MANY_FILES = make('TooManyFiles')
 
 /** Turns an fs error from the chunk store into ours where it has a meaning (ENOSPC). */
 export function fromSystemError (err: unknown): unknown {

@@ -7,7 +7,7 @@ import crypto from 'node:crypto'
 import fs, { constants as C } from 'node:fs'
 import os from 'node:os'
 import { Store } from '../src/store'
-import { Vfs } from '../src/vfs'
+import { Vfs, HANDLE_LIMIT } from '../src/vfs'
 import { WriteSession } from '../src/vfs/session'
 import { MemoryBudget } from '../src/vfs/budget'
 import type { VfsOptions } from '../src/vfs'
@@ -397,6 +397,25 @@ t.test('ftruncate through an open handle, in one session', async t => {
   t.ok(stored.equals(want), 'and that is what is stored')
   t.equal(store.headObject('bkt', 'f.bin').etag, md5hex(want))
   await failsWith(t, () => vfs.ftruncate(4242, 0), 'BadHandle', 'ftruncate of an unknown handle')
+})
+
+t.test('handle numbers wrap around below HANDLE_LIMIT and skip the ones still open', async t => {
+  const { vfs } = await setup(t)
+  await putFile(vfs, '/bkt/f', 'data')
+  const kept = await vfs.open('/bkt/f', C.O_RDONLY)
+  t.equal(kept, 2, 'numbers start low (1 went to putFile\'s handle)')
+  // As after half a billion opens: the next numbers are the last ones below the limit.
+  ;(vfs as unknown as { nextFh: number }).nextFh = HANDLE_LIMIT - 2
+  const got: number[] = []
+  for (let i = 0; i < 4; i++) got.push(await vfs.open('/bkt/f', C.O_RDONLY))
+  t.same(got, [HANDLE_LIMIT - 2, HANDLE_LIMIT - 1, 1, 3], 'up to the limit, then from 1 again, past 2 (still open)')
+  for (const fh of got) {
+    t.equal((await readAt(vfs, fh, 0, 10)).toString(), 'data', `handle ${fh} reads the file`)
+    await vfs.release('/bkt/f', fh)
+  }
+  t.equal((await readAt(vfs, kept, 0, 10)).toString(), 'data', 'and the handle kept open still does')
+  await vfs.release('/bkt/f', kept)
+  t.equal(await vfs.open('/bkt/f', C.O_RDONLY), 4, 'released numbers come back only in their turn')
 })
 
 t.test('unlink', async t => {

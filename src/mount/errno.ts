@@ -41,6 +41,7 @@ const ERRNO: Record<ErrorCode, number> = {
   Range: E.ERANGE,
   NotSupported: E.ENOTSUP,
   Stale: E.ESTALE,
+  TooManyFiles: E.ENFILE, // every handle number below HANDLE_LIMIT is open (src/vfs/vfs.ts)
   StoreLocked: E.EBUSY,
   CorruptChunk: E.EIO,
   NoSuchUpload: E.EIO // an open file's upload vanished (aborted from outside): the write is lost

@@ -1,3 +1,3 @@
-export { Vfs } from './vfs'
+export { Vfs, HANDLE_LIMIT } from './vfs'
 export type { VfsOptions, StatFs, Caller } from './vfs'
 export type { Attr, Listing } from './attr'

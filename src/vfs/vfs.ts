@@ -22,7 +22,7 @@ import { FileNode } from './node'
 import type { Handle, FileHandle } from './node'
 import {
   NOT_FOUND, EXISTS, STALE, NOT_DIRECTORY, IS_DIRECTORY, DIRECTORY_NOT_EMPTY, READ_ONLY, NOT_PERMITTED, BAD_HANDLE,
-  INVALID_ARGUMENT, isBucketfsError, KEY_TOO_LONG
+  INVALID_ARGUMENT, isBucketfsError, KEY_TOO_LONG, TOO_MANY_FILES
 } from '../errors'
 import { MAX_KEY_BYTES, MAX_NAME_BYTES } from '../store/limits'
 
@@ -61,6 +61,12 @@ const O_RDONLY = 0
 const O_TRUNC = 0o1000
 const O_APPEND = 0o2000
 
+/**
+ * Handle numbers stay below this: the mount hands them to fuse-native as int32 with
+ * bits 29 and 30 as flags (src/mount/adapter.ts). 0 means no handle.
+ */
+export const HANDLE_LIMIT = 2 ** 29
+
 /** A cachedSeq entry saying the kernel's pages of the key must be dropped (seqs start at 1). */
 const PAGES_UNKNOWN = -1
 
@@ -98,6 +104,7 @@ export class Vfs {
   private readonly hidden = new Map<string, FileNode>()
   private readonly markers = new Map<string, { versionId: string, atMs: number }>()
   private readonly handles = new Map<number, Handle>()
+  /** The number the next handle gets, or the first free one after it (newHandle). */
   private nextFh = 1
   private readonly budget: MemoryBudget
   private readonly versions: VersionsTree
@@ -501,9 +508,24 @@ export class Vfs {
     await this.release(path, fh)
   }
 
+  /**
+   * A handle number below HANDLE_LIMIT that no open handle has. Numbers go up and wrap
+   * around, so one is given again only after HANDLE_LIMIT - 1 opens or more (a released
+   * handle's windows and staged writes on the FUSE thread are long gone by then), and
+   * a mount open for months never runs out of them.
+   */
+  private newHandle (): number {
+    if (this.handles.size >= HANDLE_LIMIT - 1) throw TOO_MANY_FILES(`${this.handles.size} files are open`)
+    for (;;) {
+      const fh = this.nextFh
+      this.nextFh = fh + 1 >= HANDLE_LIMIT ? 1 : fh + 1
+      if (!this.handles.has(fh)) return fh
+    }
+  }
+
   private openHandle (node: FileNode, flags: number, opener?: number): number {
     node.opens++
-    const fh = this.nextFh++
+    const fh = this.newHandle()
     this.handles.set(fh, { kind: 'file', node, flags, wrote: false, opener })
     return fh
   }
@@ -519,7 +541,7 @@ export class Vfs {
         this.versions.getattr(loc.bucket, loc.rest)
         throw IS_DIRECTORY(`${path} is a directory`)
       }
-      const fh = this.nextFh++
+      const fh = this.newHandle()
       this.handles.set(fh, { kind: 'version', version: v })
       return fh
     }
