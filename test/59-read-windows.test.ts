@@ -170,6 +170,30 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
     })
   })
 
+  await t.test('a window counts the memory its load holds, not just its length', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
+    // The last chunk is a file of 100 KiB + 1 byte, which a load reads into 104 KiB. Read
+    // from the start, the file's windows are put up to its end (16 MiB ahead), each read
+    // with its chunk on the threadpool (a 1 MiB chunk into 1 MiB + 4 KiB) or put whole from
+    // a chunk JavaScript read (1 MiB): whole pages each. Counted by length, they would add
+    // up to 1 byte past a page.
+    const size = 10 * MiB + 100 * 1024 + 1
+    const f = path.join(dir, 'uneven')
+    const data = crypto.randomBytes(size)
+    await fsp.writeFile(f, data)
+    await dropPages()
+    const bytes = (): number => fastPathStats()?.windowBytes ?? 0
+    const before = bytes()
+    const fh = await fsp.open(f, 'r')
+    try {
+      const got = await readRange(fh, 0, 2 * MiB)
+      t.ok(got.equals(data.subarray(0, 2 * MiB)), 'the bytes read')
+      const held = bytes() - before
+      t.ok(held > 8 * MiB && held % 4096 === 0, `the windows count the memory they hold, in whole pages (${held} bytes)`)
+    } finally {
+      await fh.close()
+    }
+  })
+
   await t.test('a file renamed over the one being read keeps the reader on its own bytes', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
     await changed(t, 'replaced', async f => {
       await fsp.writeFile(f + '.new', crypto.randomBytes(16 * MiB))

@@ -822,6 +822,7 @@ typedef struct bucketfs_window_s {
   char *data;  // inside mem, or just after the struct (mem NULL)
   void *mem;   // a chunk read whole (bucketfs_read_load), or NULL
   size_t cap;  // mem's size
+  size_t charge; // the memory it holds, counted against BUCKETFS_WINDOWS_MAX_BYTES (a load holds its whole chunk, however short the window)
   int loading; // its bytes are being read (bucketfs_read_load): a read of it waits
   int orphan;  // dropped while loading: its load frees it
 } bucketfs_window_t;
@@ -959,7 +960,7 @@ static void bucketfs_window_free (bucketfs_window_t *w) {
   bucketfs_window_t **at = &bucketfs_windows;\
   while (*at != NULL) {\
     bucketfs_window_t *w = *at;\
-    if (cond) { *at = w->next; bucketfs_window_bytes -= w->len; bucketfs_window_free(w); }\
+    if (cond) { *at = w->next; bucketfs_window_bytes -= w->charge; bucketfs_window_free(w); }\
     else at = &w->next;\
   }\
 } while (0)
@@ -1112,17 +1113,17 @@ static int bucketfs_window_put (bucketfs_window_t *nw, uint64_t epoch, int keep)
   if (put == 0 && bucketfs_attrs_epoch == epoch && bucketfs_staged_pending == 0) {
     BUCKETFS_DROP_WINDOWS(w->owner == nw->owner && w->fh == nw->fh && w->off == nw->off);
     // The oldest windows go first (the list is newest first: drop from its end).
-    while (bucketfs_window_bytes + nw->len > BUCKETFS_WINDOWS_MAX_BYTES && bucketfs_windows != NULL) {
+    while (bucketfs_window_bytes + nw->charge > BUCKETFS_WINDOWS_MAX_BYTES && bucketfs_windows != NULL) {
       bucketfs_window_t **at = &bucketfs_windows;
       while ((*at)->next != NULL) at = &(*at)->next;
       bucketfs_window_t *old = *at;
       *at = NULL;
-      bucketfs_window_bytes -= old->len;
+      bucketfs_window_bytes -= old->charge;
       bucketfs_window_free(old);
     }
     nw->next = bucketfs_windows;
     bucketfs_windows = nw;
-    bucketfs_window_bytes += nw->len;
+    bucketfs_window_bytes += nw->charge;
     put = 1;
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);
@@ -1162,7 +1163,7 @@ NAPI_METHOD(bucketfs_read_put) {
     napi_get_boolean(env, false, &out);
     return out;
   }
-  w->owner = owner; w->fh = (uint64_t) fh; w->off = (uint64_t) off; w->len = len; w->eof = eof; w->asked = 0; w->path = wpath;
+  w->owner = owner; w->fh = (uint64_t) fh; w->off = (uint64_t) off; w->len = len; w->charge = len; w->eof = eof; w->asked = 0; w->path = wpath;
   w->data = (char *) (w + 1); w->mem = NULL; w->cap = 0; w->loading = 0; w->orphan = 0;
   memcpy(w->data, data, len);
   int put = bucketfs_window_put(w, (uint64_t) epoch, 0);
@@ -1190,6 +1191,9 @@ typedef struct {
 } bucketfs_load_t;
 static int bucketfs_load_direct = 1; // cleared when the filesystem refuses O_DIRECT
 static uint64_t bucketfs_window_loads = 0;
+
+/** The memory a load of a chunk file of csize bytes reads it into: one aligned block past its end, so a longer file reads long (damaged), not cut. */
+static size_t bucketfs_load_cap (size_t csize) { return (csize / BUCKETFS_ALIGN + 1) * BUCKETFS_ALIGN; }
 
 /** Reads the whole file into mem (cap bytes, aligned); answers the byte count, or -errno. */
 static ssize_t bucketfs_load_read (const char *file, void *mem, size_t cap, int direct) {
@@ -1232,8 +1236,7 @@ static void bucketfs_load_run (napi_env env, void *data) {
   pthread_mutex_lock(&bucketfs_attr_lock);
   int orphan = lw->orphan;
   pthread_mutex_unlock(&bucketfs_attr_lock);
-  // One aligned block past the chunk's end: a longer file reads long (damaged), not cut.
-  size_t cap = (j->csize / BUCKETFS_ALIGN + 1) * BUCKETFS_ALIGN;
+  size_t cap = bucketfs_load_cap(j->csize);
   void *mem = NULL;
   int res = 0;
   if (!orphan) {
@@ -1315,6 +1318,7 @@ NAPI_METHOD(bucketfs_read_load) {
     return NULL;
   }
   w->owner = owner; w->fh = (uint64_t) fh; w->off = (uint64_t) off; w->len = (size_t) len; w->eof = eof; w->path = wpath;
+  w->charge = bucketfs_load_cap((size_t) csize);
   j->w = w; j->file = wfile; j->csize = (size_t) csize; j->coff = (uint64_t) coff; j->crc = crc;
   napi_create_string_utf8(env, "bucketfs_read_load", NAPI_AUTO_LENGTH, &name);
   if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
