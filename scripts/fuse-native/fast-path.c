@@ -803,7 +803,7 @@ NAPI_METHOD(bucketfs_attr_forget_all) {
 // close, ...), everything when a rename or rmdir does, a handle's at its release;
 // a put is refused when anything was forgotten since its epoch.
 #define BUCKETFS_WINDOWS_MAX_BYTES (64u * 1024 * 1024)
-// (A cold 1 GiB dd, 1 GiB: with 4 MiB, 21–68 of its 1,024 reads ran past what was put,
+// (A cold 1 GiB dd: with 4 MiB, 21–68 of its 1,024 reads ran past what was put,
 // each 4 ms in JavaScript; with 8, 2–6.) What is behind a reader goes past BUCKETFS_BEHIND,
 // more than the kernel's read-ahead: requests of one read-ahead, answered by several
 // threads, come out of order, and a window dropped under a later one sends it to JavaScript.
