@@ -180,7 +180,7 @@ const edits = [
     '  NAPI_EXPORT_FUNCTION(bucketfs_read_feeder)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_end)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_read_load)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_op_token)\n  NAPI_EXPORT_FUNCTION(bucketfs_then_attrs)\n  NAPI_EXPORT_FUNCTION(bucketfs_aligned_buffer)\n' +
     '  NAPI_EXPORT_FUNCTION(bucketfs_list_put)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_reader)\n  NAPI_EXPORT_FUNCTION(bucketfs_list_end)\n' +
-    '  NAPI_EXPORT_FUNCTION(bucketfs_staged_take)\n  NAPI_EXPORT_FUNCTION(bucketfs_staged_done)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_writes)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_end)\n']
+    '  NAPI_EXPORT_FUNCTION(bucketfs_staged_take)\n  NAPI_EXPORT_FUNCTION(bucketfs_staged_done)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_writes)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_stop)\n  NAPI_EXPORT_FUNCTION(bucketfs_stage_end)\n']
 ]
 
 // The edits always apply to fuse-native's own source, kept beside it as fuse-native.c.orig

@@ -1467,6 +1467,28 @@ t.test('shutdown completes every open write', async t => {
   t.equal(env.store.listMultipartUploads().length, 0)
 })
 
+t.test('once shutdown begins, writes are refused (EROFS), not taken and lost', async t => {
+  const env = await setup(t)
+  const { vfs } = env
+  await putFile(vfs, '/bkt/stored', 'kept')
+  const fh = await vfs.create('/bkt/open', 0o644)
+  await vfs.write(fh, Buffer.from('before'), 6, 0)
+  const reader = await vfs.open('/bkt/stored', C.O_RDONLY)
+  const writer = await vfs.open('/bkt/stored', C.O_WRONLY)
+  await vfs.shutdown()
+  await failsWith(t, () => vfs.write(fh, Buffer.from('after'), 5, 6), 'ReadOnly', 'a write to a file open since before')
+  await failsWith(t, () => vfs.write(writer, Buffer.from('x'), 1, 0), 'ReadOnly', 'a write through a handle that had not written')
+  await failsWith(t, () => vfs.create('/bkt/new', 0o644), 'ReadOnly', 'a create')
+  await failsWith(t, () => vfs.open('/bkt/stored', C.O_WRONLY), 'ReadOnly', 'an open for writing')
+  await failsWith(t, () => vfs.open('/bkt/stored', C.O_RDONLY | C.O_TRUNC), 'ReadOnly', 'an open that truncates')
+  await failsWith(t, () => vfs.truncate('/bkt/stored', 0), 'ReadOnly', 'a truncate')
+  await failsWith(t, () => vfs.ftruncate(writer, 0), 'ReadOnly', 'an ftruncate')
+  t.equal((await readAt(vfs, reader, 0, 10)).toString(), 'kept', 'reads go on')
+  reopen(env)
+  t.same(await getFile(env.vfs, '/bkt/open'), Buffer.from('before'), 'the open file holds what was written before shutdown')
+  t.same(await getFile(env.vfs, '/bkt/stored'), Buffer.from('kept'), 'and the other file is as it was')
+})
+
 t.test('dirNames: every name a lookup finds in a small key directory, and a large one untold without reading it', async t => {
   const { vfs, store } = await setup(t)
   await vfs.mkdir('/bkt/d', 0o755)

@@ -838,8 +838,9 @@ static uint32_t bucketfs_inits_answered = 0;
 // A thread-safe function of each mount (the read feeder below, the list reader, the write
 // stager): set once mounted, taken out under bucketfs_attr_lock and released at unmount;
 // called only under that lock. `queued`: what the mount's function is to take and has not
-// (the stager's staged writes), kept under the lock.
-typedef struct { const void *owner; napi_threadsafe_function fn; uint32_t queued; } bucketfs_mount_fn_t;
+// (the stager's staged writes), kept under the lock. `closed`: the stager takes no more
+// writes (bucketfs_stage_stop), though what it has is still taken.
+typedef struct { const void *owner; napi_threadsafe_function fn; uint32_t queued; uint32_t closed; } bucketfs_mount_fn_t;
 static bucketfs_mount_fn_t bucketfs_feeders[BUCKETFS_MOUNTS];
 
 /** The mount's slot in slots, or NULL (bucketfs_attr_lock held). */
@@ -879,7 +880,7 @@ static napi_value bucketfs_mount_fn_set (napi_env env, napi_callback_info info, 
   int placed = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
   for (int i = 0; i < BUCKETFS_MOUNTS && !placed; i++) {
-    if (slots[i].owner == NULL) { slots[i].owner = owner; slots[i].fn = tsfn; slots[i].queued = 0; placed = 1; }
+    if (slots[i].owner == NULL) { slots[i].owner = owner; slots[i].fn = tsfn; slots[i].queued = 0; slots[i].closed = 0; placed = 1; }
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (!placed) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
@@ -904,7 +905,7 @@ static napi_value bucketfs_mount_fn_end (napi_env env, napi_callback_info info, 
   pthread_mutex_lock(&bucketfs_attr_lock);
   drop(owner);
   for (int i = 0; i < BUCKETFS_MOUNTS; i++) {
-    if (slots[i].owner == owner) { tsfn = slots[i].fn; slots[i].owner = NULL; slots[i].fn = NULL; slots[i].queued = 0; }
+    if (slots[i].owner == owner) { tsfn = slots[i].fn; slots[i].owner = NULL; slots[i].fn = NULL; slots[i].queued = 0; slots[i].closed = 0; }
   }
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (tsfn != NULL) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
@@ -1687,7 +1688,8 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
   if (info == NULL || (info->fh & BUCKETFS_STAGE_BIT) == 0 || l->path == NULL || l->buf == NULL || l->offset < 0 || l->len > BUCKETFS_STAGE_MAX) return 0;
   // Not copied for nothing: the mount stages writes and there is room (checked again below).
   pthread_mutex_lock(&bucketfs_attr_lock);
-  int room = bucketfs_mount_slot_locked(bucketfs_stagers, l->fuse) != NULL && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX &&
+  bucketfs_mount_fn_t *open = bucketfs_mount_slot_locked(bucketfs_stagers, l->fuse);
+  int room = open != NULL && !open->closed && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX &&
     (uint64_t) l->offset + l->len <= bucketfs_stage_max_end;
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (!room) return 0;
@@ -1703,7 +1705,7 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
   int staged = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
   bucketfs_mount_fn_t *slot = bucketfs_mount_slot_locked(bucketfs_stagers, l->fuse);
-  napi_threadsafe_function stager = slot == NULL ? NULL : slot->fn;
+  napi_threadsafe_function stager = slot == NULL || slot->closed ? NULL : slot->fn;
   if (stager != NULL && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX && w->offset + l->len <= bucketfs_stage_max_end) {
     int first = slot->queued++ == 0;
     *bucketfs_staged_end = w;
@@ -1831,6 +1833,27 @@ static void bucketfs_staged_drop_locked (const void *owner) {
     free(w->data);
     free(w);
   }
+}
+
+/**
+ * bucketfs_stage_stop(thread): the mount stages no more writes (they go to JavaScript, to be
+ * applied or refused there); what is staged stays to be taken. At unmount, before the last
+ * take: a write staged after it would be answered done and then dropped.
+ */
+NAPI_METHOD(bucketfs_stage_stop) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *owner = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !bucketfs_owner_of(env, argv[0], &owner)) {
+    napi_throw_type_error(env, NULL, "bucketfs_stage_stop(thread)");
+    return NULL;
+  }
+  pthread_mutex_lock(&bucketfs_attr_lock);
+  bucketfs_mount_fn_t *slot = bucketfs_mount_slot_locked(bucketfs_stagers, owner);
+  if (slot != NULL) slot->closed = 1;
+  pthread_mutex_unlock(&bucketfs_attr_lock);
+  return NULL;
 }
 
 /** bucketfs_stage_end(thread): at unmount, after JavaScript took what was staged. */

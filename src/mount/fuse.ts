@@ -195,6 +195,8 @@ export interface FastPath {
   stageWrites: (apply: (fh: number, data: Buffer, offset: number, path: string) => Promise<void> | undefined, maxEnd: number) => boolean
   /** Applies what is staged: undefined when nothing is (or is still being applied). */
   drainStaged: () => Promise<void> | undefined
+  /** At unmount, before the last drainStaged: writes are no longer staged (they reach the vfs). */
+  stopStaging: () => void
   /** At unmount: the mount's windows, listings, feeder, lister and staging go. */
   end: () => void
 }
@@ -215,6 +217,7 @@ interface NativeFastPath {
   bucketfs_stage_writes: (thread: Buffer, fn: () => void, maxEnd: number) => boolean
   bucketfs_staged_take: (thread: Buffer) => Array<number | Buffer | string | boolean> | null
   bucketfs_staged_done: (thread: Buffer, paths: string[], bytes: number) => void
+  bucketfs_stage_stop: (thread: Buffer) => void
   bucketfs_stage_end: (thread: Buffer) => void
 }
 
@@ -334,6 +337,10 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
     drainStaged: () => {
       const f = fuse()
       return f === undefined ? undefined : staging.get(f)?.drain()
+    },
+    stopStaging: () => {
+      const thread = threadOf(fuse())
+      if (thread !== undefined) n.bucketfs_stage_stop(thread)
     },
     end: () => {
       const thread = threadOf(fuse())

@@ -236,6 +236,9 @@ function running (mountpoint: string, dataDir: string, lock: DaemonLock, store: 
     let failure: unknown
     try {
       try {
+        // A write staged after the last drain would be answered done, then dropped: from
+        // here writes reach the vfs, which takes them until its shutdown begins, then refuses them.
+        fast?.stopStaging()
         await fast?.drainStaged()
         phase = 'completing open writes'
         await vfs.shutdown()

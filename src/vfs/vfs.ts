@@ -106,6 +106,8 @@ export class Vfs {
   private readonly handles = new Map<number, Handle>()
   /** The number the next handle gets, or the first free one after it (newHandle). */
   private nextFh = 1
+  /** Set when shutdown begins: writes, truncates and opens for writing are refused (notClosing). */
+  private closing = false
   private readonly budget: MemoryBudget
   private readonly versions: VersionsTree
   private readonly metadata: Metadata
@@ -152,11 +154,18 @@ export class Vfs {
 
   /** Flushes and completes every open write (unmount, SIGTERM). */
   async shutdown (): Promise<void> {
+    // From here on nothing new is written: it would be answered done and never completed.
+    this.closing = true
     this.leftovers.retry()
     for (const node of [...this.nodes.values()]) {
       if (node.session === null) continue
       try { await node.session.complete() } catch (err) { log('completing %s/%s at shutdown failed: %s', node.bucket, node.key, (err as Error).stack) }
     }
+  }
+
+  /** EROFS once shutdown has begun (the mount is being unmounted): for an op that would write. */
+  private notClosing (): void {
+    if (this.closing) throw READ_ONLY('the mount is being unmounted')
   }
 
   /** The owner of what a caller creates: the caller, else the daemon's user. */
@@ -485,6 +494,7 @@ export class Vfs {
    */
   async create (path: string, mode: number, _flags = 0, caller?: Caller): Promise<number> {
     const { bucket, key } = keyLocation(path)
+    this.notClosing()
     this.markers.delete(this.id(bucket, key))
     this.requireParentDir(bucket, key)
     if (this.tryAttr(bucket, key) !== undefined) throw STALE(`${path} exists: look it up again`)
@@ -562,6 +572,7 @@ export class Vfs {
     if (node.session === null && node.version !== null) node.extents ??= this.store.extentsOf(node.version.seq)
     const trunc = (flags & O_TRUNC) !== 0
     if (this.writable(flags) || trunc) {
+      this.notClosing()
       if (node.session === null) {
         node.version = this.store.liveVersion(loc.bucket, loc.key) ?? node.version
         this.sessionOf(node, trunc)
@@ -761,6 +772,7 @@ export class Vfs {
   write (fh: number, buf: Buffer, len: number, offset: number, given = false): number | Promise<number> {
     const h = this.fileHandle(fh)
     if (!this.writable(h.flags)) throw BAD_HANDLE('file not open for writing')
+    this.notClosing()
     const s = this.sessionOf(h.node)
     h.wrote = true
     const later = s.write(buf.subarray(0, len), offset, (h.flags & O_APPEND) !== 0, given)
@@ -787,6 +799,7 @@ export class Vfs {
     if (loc.kind !== 'key') throw IS_DIRECTORY(`${path} is a directory`)
     const a = this.keyAttr(loc.bucket, loc.key)
     if (isDirMode(a.mode)) throw IS_DIRECTORY(`${path} is a directory`)
+    this.notClosing()
     const node = this.nodeFor(loc.bucket, loc.key)
     node.version = node.session === null ? (this.store.liveVersion(loc.bucket, loc.key) ?? node.version) : node.version
     const s = this.sessionOf(node)
@@ -796,6 +809,7 @@ export class Vfs {
 
   async ftruncate (fh: number, size: number): Promise<void> {
     const h = this.fileHandle(fh)
+    this.notClosing()
     h.wrote = true
     await this.sessionOf(h.node).truncate(size)
   }
