@@ -310,17 +310,23 @@ t.test('the metadata database cannot grow: ENOSPC for metadata ops, all-or-nothi
   t.equal(fsck2.status, 0, 'fsck --deep is clean on the unmounted store', { out: fsck2.out })
 })
 
-t.test('an overwrite that failed on the full disk never becomes the file later', async t => {
-  const m = await tmpfsMount(t)
-  const b = path.join(m.mountpoint, 'overwrite-66')
+/** A document of `size` random bytes in directory `name` of the mount, then files of 8 MiB until the disk is full. */
+function docOnFullDisk (m: Mount, name: string, seed: number, size: number): { doc: string, original: Buffer, rng: Prng } {
+  const b = path.join(m.mountpoint, name)
   fs.mkdirSync(b)
-  const rng = new Prng(6603)
+  const rng = new Prng(seed)
   const doc = path.join(b, 'doc.bin')
-  const original = rng.bytes(3 * MiB)
+  const original = rng.bytes(size)
   fs.writeFileSync(doc, original)
   for (let i = 0; i < 20; i++) {
     if (writeFile(path.join(b, `fill-${i}.bin`), rng.bytes(8 * MiB)).step !== 'done') break
   }
+  return { doc, original, rng }
+}
+
+t.test('an overwrite that failed on the full disk never becomes the file later', async t => {
+  const m = await tmpfsMount(t)
+  const { doc, original, rng } = docOnFullDisk(m, 'overwrite-66', 6603, 3 * MiB)
   // Overwrite the document in place (as an editor or a database does) on the full disk.
   const fd = fs.openSync(doc, 'r+')
   const writes: string[] = []
@@ -342,4 +348,27 @@ t.test('an overwrite that failed on the full disk never becomes the file later',
   t.equal(sha256File(doc), sha256(original), 'and after a remount too')
   const fsck = cli(m.dataDir, 'fsck', '--deep')
   t.equal(fsck.status, 0, 'fsck --deep is clean', { out: fsck.out })
+})
+
+t.test('a write answered early that then failed is never saved with a gap, even once space is back', async t => {
+  // A 1 MiB write budget: chunks are stored while the writes go on, so a write's store
+  // fails behind it and the next write hears of it (before the close).
+  const m = await tmpfsMount(t, ['--write-budget', '1'])
+  const { doc, original, rng } = docOnFullDisk(m, 'gap-66', 6604, 8 * MiB)
+  // Overwritten in place on the full disk; the FUSE thread answers these writes before
+  // the daemon stores them. Space comes back before the close: the close reports the
+  // failure, and the file must not then be saved with the writes that were lost.
+  const fd = fs.openSync(doc, 'r+')
+  const writes: string[] = []
+  for (let i = 0; i < 8; i++) writes.push(errnoOf(() => fs.writeSync(fd, rng.bytes(MiB), 0, MiB, i * MiB)))
+  await sleep(500)
+  const synced = errnoOf(() => { fs.fsyncSync(fd) })
+  t.equal(spawnSync('mount', ['-o', 'remount,size=96m', m.dataDir]).status, 0, 'space freed (tmpfs grown)')
+  const closed = errnoOf(() => { fs.closeSync(fd) })
+  t.ok([...writes, synced, closed].includes('ENOSPC'), `the overwrite failed: writes ${writes.join(' ')}, fsync ${synced}, close ${closed}`)
+  await sleep(300)
+  t.equal(sha256File(doc), sha256(original), 'the document has its original content, not the writes that got through around a gap')
+  t.equal(await m.stop(), 0, 'the daemon exits 0')
+  await m.start()
+  t.equal(sha256File(doc), sha256(original), 'and after a remount too')
 })

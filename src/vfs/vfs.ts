@@ -108,6 +108,11 @@ export class Vfs {
   private nextFh = 1
   /** Set when shutdown begins: writes, truncates and opens for writing are refused (notClosing). */
   private closing = false
+  /**
+   * Sessions missing a write the kernel was told was done (a staged write that failed):
+   * the first such failure. Such a session is never completed: its save is dropped.
+   */
+  private readonly gaps = new WeakMap<WriteSession, unknown>()
   private readonly budget: MemoryBudget
   private readonly versions: VersionsTree
   private readonly metadata: Metadata
@@ -629,7 +634,11 @@ export class Vfs {
     const fail = (err: unknown): void => {
       const h = this.handles.get(fh)
       log('a staged write to handle %d at %d failed: %s', fh, offset, err instanceof Error ? err.message : String(err))
-      if (h?.kind === 'file') h.lost ??= err
+      if (h?.kind !== 'file') return
+      h.lost ??= err
+      // Its bytes may be missing from the session: saved, the file would have a gap.
+      const s = h.node.session
+      if (s !== null && !this.gaps.has(s)) this.gaps.set(s, err)
     }
     try {
       const later = this.write(fh, data, data.length, offset, true)
@@ -867,6 +876,11 @@ export class Vfs {
   private async completeNode (node: FileNode): Promise<void> {
     const s = node.session
     if (s === null) return
+    if (this.gaps.has(s)) {
+      const err = this.gaps.get(s)
+      await this.dropFailedSave(node, s, err)
+      throw err
+    }
     let v: ObjectVersion | null
     try {
       v = await s.complete()
