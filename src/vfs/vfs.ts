@@ -13,7 +13,7 @@ import { parsePath, keyLocation, parentKey, showableName, VERSIONS_DIR } from '.
 import { fileAttr, listedFileAttr, dirAttr, bucketAttr, versionAttr, isDirMode, isLinkMode, S_IFDIR, S_IFREG, S_IFLNK, S_IFMT } from './attr'
 import type { Attr, Listing } from './attr'
 import { POOLED, pooledBuffer, recycle } from '../blob/pool'
-import { WriteSession } from './session'
+import { WriteSession, writeTookBytes } from './session'
 import { MemoryBudget } from './budget'
 import { VersionsTree } from './versions-tree'
 import { Metadata } from './metadata'
@@ -164,7 +164,8 @@ export class Vfs {
     this.leftovers.retry()
     for (const node of [...this.nodes.values()]) {
       if (node.session === null) continue
-      try { await node.session.complete() } catch (err) { log('completing %s/%s at shutdown failed: %s', node.bucket, node.key, (err as Error).stack) }
+      // (As a close: a save missing a write the kernel was told was done is dropped.)
+      try { await this.completeNode(node) } catch (err) { log('completing %s/%s at shutdown failed: %s', node.bucket, node.key, (err as Error).stack) }
     }
   }
 
@@ -631,20 +632,21 @@ export class Vfs {
    * its turn. Never throws: a failure is the handle's, reported at its next fsync or close.
    */
   writeBehind (fh: number, data: Buffer, offset: number): Promise<void> | undefined {
-    const fail = (err: unknown): void => {
+    /** `taken`: the session has the write's bytes (a store behind them failed). */
+    const fail = (err: unknown, taken: boolean): void => {
       const h = this.handles.get(fh)
       log('a staged write to handle %d at %d failed: %s', fh, offset, err instanceof Error ? err.message : String(err))
       if (h?.kind !== 'file') return
       h.lost ??= err
-      // Its bytes may be missing from the session: saved, the file would have a gap.
+      // Its bytes are missing from the session: saved, the file would have a gap.
       const s = h.node.session
-      if (s !== null && !this.gaps.has(s)) this.gaps.set(s, err)
+      if (!taken && s !== null && !this.gaps.has(s)) this.gaps.set(s, err)
     }
     try {
       const later = this.write(fh, data, data.length, offset, true)
-      return typeof later === 'number' ? undefined : later.then(() => undefined, fail)
+      return typeof later === 'number' ? undefined : later.then(() => undefined, err => { fail(err, writeTookBytes(err)) })
     } catch (err) {
-      fail(err)
+      fail(err, false)
       return undefined
     }
   }
