@@ -540,8 +540,8 @@ export class Vfs {
   }
 
   private openHandle (node: FileNode, flags: number, opener?: number): number {
-    node.opens++
     const fh = this.newHandle()
+    node.opens++
     this.handles.set(fh, { kind: 'file', node, flags, wrote: false, opener })
     return fh
   }
