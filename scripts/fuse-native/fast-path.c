@@ -1657,6 +1657,12 @@ static bucketfs_staged_t **bucketfs_staged_end = &bucketfs_staged;
 static uint64_t bucketfs_stage_max_end = 0; // a write past this goes to JavaScript (its EFBIG)
 static bucketfs_mount_fn_t bucketfs_stagers[BUCKETFS_MOUNTS];
 
+/** The mount's stager while it takes writes (not stopped: bucketfs_stage_stop), else NULL (bucketfs_attr_lock held). */
+static bucketfs_mount_fn_t *bucketfs_stager_open_locked (const void *owner) {
+  bucketfs_mount_fn_t *slot = bucketfs_mount_slot_locked(bucketfs_stagers, owner);
+  return slot == NULL || slot->fn == NULL || slot->closed ? NULL : slot;
+}
+
 /** Unlinks the mount's staged writes from the queue, in order; their slot's count goes to 0 (lock held). */
 static bucketfs_staged_t *bucketfs_staged_unlink_locked (const void *owner) {
   bucketfs_staged_t *taken = NULL, **tend = &taken;
@@ -1688,8 +1694,7 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
   if (info == NULL || (info->fh & BUCKETFS_STAGE_BIT) == 0 || l->path == NULL || l->buf == NULL || l->offset < 0 || l->len > BUCKETFS_STAGE_MAX) return 0;
   // Not copied for nothing: the mount stages writes and there is room (checked again below).
   pthread_mutex_lock(&bucketfs_attr_lock);
-  bucketfs_mount_fn_t *open = bucketfs_mount_slot_locked(bucketfs_stagers, l->fuse);
-  int room = open != NULL && !open->closed && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX &&
+  int room = bucketfs_stager_open_locked(l->fuse) != NULL && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX &&
     (uint64_t) l->offset + l->len <= bucketfs_stage_max_end;
   pthread_mutex_unlock(&bucketfs_attr_lock);
   if (!room) return 0;
@@ -1704,8 +1709,8 @@ static int bucketfs_stage_answer (fuse_thread_locals_t *l, int *res) {
   w->next = NULL; w->owner = l->fuse; w->fh = (uint32_t) BUCKETFS_FH(info); w->offset = (uint64_t) l->offset; w->len = l->len; w->path = path;
   int staged = 0;
   pthread_mutex_lock(&bucketfs_attr_lock);
-  bucketfs_mount_fn_t *slot = bucketfs_mount_slot_locked(bucketfs_stagers, l->fuse);
-  napi_threadsafe_function stager = slot == NULL || slot->closed ? NULL : slot->fn;
+  bucketfs_mount_fn_t *slot = bucketfs_stager_open_locked(l->fuse);
+  napi_threadsafe_function stager = slot == NULL ? NULL : slot->fn;
   if (stager != NULL && bucketfs_staged_bytes + l->len <= BUCKETFS_STAGE_MAX && w->offset + l->len <= bucketfs_stage_max_end) {
     int first = slot->queued++ == 0;
     *bucketfs_staged_end = w;
