@@ -27,7 +27,8 @@
 //     mount's mkdir has just made (or a small one a miss has just listed), and every
 //     releasedir, is
 //     answered on the FUSE thread from an attribute cache, which ops clear of what they
-//     change before they are answered;
+//     change before they are answered; the close (flush) of a file opened read-only
+//     (bit 33 of its fh, set at the open);
 //     the kernel's getxattr(security.capability) before each write; and reads of data
 //     JavaScript put ahead of a sequential reader (scripts/fuse-native/fast-path.c);
 //     and the getattr libfuse asks right after a setattr, create, mkdir or symlink,
@@ -130,6 +131,8 @@ const edits = [
     '  l->info->keep_cache = (fd & 0x40000000) ? 0 : 1;\n  fd &= ~0x40000000;\n' +
     '  // bucketfs: bit 29, that its writes may be staged on the FUSE thread (bit 32 of fh)\n' +
     '  uint64_t bucketfs_stage = (fd & 0x20000000) ? BUCKETFS_STAGE_BIT : 0;\n  fd &= ~0x20000000;\n' +
+    '  // bucketfs: opened read-only (bit 33 of fh): its close is answered on the FUSE thread\n' +
+    '  if ((l->info->flags & O_ACCMODE) == O_RDONLY && (l->info->flags & O_TRUNC) == 0) bucketfs_stage |= BUCKETFS_QUIET_BIT;\n' +
     '  if (fd != 0) {\n    l->info->fh = (uint64_t) fd | bucketfs_stage;\n  }\n})'],
   ['create stage bit',
     '  napi_create_uint32(env, l->mode, &(argv[3]));\n}, {\n  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n',

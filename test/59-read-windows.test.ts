@@ -203,3 +203,42 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
     })
   })
 })
+
+// The close (FLUSH) of a file opened read-only has nothing to save or report: the FUSE
+// thread answers it (rsync opens every file it made read-only to set its mode). A close
+// of a file opened for writing, or with O_TRUNC, still reaches the vfs and saves.
+t.test('closes of read-only files', { skip: fastPathStats() === undefined ? 'the fuse-native addon has no fast path' : false }, async t => {
+  const { mnt } = await mountInProcess(t, '59-close')
+  const quiet = (): number => fastPathStats()?.quietFlushes ?? 0
+  const dir = path.join(mnt, 'closes-59')
+  await fsp.mkdir(dir)
+  const f = path.join(dir, 'f')
+  await fsp.writeFile(f, 'first')
+
+  let before = quiet()
+  const r = await fsp.open(f, 'r')
+  t.equal((await r.read(Buffer.alloc(16), 0, 16, 0)).bytesRead, 5, 'read through the read-only handle')
+  await r.close()
+  t.equal(quiet(), before + 1, 'a read-only close is answered on the FUSE thread')
+
+  before = quiet()
+  const rw = await fsp.open(f, 'r+')
+  await rw.close()
+  t.equal(quiet(), before, 'a close of a file opened for writing goes to the vfs')
+
+  // A reader closes while a writer has unsaved changes: the writer's close still saves them.
+  const w = await fsp.open(f, 'r+')
+  await w.write(Buffer.from('SECOND'), 0, 6, 0)
+  const r2 = await fsp.open(f, 'r')
+  before = quiet()
+  await r2.close()
+  t.equal(quiet(), before + 1, 'the reader\'s close answered on the FUSE thread')
+  await w.close()
+  t.equal(await fsp.readFile(f, 'utf8'), 'SECOND', 'the writer\'s close saved what it wrote')
+
+  before = quiet()
+  const tr = await fsp.open(f, fs.constants.O_RDONLY | fs.constants.O_TRUNC)
+  await tr.close()
+  t.equal(quiet(), before, 'a close of a file opened read-only with O_TRUNC goes to the vfs')
+  t.equal((await fsp.stat(f)).size, 0, 'and the truncation holds')
+})

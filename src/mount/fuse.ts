@@ -353,10 +353,10 @@ export function fastPathOf (fuse: () => Fuse | undefined): FastPath | undefined 
 }
 
 /** What the addon's fast path holds and answered since it was loaded. */
-export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number, stagedWrites: number, stagedPending: number, stagedBytes: number, windowLoads: number, bigPages: number, bigOffered: number, initsAnswered: number } | undefined {
+export function fastPathStats (): { attrEntries: number, attrHits: number, windowBytes: number, windowHits: number, thenGiven: number, thenHits: number, fullDirs: number, fullHits: number, listings: number, listingHits: number, stagedWrites: number, stagedPending: number, stagedBytes: number, windowLoads: number, bigPages: number, bigOffered: number, initsAnswered: number, quietFlushes: number } | undefined {
   if (nativeFast === undefined) return undefined
-  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads, bigPages, bigOffered, initsAnswered] = nativeFast.bucketfs_fast_stats()
-  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads, bigPages, bigOffered, initsAnswered }
+  const [attrEntries, attrHits, windowBytes, windowHits, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads, bigPages, bigOffered, initsAnswered, quietFlushes] = nativeFast.bucketfs_fast_stats()
+  return { attrEntries, attrHits, windowBytes, windowHits, thenGiven, thenHits, fullDirs, fullHits, listings, listingHits, stagedWrites, stagedPending, stagedBytes, windowLoads, bigPages, bigOffered, initsAnswered, quietFlushes }
 }
 
 /** The thread id, uid and gid of the caller of the op being run; only valid synchronously inside an op. */

@@ -847,6 +847,9 @@ export class Vfs {
   async flush (fh: number, caller?: Caller): Promise<void> {
     const h = this.handles.get(fh)
     if (h === undefined || h.kind !== 'file') return
+    // Opened read-only: nothing of the file's is this handle's to save or report (the
+    // mount answers its close on the FUSE thread, scripts/fuse-native/fast-path.c).
+    if (!this.writable(h.flags) && (h.flags & O_TRUNC) === 0) return
     if (caller?.pid !== undefined && h.opener !== undefined && caller.pid !== h.opener) return
     this.throwLost(h)
     if (h.node.session === null || !h.node.session.changed) return
