@@ -115,6 +115,27 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
     }
   })
 
+  await t.test('a chunk file longer than its chunk still reads as the chunk', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
+    // A load reads a whole chunk (1 MiB) and no more, then checks the file's size: one that
+    // grew is not loaded, and the reader gets the chunk's own bytes from the vfs.
+    const data = crypto.randomBytes(8 * MiB)
+    const f = path.join(dir, 'longer')
+    await fsp.writeFile(f, data)
+    const hex = sha(data.subarray(3 * MiB, 4 * MiB))
+    await fsp.appendFile(path.join(base, 'data', 'chunks', hex.slice(0, 2), hex), Buffer.alloc(8192, 0x42))
+    await dropPages()
+    const loaded = loads()
+    const fh = await fsp.open(f, 'r')
+    try {
+      const got = await readUntilError(fh, 0, 8 * MiB)
+      t.equal(got.code, 'ok', 'the whole file reads')
+      t.ok(got.data.equals(data), 'with the right bytes')
+      t.ok(loads() > loaded, `its windows were read on the threadpool (${loads() - loaded})`)
+    } finally {
+      await fh.close()
+    }
+  })
+
   // Each MiB of the file differs (no chunk is shared), so the windows are read from chunk files.
   const changed = async (t: tap.Test, name: string, change: (f: string, reader: fsp.FileHandle) => Promise<void>, expect: (got: Buffer, orig: Buffer) => void): Promise<void> => {
     const f = path.join(dir, name)
@@ -173,7 +194,7 @@ t.test('read windows', { skip: fastPathStats() === undefined ? 'the fuse-native 
   await t.test('a window counts the memory its load holds, not just its length', { skip: root ? false : 'dropping the page cache needs root' }, async t => {
     // The last chunk is a file of 100 KiB + 1 byte, which a load reads into 104 KiB. Read
     // from the start, the file's windows are put up to its end (16 MiB ahead), each read
-    // with its chunk on the threadpool (a 1 MiB chunk into 1 MiB + 4 KiB) or put whole from
+    // with its chunk on the threadpool (a 1 MiB chunk into half of a huge page) or put whole from
     // a chunk JavaScript read (1 MiB): whole pages each. Counted by length, they would add
     // up to 1 byte past a page.
     const size = 10 * MiB + 100 * 1024 + 1
