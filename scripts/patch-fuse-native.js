@@ -36,8 +36,9 @@
 //     directory JavaScript listed ahead of a program walking a tree.
 //  8. Each op woke the main thread from its sleep and was answered by waking the FUSE
 //     thread: for 1 ms after an op (5 ms after a readdir) the event loop polls instead
-//     of sleeping, so the next op of a busy program is picked up without a wake-up; the FUSE thread can
-//     spin for the answer before it sleeps ($BUCKETFS_SPIN_US, off by default) (fast-path.c).
+//     of sleeping, so the next op of a busy program is picked up without a wake-up; the FUSE thread
+//     polls for the answer 300 µs, yielding its core between polls, before it sleeps
+//     ($BUCKETFS_SPIN_US) (fast-path.c).
 //  9. readdir took one Uint32Array per entry: it also takes a listing's stats packed
 //     in one (src/mount/fuse.ts putStatFields).
 // 10. After its loop the FUSE thread took the mount's channel out of the session after
