@@ -133,7 +133,7 @@ const edits = [
     '  // bucketfs: bit 29, that its writes may be staged on the FUSE thread (bit 32 of fh)\n' +
     '  uint64_t bucketfs_stage = (fd & 0x20000000) ? BUCKETFS_STAGE_BIT : 0;\n  fd &= ~0x20000000;\n' +
     '  // bucketfs: opened read-only (bit 33 of fh): its close is answered on the FUSE thread\n' +
-    '  if ((l->info->flags & O_ACCMODE) == O_RDONLY && (l->info->flags & O_TRUNC) == 0) bucketfs_stage |= BUCKETFS_QUIET_BIT;\n' +
+    '  if (bucketfs_reads_only(l->info->flags)) bucketfs_stage |= BUCKETFS_QUIET_BIT;\n' +
     '  if (fd != 0) {\n    l->info->fh = (uint64_t) fd | bucketfs_stage;\n  }\n})'],
   ['create stage bit',
     '  napi_create_uint32(env, l->mode, &(argv[3]));\n}, {\n  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n',

@@ -1,3 +1,5 @@
+#include <sched.h>
+#include <sys/mman.h>
 // bucketfs: attributes answered on the FUSE thread. JavaScript puts the exact
 // attributes of the files a readdir listed (put); a getattr (the kernel's lookup)
 // of such a path is then answered here without a round trip to JavaScript, until
@@ -20,6 +22,8 @@
 // less per file.
 #define BUCKETFS_QUIET_BIT (1ULL << 33)
 static uint64_t bucketfs_quiet_flushes = 0;
+/** Whether open flags read only: no write access and no O_TRUNC (which empties the file). */
+static int bucketfs_reads_only (int flags) { return (flags & O_ACCMODE) == O_RDONLY && (flags & O_TRUNC) == 0; }
 #define BUCKETFS_FH(info) ((info)->fh & 0xffffffffULL)
 #define BUCKETFS_ATTR_MAX 65536
 typedef struct bucketfs_attr_s {
@@ -612,7 +616,7 @@ static void bucketfs_attr_after (uint32_t op, const void *owner, const char *pat
   // (Its path may not be the one its windows were put under: libfuse renames an open
   // file that is unlinked or replaced to .fuse_hiddenNNN.)
   if (op == op_release && info != NULL) bucketfs_windows_release(owner, BUCKETFS_FH(info));
-  if (op == op_open && info != NULL && (info->flags & O_ACCMODE) == O_RDONLY && (info->flags & O_TRUNC) == 0) return;
+  if (op == op_open && info != NULL && bucketfs_reads_only(info->flags)) return;
   // A rename or rmdir may move or remove a whole directory: what lay under it goes too.
   // So does a chmod, chown or utimens of a bucket: the directories implied in it (with no
   // marker) have its owner, mode and time.
@@ -832,7 +836,6 @@ typedef struct bucketfs_window_s {
   char *path;
   char *data;  // inside mem, or just after the struct (mem NULL)
   void *mem;   // a chunk read whole (bucketfs_read_load), or NULL
-  size_t cap;  // mem's size
   size_t charge; // the memory it holds, counted against BUCKETFS_WINDOWS_MAX_BYTES (a load holds its whole chunk, however short the window)
   int loading; // its bytes are being read (bucketfs_read_load): a read of it waits
   int orphan;  // dropped while loading: its load frees it
@@ -925,13 +928,8 @@ static napi_value bucketfs_mount_fn_end (napi_env env, napi_callback_info info, 
 
 typedef struct { uint64_t fh; uint64_t from; } bucketfs_low_t;
 
-// Memory of windows loaded whole (bucketfs_read_load) is kept for the next load when it is
-// of the common size, one chunk: a fresh block costs page faults and zeroing per read.
-// (Such loads read into the huge-page arena below; these spares serve when it is full.)
+// Free halves of the arena kept resident for the next loads: a fresh page costs faults and zeroing.
 #define BUCKETFS_SPARES 16
-#define BUCKETFS_SPARE_CAP ((size_t) 1024 * 1024)
-static void *bucketfs_spares[BUCKETFS_SPARES];
-static int bucketfs_spares_n = 0;
 static pthread_mutex_t bucketfs_spares_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // Chunk loads of more than 256 KiB read into transparent huge pages. A 1 MiB O_DIRECT read
@@ -944,9 +942,8 @@ static pthread_mutex_t bucketfs_spares_lock = PTHREAD_MUTEX_INITIALIZER;
 // where huge pages are off); it holds what the 64 MiB of windows need, with room over.
 // Free halves of resident pages are kept for reuse, the last freed first; past
 // BUCKETFS_SPARES of them, a page whose two halves are both free goes back to the kernel.
-// A load finding the arena full (or not made) takes ordinary memory.
-#include <sys/mman.h>
-#include <sched.h>
+// A smaller load, or one finding the arena full (or not made), takes ordinary memory,
+// freed after it.
 #define BUCKETFS_HALF ((size_t) 1 << 20)
 #define BUCKETFS_HUGE_PAGE ((size_t) 2 << 20)
 #define BUCKETFS_ARENA_HALVES 160
@@ -1011,44 +1008,31 @@ static void bucketfs_arena_give_locked (void *mem) {
   }
 }
 
-/** What a load of cap bytes holds while its window is kept: a half of the arena, or cap. */
-static size_t bucketfs_load_charge (size_t cap) { return cap > BUCKETFS_ARENA_MIN && cap <= BUCKETFS_HALF ? BUCKETFS_HALF : cap; }
+/** Whether a load of cap bytes reads into a half of the arena. */
+static int bucketfs_arena_fits (size_t cap) { return cap > BUCKETFS_ARENA_MIN && cap <= BUCKETFS_HALF; }
 
-/** Aligned memory for a chunk read whole: cap bytes, from the arena when large, else a spare one when cap is the common size. */
+/** What a load of cap bytes holds while its window is kept: a half of the arena, or cap. */
+static size_t bucketfs_load_charge (size_t cap) { return bucketfs_arena_fits(cap) ? BUCKETFS_HALF : cap; }
+
+/** Aligned memory for a chunk read whole: cap bytes, a half of the arena when it fits there. */
 static void *bucketfs_spare_take (size_t cap) {
   void *mem = NULL;
-  if (cap > BUCKETFS_ARENA_MIN && cap <= BUCKETFS_HALF) {
+  if (bucketfs_arena_fits(cap)) {
     pthread_mutex_lock(&bucketfs_spares_lock);
     mem = bucketfs_arena_take_locked();
-    pthread_mutex_unlock(&bucketfs_spares_lock);
-    if (mem != NULL) return mem;
-  }
-  if (cap == BUCKETFS_SPARE_CAP) {
-    pthread_mutex_lock(&bucketfs_spares_lock);
-    if (bucketfs_spares_n > 0) mem = bucketfs_spares[--bucketfs_spares_n];
     pthread_mutex_unlock(&bucketfs_spares_lock);
     if (mem != NULL) return mem;
   }
   return posix_memalign(&mem, 4096, cap) == 0 ? mem : NULL;
 }
 
-/** Memory from bucketfs_spare_take goes back (kept when there is room). */
-static void bucketfs_spare_give (void *mem, size_t cap) {
+/** Memory from bucketfs_spare_take goes back: a half to the arena, else freed. */
+static void bucketfs_spare_give (void *mem) {
   if (mem == NULL) return;
-  if (bucketfs_in_arena(mem)) {
-    pthread_mutex_lock(&bucketfs_spares_lock);
-    bucketfs_arena_give_locked(mem);
-    pthread_mutex_unlock(&bucketfs_spares_lock);
-    return;
-  }
-  if (cap == BUCKETFS_SPARE_CAP) {
-    pthread_mutex_lock(&bucketfs_spares_lock);
-    int kept = bucketfs_spares_n < BUCKETFS_SPARES;
-    if (kept) bucketfs_spares[bucketfs_spares_n++] = mem;
-    pthread_mutex_unlock(&bucketfs_spares_lock);
-    if (kept) return;
-  }
-  free(mem);
+  if (!bucketfs_in_arena(mem)) { free(mem); return; }
+  pthread_mutex_lock(&bucketfs_spares_lock);
+  bucketfs_arena_give_locked(mem);
+  pthread_mutex_unlock(&bucketfs_spares_lock);
 }
 
 // Signalled when a load ends (its window put, refused or failed) or its window is dropped.
@@ -1057,7 +1041,7 @@ static pthread_cond_t bucketfs_loaded = PTHREAD_COND_INITIALIZER;
 /** Frees a window taken out of the list; one still loading is left to its load (bucketfs_attr_lock held, or never listed). */
 static void bucketfs_window_free (bucketfs_window_t *w) {
   if (w->loading) { w->orphan = 1; pthread_cond_broadcast(&bucketfs_loaded); return; }
-  free(w->path); bucketfs_spare_give(w->mem, w->cap); free(w);
+  free(w->path); bucketfs_spare_give(w->mem); free(w);
 }
 
 /** Unlinks and frees every window `drop` says yes to (window lock held). */
@@ -1269,7 +1253,7 @@ NAPI_METHOD(bucketfs_read_put) {
     return out;
   }
   w->owner = owner; w->fh = (uint64_t) fh; w->off = (uint64_t) off; w->len = len; w->charge = len; w->eof = eof; w->asked = 0; w->path = wpath;
-  w->data = (char *) (w + 1); w->mem = NULL; w->cap = 0; w->loading = 0; w->orphan = 0;
+  w->data = (char *) (w + 1); w->mem = NULL; w->loading = 0; w->orphan = 0;
   memcpy(w->data, data, len);
   int put = bucketfs_window_put(w, (uint64_t) epoch, 0);
   if (!put) bucketfs_window_free(w);
@@ -1323,7 +1307,7 @@ static ssize_t bucketfs_load_read (const char *file, void *mem, size_t cap, int 
 }
 
 /** The load of window lw ends (bucketfs_attr_lock held): its bytes (mem) when res is 1, else it goes; readers waiting are woken. */
-static int bucketfs_load_end_locked (bucketfs_window_t *lw, void *mem, size_t cap, size_t coff, int res) {
+static int bucketfs_load_end_locked (bucketfs_window_t *lw, void *mem, size_t coff, int res) {
   lw->loading = 0;
   if (lw->orphan) {
     res = 0;
@@ -1331,11 +1315,11 @@ static int bucketfs_load_end_locked (bucketfs_window_t *lw, void *mem, size_t ca
   } else if (res != 1) {
     BUCKETFS_DROP_WINDOWS(w == lw);
   } else {
-    lw->mem = mem; lw->cap = cap; lw->data = (char *) mem + coff;
+    lw->mem = mem; lw->data = (char *) mem + coff;
     mem = NULL;
     bucketfs_window_loads++;
   }
-  if (mem != NULL) bucketfs_spare_give(mem, cap);
+  if (mem != NULL) bucketfs_spare_give(mem);
   pthread_cond_broadcast(&bucketfs_loaded);
   return res;
 }
@@ -1368,7 +1352,7 @@ static void bucketfs_load_run (napi_env env, void *data) {
     }
   }
   pthread_mutex_lock(&bucketfs_attr_lock);
-  j->res = bucketfs_load_end_locked(lw, mem, cap, (size_t) j->coff, res);
+  j->res = bucketfs_load_end_locked(lw, mem, (size_t) j->coff, res);
   pthread_mutex_unlock(&bucketfs_attr_lock);
   j->w = NULL;
 }
@@ -1381,7 +1365,7 @@ static void bucketfs_load_done (napi_env env, napi_status status, void *data) {
   napi_delete_async_work(env, j->work);
   if (j->w != NULL) { // never run (cancelled)
     pthread_mutex_lock(&bucketfs_attr_lock);
-    bucketfs_load_end_locked(j->w, NULL, 0, 0, 0);
+    bucketfs_load_end_locked(j->w, NULL, 0, 0);
     pthread_mutex_unlock(&bucketfs_attr_lock);
   }
   free(j->file);
@@ -1453,7 +1437,7 @@ NAPI_METHOD(bucketfs_read_load) {
   if (j->work == NULL || napi_queue_async_work(env, j->work) != napi_ok) {
     if (j->work != NULL) napi_delete_async_work(env, j->work);
     pthread_mutex_lock(&bucketfs_attr_lock);
-    bucketfs_load_end_locked(w, NULL, 0, 0, 0);
+    bucketfs_load_end_locked(w, NULL, 0, 0);
     pthread_mutex_unlock(&bucketfs_attr_lock);
     napi_create_int32(env, 0, &zero);
     napi_resolve_deferred(env, j->deferred, zero);

@@ -553,6 +553,8 @@ export class Vfs {
   }
 
   private writable (flags: number): boolean { return (flags & O_ACCMODE) !== O_RDONLY }
+  /** Opened to read only: no write access and no O_TRUNC (which empties the file). */
+  private readsOnly (flags: number): boolean { return !this.writable(flags) && (flags & O_TRUNC) === 0 }
 
   async open (path: string, flags: number, caller?: Caller): Promise<number> {
     const loc = parsePath(path)
@@ -583,7 +585,7 @@ export class Vfs {
     // then deleted or replaced (POSIX: an open file outlives its name).
     if (node.session === null && node.version !== null) node.extents ??= this.store.extentsOf(node.version.seq)
     const trunc = (flags & O_TRUNC) !== 0
-    if (this.writable(flags) || trunc) {
+    if (!this.readsOnly(flags)) {
       this.notClosing()
       if (node.session === null) {
         node.version = this.store.liveVersion(loc.bucket, loc.key) ?? node.version
@@ -857,7 +859,7 @@ export class Vfs {
     if (h === undefined || h.kind !== 'file') return
     // Opened read-only: nothing of the file's is this handle's to save or report (the
     // mount answers its close on the FUSE thread, scripts/fuse-native/fast-path.c).
-    if (!this.writable(h.flags) && (h.flags & O_TRUNC) === 0) return
+    if (this.readsOnly(h.flags)) return
     if (caller?.pid !== undefined && h.opener !== undefined && caller.pid !== h.opener) return
     this.throwLost(h)
     if (h.node.session === null || !h.node.session.changed) return
