@@ -89,7 +89,7 @@ t.test('a worker that fails hands checkpoints back to the connection', async t =
   await cp.thread?.terminate()
   t.ok(await until(() => autocheckpoint(store) === AUTOCHECKPOINT_PAGES), 'SQLite checkpoints in commits again')
   store.createBucket('after')
-  cp.committed()
+  cp.committed(1)
   cp.nudge()
   t.ok(store.headBucket('after') !== undefined, 'writes go on')
 })

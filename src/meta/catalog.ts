@@ -1,7 +1,10 @@
 // Typed queries over the metadata database. Callers group calls into one
 // transaction with `write(fn)`; nothing here commits on its own.
 import type { Db, Statement } from './db'
-import { openDatabase, writeTransaction, durableWriteTransaction, runner } from './db'
+import fs from 'node:fs'
+import { dirname } from 'node:path'
+import { openDatabase, writeTransaction, durableWriteTransaction, savepoint, runner } from './db'
+import { READ_ONLY, fromSystemError } from '../errors'
 import { Checkpointer } from './checkpointer'
 import { dirPathOf, parentPathOf } from './migrations'
 import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirFiles, LiveStatRow, MarkerRow } from './rows'
@@ -56,10 +59,30 @@ const EXTERNAL_CHECK_MS = 20
 /** How long unpinSoon's pins may wait for another transaction to take them along. */
 const UNPIN_DELAY_MS = 100
 
+/** A group of writes (CatalogOptions.groupCommits) is committed this long after its first write at the latest, */
+export const GROUP_MS = 5
+/** or once it holds this many. */
+export const GROUP_WRITES = 256
+/**
+ * A group is opened only while the disk has this much free: its writes are answered
+ * before it commits, so its commit must not meet a full disk (a disk filled from
+ * elsewhere); nearer to full, each write commits on its own and can fail alone.
+ */
+export const GROUP_ROOM = 256 * 1024 * 1024
+
 export interface CatalogOptions {
   /** Checkpoint the WAL on a worker thread rather than inside commits (the daemon). */
   backgroundCheckpoints?: boolean
+  /** Commit writes in groups (the daemon): see Catalog.write. */
+  groupCommits?: boolean
+  /** Free bytes a group needs on the disk (GROUP_ROOM; tests change it). */
+  groupRoom?: number
 }
+
+/** Writes run in one transaction that is not committed yet: how many, and the timer that commits them. */
+interface Group { writes: number, timer: NodeJS.Timeout }
+
+function messageOf (err: unknown): string { return err instanceof Error ? err.message : String(err) }
 
 /** What a listing shows of each live key of a directory (`?`), in name order. */
 const DIR_FILES = 'SELECT l.name, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored FROM live l JOIN versions v ON v.seq = l.seq WHERE l.dir = ? ORDER BY l.name'
@@ -79,16 +102,30 @@ export class Catalog {
   /** Runs WAL checkpoints on a worker thread (the daemon's); else SQLite runs them in commits. */
   readonly checkpointer: Checkpointer | null
 
+  private readonly file: string
+  private readonly grouping: boolean
+  private readonly groupRoom: number
+  /** Writes running (a write inside another is a savepoint of it). */
+  private depth = 0
+  private group: Group | null = null
+  /** Why a group failed to commit, once one has: writes are refused from then on. */
+  private lost: unknown = null
+
   constructor (file: string, opts: CatalogOptions = {}) {
+    this.file = file
     this.db = openDatabase(file)
-    this.checkpointer = opts.backgroundCheckpoints === true ? new Checkpointer(this.db, file) : null
+    this.grouping = opts.groupCommits === true
+    this.groupRoom = opts.groupRoom ?? GROUP_ROOM
+    this.checkpointer = opts.backgroundCheckpoints === true ? new Checkpointer(this.db, file, () => { this.commit() }) : null
   }
 
   close (): void {
     try {
       this.flushUnpins()
+      this.commit()
     } catch {
       // Left pinned (a full disk, say): pins name this process, whose leftovers are dropped later.
+      // (A group that failed to commit was reported by commit.)
     } finally {
       this.db.close()
       this.checkpointer?.close() // after: its connection is the last to close
@@ -104,9 +141,119 @@ export class Catalog {
     return st
   }
 
-  write<T> (fn: () => T): T { return this.outermost(writeTransaction, fn, true) }
+  /**
+   * Runs fn in a write transaction: all of it or none of it is stored. With groupCommits
+   * (the daemon), fn is a savepoint of a transaction that groups the writes of up to
+   * GROUP_MS: one commit for many ops, as a journaling filesystem commits its journal.
+   * What it wrote is seen by this connection at once, by others once the group commits;
+   * a crash loses at most the group (never part of a write, never a write without those
+   * before it). `commit` ends the group now.
+   */
+  write<T> (fn: () => T): T {
+    if (this.grouping && this.depth === 0 && (this.group !== null || this.roomForGroup())) return this.grouped(fn)
+    return this.outermost(writeTransaction, fn, true)
+  }
 
-  writeDurably<T> (fn: () => T): T { return this.outermost(durableWriteTransaction, fn, false) }
+  /** Whether the disk has GROUP_ROOM free (asked as each group opens: a statfs is 2 µs). */
+  private roomForGroup (): boolean {
+    try {
+      const st = fs.statfsSync(dirname(this.file))
+      return st.bavail * st.bsize >= this.groupRoom
+    } catch {
+      return false
+    }
+  }
+
+  /** write, committed (with the group it joined) before this returns. */
+  writeCommitted<T> (fn: () => T): T {
+    const r = this.write(fn)
+    this.commit()
+    return r
+  }
+
+  /** A write whose commit reaches the disk before this returns (power-loss safe), with every write before it. */
+  writeDurably<T> (fn: () => T): T {
+    this.commit()
+    return this.outermost(durableWriteTransaction, fn, false)
+  }
+
+  /**
+   * Everything written so far, committed and on the disk (power-loss safe): an fsync with
+   * nothing of its own to write, or of a directory. The WAL holds every commit not yet
+   * checkpointed, and a checkpoint syncs what it copies.
+   */
+  sync (): void {
+    this.commit()
+    let fd: number
+    try {
+      fd = fs.openSync(this.file + '-wal', 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // nothing committed is outside the database file
+      throw err
+    }
+    try { fs.fsyncSync(fd) } finally { fs.closeSync(fd) }
+  }
+
+  /**
+   * Commits the open group, if any, unless a write is running (its outermost write's
+   * caller commits). Throws if the commit fails: the group's writes are lost, and the
+   * catalog takes no more (as ext4 turns read-only when its journal fails).
+   */
+  commit (): void {
+    const g = this.group
+    if (g === null || this.depth > 0) return
+    this.group = null
+    clearTimeout(g.timer)
+    try {
+      this.s('COMMIT').run()
+    } catch (err) {
+      this.abandon(g, err)
+      throw this.refusal()
+    }
+    this.checkpointer?.committed(g.writes)
+  }
+
+  private grouped<T> (fn: () => T): T {
+    if (this.lost !== null) throw this.refusal()
+    if (this.group === null) {
+      try {
+        this.s('BEGIN IMMEDIATE').run()
+      } catch (err) {
+        throw fromSystemError(err)
+      }
+      const timer = setTimeout(() => {
+        try { this.commit() } catch {} // (reported by commit)
+      }, GROUP_MS)
+      this.group = { writes: 0, timer }
+    }
+    const g = this.group
+    let r: T
+    try {
+      r = this.outermost(savepoint, fn, true)
+    } catch (err) {
+      // SQLite rolls a whole transaction back on some failures (SQLITE_FULL, an I/O error).
+      if (!this.db.inTransaction) this.abandon(g, err)
+      throw err
+    }
+    if (++g.writes >= GROUP_WRITES) this.commit()
+    return r
+  }
+
+  /** A group failed: it is rolled back, said on stderr, and every write is refused from now on. */
+  private abandon (g: Group, err: unknown): void {
+    if (this.group === g) this.group = null
+    clearTimeout(g.timer)
+    if (this.db.inTransaction) {
+      try { this.db.exec('ROLLBACK') } catch {}
+    }
+    this.lost = err
+    process.stderr.write(`bucketfs: the metadata database failed to commit ${g.writes} answered write(s), which are lost: ${messageOf(err)}; ` +
+      'the store takes no more writes until it is opened again\n')
+  }
+
+  private refusal (): Error {
+    return READ_ONLY(`the metadata database failed to commit (${messageOf(this.lost)}): open the store again`, this.lost)
+  }
 
   /**
    * Runs fn in a write transaction by `run`. A write inside another is a savepoint of it:
@@ -114,8 +261,10 @@ export class Catalog {
    * pins left to unpinSoon along.
    */
   private outermost<T> (run: <R>(db: Db, fn: () => R) => R, fn: () => T, takeUnpins: boolean): T {
-    if (this.db.inTransaction) return run(this.db, fn)
+    if (this.depth > 0) return run(this.db, fn)
+    if (this.lost !== null) throw this.refusal()
     const owners = takeUnpins ? this.unpins.splice(0) : []
+    this.depth++
     try {
       const r = run(this.db, () => {
         for (const owner of owners) this.unpin(owner)
@@ -123,7 +272,7 @@ export class Catalog {
         if (this.prunable.size > 0) this.prunePending()
         return out
       })
-      this.checkpointer?.committed()
+      if (this.group === null) this.checkpointer?.committed(1)
       return r
     } catch (err) {
       this.prunable.clear() // rolled back with it
@@ -132,6 +281,8 @@ export class Catalog {
         this.scheduleUnpins()
       }
       throw err
+    } finally {
+      this.depth--
     }
   }
 
@@ -163,7 +314,8 @@ export class Catalog {
     if (this.unpinTimer !== null) { clearTimeout(this.unpinTimer); this.unpinTimer = null }
     if (this.unpins.length > 0 && this.db.open) this.write(() => {})
   }
-  read<T> (fn: () => T): T { return runner(this.db).deferred(fn) as T }
+  /** Runs fn in one read transaction (in the open one, if any: a savepoint would only cost). */
+  read<T> (fn: () => T): T { return this.db.inTransaction ? fn() : runner(this.db).deferred(fn) as T }
 
   private externalGen = 0
   private genCheckedAt = -Infinity
@@ -190,7 +342,8 @@ export class Catalog {
   /** PRAGMA data_version now: it differs from an earlier answer iff another connection committed in between. */
   dataVersion (): number { return this.s('PRAGMA data_version').pluck().get() as number }
 
-  get inTransaction (): boolean { return this.db.inTransaction }
+  /** Whether a write is running (not merely a group open: see write). */
+  get inTransaction (): boolean { return this.depth > 0 }
 
   // ---- buckets
   bucketByName (name: string): BucketRow | undefined {
@@ -319,7 +472,7 @@ export class Catalog {
    */
   private readonly prunable = new Set<number>()
   private prune (dir: number): void {
-    if (!this.db.inTransaction) throw new Error('bucketfs: a directory was emptied outside a write transaction')
+    if (this.depth === 0) throw new Error('bucketfs: a directory was emptied outside a write transaction')
     this.prunable.add(dir)
   }
 

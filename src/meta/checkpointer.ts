@@ -68,7 +68,8 @@ export class Checkpointer {
   private again = false
   private readonly counts: CheckpointStats = { checkpoints: 0, catchUps: 0, catchUpMs: 0, failures: 0 }
 
-  constructor (private readonly db: Db, file: string) {
+  /** `settle` commits what the connection holds uncommitted (a catch-up cannot run inside a transaction). */
+  constructor (private readonly db: Db, file: string, private readonly settle: () => void = () => {}) {
     const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, sqlite: require.resolve('better-sqlite3'), again: AGAIN_FRAMES } })
     w.on('message', (a: Answer) => { this.answered(a) })
     w.on('error', err => { this.fail(w, err) })
@@ -83,10 +84,11 @@ export class Checkpointer {
   /** The worker while it runs (tests end it to see the fallback). */
   get thread (): Worker | null { return this.worker }
 
-  /** A write transaction committed. */
-  committed (): void {
+  /** A commit of `writes` write transactions (several, for a group). */
+  committed (writes: number): void {
     if (this.worker === null) return
-    if (++this.commits >= NUDGE_COMMITS) {
+    this.commits += writes
+    if (this.commits >= NUDGE_COMMITS) {
       this.nudge()
     } else if (this.timer === null) {
       this.timer = setTimeout(() => { this.timer = null; this.nudge() }, IDLE_MS)
@@ -142,6 +144,7 @@ export class Checkpointer {
   private catchUp (): void {
     const started = performance.now()
     try {
+      this.settle()
       this.db.pragma('wal_checkpoint(PASSIVE)')
       this.counts.catchUps++
     } catch (err) {

@@ -119,6 +119,15 @@ export function writeTransaction<T> (db: Db, fn: () => T): T {
   }
 }
 
+/** Runs fn as a savepoint of the transaction the connection has open. */
+export function savepoint<T> (db: Db, fn: () => T): T {
+  try {
+    return runner(db)(fn) as T
+  } catch (err) {
+    throw fromSystemError(err)
+  }
+}
+
 /** Like writeTransaction, but the commit reaches the disk before it returns (power-loss safe). */
 export function durableWriteTransaction<T> (db: Db, fn: () => T): T {
   db.pragma('synchronous = FULL')

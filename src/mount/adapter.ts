@@ -247,9 +247,9 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       run('opendir', () => path, () => checkHandle(vfs.opendir(path)), cb)
     },
     releasedir: (path, fh, cb) => { op('releasedir', () => `${path}, ${fh}`, () => vfs.releasedir(path, fh), cb) },
-    // Every namespace change is already committed in its own transaction when its op
-    // answers: there is nothing more to make durable for a directory.
-    fsyncdir: (_path, _datasync, _fh, cb) => { cb(0) },
+    // Namespace changes are committed in groups (Catalog.write): this commits the open
+    // group and puts every commit on the disk.
+    fsyncdir: (path, _datasync, _fh, cb) => { op('fsyncdir', () => path, () => { vfs.fsyncdir() }, cb) },
 
     open: (path, flags, cb) => {
       const by = who(true)

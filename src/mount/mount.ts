@@ -126,7 +126,7 @@ export async function mountFilesystem (opts: MountOptions): Promise<MountHandle>
     await clearStaleMount(mountpoint, fsname(dataDir).split(',')[0])
     fs.mkdirSync(mountpoint, { recursive: true })
 
-    store = Store.open(dataDir, { backgroundCheckpoints: true })
+    store = Store.open(dataDir, { backgroundCheckpoints: true, groupCommits: true })
     const fast = fastPathOf(() => fuse)
     // $BUCKETFS_READ_LOADS=0: windows are read and put from JavaScript only (for measuring).
     const readWindows = fast !== undefined && process.env.BUCKETFS_READ_LOADS === '0' ? { ...fast, load: undefined } : fast

@@ -58,7 +58,8 @@ export function persistSession (store: Store, uploadRowId: number | null, meta: 
 export function completeSession (store: Store, uploadRowId: number | null, meta: SessionMeta, extents: ReadableExtent[],
   parts: Array<Omit<VersionPartRow, 'seq'>>, owner: number, rebase?: { pin: number, unpin: number | null },
   inline: Array<{ off: number, chunk: InlineChunk }> = []): { version: ObjectVersion, extents: ReadableExtent[] } {
-  const row = store.catalog.write(() => {
+  // Committed before the close that saves it answers, with the group of writes before it.
+  const row = store.catalog.writeCommitted(() => {
     // Small chunks go in with the version that names them (one commit for a small file).
     if (inline.length > 0) {
       const put = inline.map(({ off, chunk }) => ({

@@ -870,13 +870,23 @@ export class Vfs {
     else await h.node.session.flush(false, true)
   }
 
+  /**
+   * What the file holds, its attributes and every change before them, on the disk
+   * (power-loss safe): its unsaved writes as upload parts, in a durable commit; or,
+   * with nothing of its own to write, the commits before it synced.
+   */
   async fsync (fh: number, _datasync: boolean): Promise<void> {
     const h = this.handles.get(fh)
-    if (h === undefined || h.kind !== 'file') return
-    this.throwLost(h)
-    if (h.node.session === null || h.node.unlinked) return
-    await h.node.session.flush(true, true)
+    if (h?.kind === 'file') {
+      this.throwLost(h)
+      const s = h.node.session
+      if (s !== null && !h.node.unlinked && s.changed) { await s.flush(true, true); return }
+    }
+    this.store.catalog.sync()
   }
+
+  /** Every change so far committed and on the disk (fsync of a directory). */
+  fsyncdir (): void { this.store.catalog.sync() }
 
   async release (_path: string, fh: number): Promise<void> {
     const h = this.handles.get(fh)
