@@ -85,6 +85,7 @@ t.test('ops answer as fuse-native expects', async t => {
     setxattr: async (_p: string, _n: string, value: Buffer) => { calls.push(['setxattr', value]) },
     release: async (p: string, fh: number) => { calls.push(['release', p, fh]) },
     fsync: async (fh: number, datasync: boolean) => { calls.push(['fsync', fh, datasync]) },
+    fsyncdir: () => { calls.push(['fsyncdir']) },
     unlink: async () => { throw new Error('unexpected') }
   } as unknown as Vfs
   const ops = fuseOps(vfs)
@@ -141,6 +142,7 @@ t.test('ops answer as fuse-native expects', async t => {
   t.same(await answer(cb => { ops.fsync('/f', 1, 3, cb) }), [0])
   t.same(calls.pop(), ['fsync', 3, true], 'fsync: (path, datasync, fh) → vfs.fsync(fh, datasync)')
   t.same(await answer(cb => { ops.fsyncdir('/', 0, 0, cb) }), [0])
+  t.same(calls.pop(), ['fsyncdir'], 'fsyncdir commits and syncs through the vfs')
 
   const quiet = process.stderr.write
   process.stderr.write = () => true

@@ -82,6 +82,14 @@ export interface CatalogOptions {
 /** Writes run in one transaction that is not committed yet: how many, and the timer that commits them. */
 interface Group { writes: number, timer: NodeJS.Timeout }
 
+/**
+ * The grouping catalog of each database file in this process. Another connection of the
+ * process that writes the same file commits that group first: its busy wait would hold
+ * the thread that commits the group (a test, or a program, that mounts a store and
+ * writes to it with the API).
+ */
+const groupers = new Map<string, Catalog>()
+
 function messageOf (err: unknown): string { return err instanceof Error ? err.message : String(err) }
 
 /** What a listing shows of each live key of a directory (`?`), in name order. */
@@ -116,6 +124,7 @@ export class Catalog {
     this.db = openDatabase(file)
     this.grouping = opts.groupCommits === true
     this.groupRoom = opts.groupRoom ?? GROUP_ROOM
+    if (this.grouping) groupers.set(file, this)
     this.checkpointer = opts.backgroundCheckpoints === true ? new Checkpointer(this.db, file, () => { this.commit() }) : null
   }
 
@@ -127,6 +136,7 @@ export class Catalog {
       // Left pinned (a full disk, say): pins name this process, whose leftovers are dropped later.
       // (A group that failed to commit was reported by commit.)
     } finally {
+      if (groupers.get(this.file) === this) groupers.delete(this.file)
       this.db.close()
       this.checkpointer?.close() // after: its connection is the last to close
     }
@@ -263,6 +273,10 @@ export class Catalog {
   private outermost<T> (run: <R>(db: Db, fn: () => R) => R, fn: () => T, takeUnpins: boolean): T {
     if (this.depth > 0) return run(this.db, fn)
     if (this.lost !== null) throw this.refusal()
+    const grouper = groupers.get(this.file)
+    if (grouper !== undefined && grouper !== this) {
+      try { grouper.commit() } catch {} // (its failure is its own, reported by it)
+    }
     const owners = takeUnpins ? this.unpins.splice(0) : []
     this.depth++
     try {

@@ -573,14 +573,16 @@ export class Vfs {
       if (this.writable(flags)) throw IS_DIRECTORY(`${path} is a directory`)
       return 0
     }
-    const a = this.keyAttr(loc.bucket, loc.key)
-    if (isDirMode(a.mode)) {
+    const id = this.id(loc.bucket, loc.key)
+    const hiddenNode = this.hidden.get(id)
+    // A stored file no handle holds (the usual open): one query for its node and its pages.
+    const live = hiddenNode === undefined && !this.nodes.has(id) ? this.store.liveVersion(loc.bucket, loc.key) : undefined
+    if (live === undefined && isDirMode(this.keyAttr(loc.bucket, loc.key).mode)) {
       if (this.writable(flags)) throw IS_DIRECTORY(`${path} is a directory`)
       return 0
     }
-    const hiddenNode = this.hidden.get(this.id(loc.bucket, loc.key))
-    const node = hiddenNode ?? this.nodeFor(loc.bucket, loc.key)
-    const keepCache = hiddenNode !== undefined || this.keepsPages(node)
+    const node = hiddenNode ?? this.nodeFor(loc.bucket, loc.key, live)
+    const keepCache = hiddenNode !== undefined || this.keepsPages(node, live?.seq)
     // The extents are taken now, so the handle keeps reading these bytes if the key is
     // then deleted or replaced (POSIX: an open file outlives its name).
     if (node.session === null && node.version !== null) node.extents ??= this.store.extentsOf(node.version.seq)
@@ -604,11 +606,11 @@ export class Vfs {
    * them): only while nothing but this mount's completed saves changed the file since
    * they were cached. A save that failed, or a change by the CLI (a new version), drops them.
    */
-  private keepsPages (node: FileNode): boolean {
+  private keepsPages (node: FileNode, liveSeq?: number): boolean {
     const id = this.pagesKey(node.bucket, node.key)
     const cached = this.cachedSeq.get(id)
     if (node.session !== null) return cached !== undefined && cached !== PAGES_UNKNOWN
-    const seq = this.store.liveVersion(node.bucket, node.key)?.seq ?? 0
+    const seq = liveSeq ?? this.store.liveVersion(node.bucket, node.key)?.seq ?? 0
     this.cachedSeq.set(id, seq)
     return cached === seq
   }

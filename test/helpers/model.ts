@@ -70,9 +70,10 @@ export type Op =
   // before has closed its files, so the tree must come back exactly as it was.
   | { op: 'remount' }
   | { op: 'crash' }
-  // A file held open (written and fsynced if `write`) is unlinked, renamed or replaced, and
-  // the daemon is SIGKILLed before the file is closed: after the restart, the names must be
-  // what they were when the daemon died (the reference just closes the file).
+  // A file held open (written and fsynced if `write`) is unlinked, renamed or replaced, the
+  // directories are fsynced, and the daemon is SIGKILLed before the file is closed: after the
+  // restart, the names must be what they were when the daemon died (the reference just
+  // closes the file).
   | { op: 'crash-open', path: string, write: boolean, action: 'unlink' | 'rename' | 'replace', to: string, len: number, data: number }
 
 export type HeldAction = 'unlink' | 'rename' | 'replace' | 'truncate' | 'second'
@@ -266,6 +267,12 @@ async function writeFully (fh: fsp.FileHandle, data: Buffer, position: number | 
 }
 
 /** Applies one operation below root with node:fs/promises. */
+/** fsync(2) of a directory: its entries on the disk. */
+async function syncDir (dir: string): Promise<void> {
+  const dh = await fsp.open(dir, 'r')
+  try { await dh.sync() } finally { await dh.close() }
+}
+
 /** A crash-open op: `crash` kills the daemon (nothing, on the reference) before the file is closed. */
 export async function crashOpen (root: string, o: Extract<Op, { op: 'crash-open' }>, crash: () => Promise<void>): Promise<Outcome> {
   const p = path.join(root, o.path)
@@ -295,6 +302,10 @@ export async function crashOpen (root: string, o: Extract<Op, { op: 'crash-open'
       await step('write new', () => fsp.writeFile(tmp, 'the replacement'))
       await step('rename over', () => fsp.rename(tmp, p))
     }
+    // As a program that needs the change to outlive a crash does (the mount commits
+    // namespace changes in groups: docs/SEMANTICS.md, "Group commits").
+    const dirs = new Set([path.dirname(p), ...(o.action === 'rename' ? [path.dirname(path.join(root, o.to))] : [])])
+    for (const dir of dirs) await step('fsync dir', () => syncDir(dir))
   } finally {
     await crash()
     await fh.close().catch(() => {}) // on the mount, the handle died with its daemon
