@@ -15,7 +15,7 @@
 //   fsync (so a closed file has exactly its content, an fsynced-but-not-closed one at
 //   least its fsynced content, and a rename is all-or-nothing); nothing else is
 //   visible anywhere in the buckets (nothing half-written). The daemon commits
-//   namespace changes in groups (docs/SEMANTICS.md, "Metadata durability"): the last
+//   namespace changes in groups (docs/SEMANTICS.md, "Group commits"): the last
 //   renames, unlinks, mkdirs and rmdirs a writer completed after its last close, within
 //   LOSS_WINDOW_MS of the kill, may be missing, latest first (never one without those
 //   after it), and then the op in flight is not there either;

@@ -69,6 +69,8 @@ export const GROUP_WRITES = 256
  * elsewhere); nearer to full, each write commits on its own and can fail alone.
  */
 export const GROUP_ROOM = 256 * 1024 * 1024
+/** How long an answer about GROUP_ROOM holds. */
+const ROOM_CHECK_MS = 10
 
 export interface CatalogOptions {
   /** Checkpoint the WAL on a worker thread rather than inside commits (the daemon). */
@@ -130,10 +132,13 @@ export class Catalog {
 
   close (): void {
     try {
-      this.flushUnpins()
+      try {
+        this.flushUnpins()
+      } catch {
+        // Left pinned (a full disk, say): pins name this process, whose leftovers are dropped later.
+      }
       this.commit()
     } catch {
-      // Left pinned (a full disk, say): pins name this process, whose leftovers are dropped later.
       // (A group that failed to commit was reported by commit.)
     } finally {
       if (groupers.get(this.file) === this) groupers.delete(this.file)
@@ -164,14 +169,25 @@ export class Catalog {
     return this.outermost(writeTransaction, fn, true)
   }
 
-  /** Whether the disk has GROUP_ROOM free (asked as each group opens: a statfs is 2 µs). */
+  private roomCheckedAt = -Infinity
+  private room = false
+
+  /**
+   * Whether the disk has GROUP_ROOM free, asked again ROOM_CHECK_MS after the last time
+   * (a statfs cost 7 µs a file in `tar x`, whose every close commits); filling 256 MiB
+   * within that would take a writer of 25 GB/s.
+   */
   private roomForGroup (): boolean {
+    const now = performance.now()
+    if (now - this.roomCheckedAt < ROOM_CHECK_MS) return this.room
+    this.roomCheckedAt = now
     try {
       const st = fs.statfsSync(dirname(this.file))
-      return st.bavail * st.bsize >= this.groupRoom
+      this.room = st.bavail * st.bsize >= this.groupRoom
     } catch {
-      return false
+      this.room = false
     }
+    return this.room
   }
 
   /** write, committed (with the group it joined) before this returns. */
@@ -193,7 +209,9 @@ export class Catalog {
    * checkpointed, and a checkpoint syncs what it copies.
    */
   sync (): void {
+    if (this.lost !== null) throw this.refusal()
     this.commit()
+    if (!this.unsynced) return
     let fd: number
     try {
       fd = fs.openSync(this.file + '-wal', 'r')
@@ -202,7 +220,11 @@ export class Catalog {
       throw err
     }
     try { fs.fsyncSync(fd) } finally { fs.closeSync(fd) }
+    this.unsynced = false
   }
+
+  /** A commit since sync last synced the WAL may not be on the disk. */
+  private unsynced = true
 
   /**
    * Commits the open group, if any, unless a write is running (its outermost write's
@@ -220,6 +242,7 @@ export class Catalog {
       this.abandon(g, err)
       throw this.refusal()
     }
+    this.unsynced = true
     this.checkpointer?.committed(g.writes)
   }
 
@@ -286,7 +309,10 @@ export class Catalog {
         if (this.prunable.size > 0) this.prunePending()
         return out
       })
-      if (this.group === null) this.checkpointer?.committed(1)
+      if (this.group === null) {
+        this.unsynced = true
+        this.checkpointer?.committed(1)
+      }
       return r
     } catch (err) {
       this.prunable.clear() // rolled back with it

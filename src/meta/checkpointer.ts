@@ -125,6 +125,12 @@ export class Checkpointer {
   }
 
   private answered (a: Answer): void {
+    // A catch-up cannot run inside a transaction: the connection's open one is committed
+    // first, while this pass still counts as in flight (so the commit's nudge waits for it).
+    const catchUp = a.error === undefined && a.busy === 0 && a.checkpointed === a.log && this.db.open
+    if (catchUp) {
+      try { this.settle() } catch {} // (a failed commit is reported by its connection)
+    }
     this.inFlight = false
     if (a.error !== undefined) {
       this.counts.failures++
@@ -136,7 +142,7 @@ export class Checkpointer {
       // its transaction begins, which a busy writer's frames always outrun. Copying the
       // frames committed since (and two fsyncs) here makes the next commit start it
       // over, so it stays near NUDGE_COMMITS commits long.
-      if (a.busy === 0 && a.checkpointed === a.log && this.db.open) this.catchUp()
+      if (catchUp) this.catchUp()
     }
     if (this.again) { this.again = false; this.post() }
   }
@@ -144,7 +150,6 @@ export class Checkpointer {
   private catchUp (): void {
     const started = performance.now()
     try {
-      this.settle()
       this.db.pragma('wal_checkpoint(PASSIVE)')
       this.counts.catchUps++
     } catch (err) {

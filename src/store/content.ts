@@ -71,11 +71,14 @@ export class Content {
     const inline = data.length <= INLINE_MAX
     const fresh = this.catalog.chunkIdByHash(hash) === undefined
     if (fresh) await this.space.claim(data.length)
-    const id = this.catalog.write(() => {
+    // A chunk file's row is committed before the file is written: a crash never leaves a
+    // file that no row names (group commits: Catalog.write).
+    const put = (): number => {
       const id = this.catalog.ensureChunk(hash, data.length, inline ? Buffer.from(data) : null, crc)
       this.catalog.pin(id, owner, process.pid)
       return id
-    })
+    }
+    const id = inline ? this.catalog.write(put) : this.catalog.writeCommitted(put)
     if (!inline) await this.files.write(hash, data, fresh)
     return { id, hash, crc, inline: inline ? 1 : 0, size: data.length }
   }

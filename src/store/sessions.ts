@@ -23,7 +23,9 @@ export interface SessionPart { part: number, extents: Extent[] } // extents rela
  * transaction. `seal` marks data a close or an fsync made final (see recoverSessions).
  */
 export function persistSession (store: Store, uploadRowId: number | null, meta: SessionMeta, parts: SessionPart[], owner: number, durable: boolean, seal: boolean): number {
-  const run = durable ? store.catalog.writeDurably.bind(store.catalog) : store.catalog.write.bind(store.catalog)
+  // A seal (a close, an fsync) is committed before it answers: recovery completes what it sealed.
+  const c = store.catalog
+  const run = durable ? c.writeDurably.bind(c) : seal ? c.writeCommitted.bind(c) : c.write.bind(c)
   return run(() => {
     const b = store.bucketRow(meta.bucket)
     let id = uploadRowId

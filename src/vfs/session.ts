@@ -309,17 +309,19 @@ export class WriteSession {
    * Makes everything written so far uploaded parts (durable against power loss when
    * asked). No version. `seal`: a close or an fsync, whose data recovery completes.
    */
-  async flush (durable: boolean, seal: boolean): Promise<void> {
-    await this.lock.run(async () => { await this.flushLocked(durable, seal) })
+  async flush (durable: boolean, seal: boolean): Promise<boolean> {
+    return await this.lock.run(async () => await this.flushLocked(durable, seal))
   }
 
-  private async flushLocked (durable: boolean, seal = false): Promise<void> {
-    if (!this.changed || this.detached) return
+  /** Answers whether it persisted anything (nothing: unchanged, or unlinked). */
+  private async flushLocked (durable: boolean, seal = false): Promise<boolean> {
+    if (!this.changed || this.detached) return false
     const owner = await this.storeDirtyChunks()
-    if (this.detached) return // unlinked meanwhile: nothing of it may be persisted
+    if (this.detached) return false // unlinked meanwhile: nothing of it may be persisted
     this.uploadRowId = persistSession(this.store, this.uploadRowId, this.meta(), this.partsToPersist(), owner, durable, seal)
     this.owner = null
     this.pendingParts.clear()
+    return true
   }
 
   private partsToPersist (): Array<{ part: number, extents: ReadableExtent[] }> {

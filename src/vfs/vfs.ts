@@ -577,7 +577,7 @@ export class Vfs {
     const hiddenNode = this.hidden.get(id)
     // A stored file no handle holds (the usual open): one query for its node and its pages.
     const live = hiddenNode === undefined && !this.nodes.has(id) ? this.store.liveVersion(loc.bucket, loc.key) : undefined
-    if (live === undefined && isDirMode(this.keyAttr(loc.bucket, loc.key).mode)) {
+    if (isDirMode(live !== undefined ? live.posix.mode : this.keyAttr(loc.bucket, loc.key).mode)) {
       if (this.writable(flags)) throw IS_DIRECTORY(`${path} is a directory`)
       return 0
     }
@@ -882,7 +882,8 @@ export class Vfs {
     if (h?.kind === 'file') {
       this.throwLost(h)
       const s = h.node.session
-      if (s !== null && !h.node.unlinked && s.changed) { await s.flush(true, true); return }
+      // (A close may have saved the file meanwhile: then only the sync is left.)
+      if (s !== null && !h.node.unlinked && s.changed && await s.flush(true, true)) return
     }
     this.store.catalog.sync()
   }

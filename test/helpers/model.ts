@@ -66,8 +66,9 @@ export type Op =
   // `pause`: ms to wait after the action before reading through the held handle.
   | { op: 'held', path: string, write: boolean, action: HeldAction, to: string, offset: number, len: number, data: number, pause: number }
 
-  // The daemon stops (SIGTERM: a clean unmount; SIGKILL: a crash) and mounts again. Every op
-  // before has closed its files, so the tree must come back exactly as it was.
+  // The daemon stops (SIGTERM: a clean unmount; SIGKILL: a crash, 50 ms after the last op,
+  // when its group of changes has committed) and mounts again. Every op before has closed
+  // its files, so the tree must come back exactly as it was.
   | { op: 'remount' }
   | { op: 'crash' }
   // A file held open (written and fsynced if `write`) is unlinked, renamed or replaced, the
