@@ -986,9 +986,13 @@ export class Vfs {
     const writing = node?.session != null
     const a = this.keyAttr(bucket, key)
     if (isDirMode(a.mode)) throw IS_DIRECTORY(`${path} is a directory`)
-    if (node !== undefined) this.detach(node)
-    // (A key being written may have no live version yet: a versioned bucket gets no marker for it.)
-    if (!writing || this.store.liveStat(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
+    // The drop of the file's upload and the key's delete are one write: a group commit
+    // never takes one without the other.
+    this.store.catalog.write(() => {
+      if (node !== undefined) this.detach(node)
+      // (A key being written may have no live version yet: a versioned bucket gets no marker for it.)
+      if (!writing || this.store.liveStat(bucket, key) !== undefined) this.store.deleteObject(bucket, key)
+    })
   }
 
   /** The node's name is gone (unlink, or replaced by a rename): open handles keep their data. */
