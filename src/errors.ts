@@ -111,6 +111,9 @@ export const NOT_SUPPORTED = make('NotSupported')
 export const STALE = make('Stale')
 export const TOO_MANY_FILES = make('TooManyFiles')
 
+/** What a caught value says: its message, or the value as text. */
+export function messageOf (err: unknown): string { return err instanceof Error ? err.message : String(err) }
+
 /** Turns an fs error from the chunk store into ours where it has a meaning (ENOSPC). */
 export function fromSystemError (err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code

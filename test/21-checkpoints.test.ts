@@ -8,7 +8,7 @@ import path from 'node:path'
 import { Store } from '../src/store'
 import { NUDGE_COMMITS } from '../src/meta/checkpointer'
 import { AUTOCHECKPOINT_PAGES } from '../src/meta/db'
-import { tempStore } from './helpers/store'
+import { tempStore, until } from './helpers/store'
 
 /** The WAL header's checkpoint sequence number: it grows each time the WAL starts over. */
 function walRestarts (dir: string): number {
@@ -20,15 +20,6 @@ function walRestarts (dir: string): number {
   } finally {
     fs.closeSync(fd)
   }
-}
-
-async function until (cond: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) return false
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-  return true
 }
 
 const autocheckpoint = (store: Store): number => store.catalog.db.pragma('wal_autocheckpoint', { simple: true }) as number

@@ -9,7 +9,7 @@ import type {} from 'tap' // the global tap.Test type
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { GROUP_WRITES } from '../src/meta/catalog'
-import { tempStore } from './helpers/store'
+import { tempStore, until } from './helpers/store'
 
 /** A second connection, as the CLI's: what it reads is what has been committed. */
 function committedBuckets (t: tap.Test, dir: string): () => string[] {
@@ -19,15 +19,6 @@ function committedBuckets (t: tap.Test, dir: string): () => string[] {
   return () => st.all() as string[]
 }
 
-async function until (cond: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) return false
-    await new Promise(resolve => setTimeout(resolve, 1))
-  }
-  return true
-}
-
 t.test('a group is seen by other connections once it commits, by its own connection at once', async t => {
   const { dir, store } = tempStore(t, { groupCommits: true, groupRoom: 0 })
   const committed = committedBuckets(t, dir)
@@ -35,7 +26,7 @@ t.test('a group is seen by other connections once it commits, by its own connect
   store.createBucket('bk-b')
   t.same(store.listBuckets().map(b => b.name), ['bk-a', 'bk-b'], 'its own connection sees both writes')
   t.same(committed(), [], 'another sees neither before the group commits')
-  t.ok(await until(() => committed().length === 2), 'the group commits on its own, soon')
+  t.ok(await until(() => committed().length === 2, 5000, 1), 'the group commits on its own, soon')
   t.same(committed(), ['bk-a', 'bk-b'], 'both writes, in one commit')
 })
 

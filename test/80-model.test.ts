@@ -11,12 +11,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { withMount, type Mount } from './helpers/mount'
-import { runModel, reproduction, DELIBERATE_DIFFERENCES } from './helpers/model'
+import { runModel, reproduction, syncDir, DELIBERATE_DIFFERENCES } from './helpers/model'
+import { sleep } from './helpers/e2e'
 
 const SEEDS = [1, 2, 3]
 const OPS = 150
-
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 /** Until the mount answers a readdir (stat may be answered from the kernel's cache of a dead mount). */
 async function answering (mnt: string): Promise<void> {
@@ -51,7 +50,7 @@ t.test('random operations: the mount agrees with a local directory', async t => 
           if (how === 'crash') {
             // The namespace changes just answered commit on their own within 5 ms
             // (docs/SEMANTICS.md, "Group commits"); the kill comes after that.
-            await new Promise(resolve => setTimeout(resolve, 50))
+            await sleep(50)
             await m.killDaemon()
             await m.start()
           } else {
@@ -80,11 +79,8 @@ t.test('random operations: the mount agrees with a local directory', async t => 
 // commits"): at an fsync of the directory, or on its own within 5 ms. Recovery must not
 // bring the file's upload back either way.
 for (const [how, settle] of [
-  ['the directory is fsynced', async (dir: string) => {
-    const dh = await fs.promises.open(dir, 'r')
-    try { await dh.sync() } finally { await dh.close() }
-  }],
-  ['50 ms pass', async () => { await new Promise(resolve => setTimeout(resolve, 50)) }]
+  ['the directory is fsynced', syncDir],
+  ['50 ms pass', async () => { await sleep(50) }]
 ] as const) {
   t.test(`a removed file that was open stays removed after a crash, once ${how}`, async t => {
     await withMount(t, async (mnt, _dataDir, m: Mount) => {

@@ -2,7 +2,7 @@
 // one place where failures become messages and exit codes.
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { isBucketfsError } from '../errors'
+import { isBucketfsError, messageOf } from '../errors'
 import { protectStdio, type Command, type GlobalArgs } from './command'
 import { defaultDataDir } from './datadir'
 import { EXIT, exitCodeFor } from './exit'
@@ -53,7 +53,7 @@ function parser (args: string[]): Argv<GlobalArgs> {
 
 function report (err: unknown): number {
   if (err instanceof UsageError) return EXIT.usage
-  const message = err instanceof Error ? err.message : String(err)
+  const message = messageOf(err)
   process.stderr.write(`bucketfs: ${message}\n`)
   if (isBucketfsError(err)) {
     log('%s: %s', err.code, err.stack)

@@ -4,7 +4,7 @@ import type { Db, Statement } from './db'
 import fs from 'node:fs'
 import { dirname } from 'node:path'
 import { openDatabase, writeTransaction, durableWriteTransaction, savepoint, runner } from './db'
-import { READ_ONLY, fromSystemError } from '../errors'
+import { READ_ONLY, fromSystemError, messageOf } from '../errors'
 import { Checkpointer } from './checkpointer'
 import { dirPathOf, parentPathOf } from './migrations'
 import type { BucketRow, VersionRow, NewVersion, Extent, ReadableExtent, UploadRow, UploadPartRow, VersionPartRow, ChunkRow, DirFiles, LiveStatRow, MarkerRow } from './rows'
@@ -91,8 +91,6 @@ interface Group { writes: number, timer: NodeJS.Timeout }
  * writes to it with the API).
  */
 const groupers = new Map<string, Catalog>()
-
-function messageOf (err: unknown): string { return err instanceof Error ? err.message : String(err) }
 
 /** What a listing shows of each live key of a directory (`?`), in name order. */
 const DIR_FILES = 'SELECT l.name, v.size, v.mode, v.uid, v.gid, v.mtime_ms, v.ctime_ms, v.stored FROM live l JOIN versions v ON v.seq = l.seq WHERE l.dir = ? ORDER BY l.name'

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads'
 import createDebug from 'debug'
 import type { Db } from './db'
 import { AUTOCHECKPOINT_PAGES } from './db'
+import { messageOf } from '../errors'
 
 const log = createDebug('bucketfs:meta')
 
@@ -155,7 +156,7 @@ export class Checkpointer {
     } catch (err) {
       // As SQLite's own autocheckpoint does, a failed checkpoint fails nothing else.
       this.counts.failures++
-      log('catch-up checkpoint failed: %s', err instanceof Error ? err.message : String(err))
+      log('catch-up checkpoint failed: %s', messageOf(err))
     }
     this.counts.catchUpMs += performance.now() - started
   }

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import createDebug from 'debug'
 import { MIGRATIONS, REBUILDS } from './migrations'
-import { fromSystemError, STORE_LOCKED } from '../errors'
+import { fromSystemError, messageOf, STORE_LOCKED } from '../errors'
 import { readLock, holderAlive } from '../mount/lock'
 import { walbufExtension } from '../addon'
 
@@ -37,7 +37,7 @@ export function walBuffered (): boolean {
         loader.loadExtension(walbuf) // entry point sqlite3_walbuf_init, from the file's name
         walBuffering = true
       } catch (err) {
-        log('WAL writes stay frame by frame: %s', err instanceof Error ? err.message : String(err))
+        log('WAL writes stay frame by frame: %s', messageOf(err))
       } finally {
         loader.close()
       }

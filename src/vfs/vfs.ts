@@ -22,7 +22,7 @@ import { FileNode } from './node'
 import type { Handle, FileHandle } from './node'
 import {
   NOT_FOUND, EXISTS, STALE, NOT_DIRECTORY, IS_DIRECTORY, DIRECTORY_NOT_EMPTY, READ_ONLY, NOT_PERMITTED, BAD_HANDLE,
-  INVALID_ARGUMENT, isBucketfsError, KEY_TOO_LONG, TOO_MANY_FILES
+  INVALID_ARGUMENT, isBucketfsError, KEY_TOO_LONG, TOO_MANY_FILES, messageOf
 } from '../errors'
 import { MAX_KEY_BYTES, MAX_NAME_BYTES } from '../store/limits'
 
@@ -645,7 +645,7 @@ export class Vfs {
     /** `taken`: the session has the write's bytes (a store behind them failed). */
     const fail = (err: unknown, taken: boolean): void => {
       const h = this.handles.get(fh)
-      log('a staged write to handle %d at %d failed: %s', fh, offset, err instanceof Error ? err.message : String(err))
+      log('a staged write to handle %d at %d failed: %s', fh, offset, messageOf(err))
       if (h?.kind !== 'file') return
       h.lost ??= err
       // Its bytes are missing from the session: saved, the file would have a gap.

@@ -269,7 +269,7 @@ async function writeFully (fh: fsp.FileHandle, data: Buffer, position: number | 
 
 /** Applies one operation below root with node:fs/promises. */
 /** fsync(2) of a directory: its entries on the disk. */
-async function syncDir (dir: string): Promise<void> {
+export async function syncDir (dir: string): Promise<void> {
   const dh = await fsp.open(dir, 'r')
   try { await dh.sync() } finally { await dh.close() }
 }

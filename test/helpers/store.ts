@@ -39,6 +39,16 @@ export class TempStore {
   }
 }
 
+/** Waits until cond() holds, asking every pollMs; false if it still does not after ms. */
+export async function until (cond: () => boolean, ms = 5000, pollMs = 10): Promise<boolean> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) return false
+    await new Promise(resolve => setTimeout(resolve, pollMs))
+  }
+  return true
+}
+
 /** Opens a store in a fresh temp dir; it is closed in t.teardown. */
 export function tempStore (t: tap.Test, opts: StoreOptions = {}): TempStore {
   return new TempStore(t, opts)

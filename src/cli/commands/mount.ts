@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import v8 from 'node:v8'
 import type { Argv } from 'yargs'
-import { BucketfsError, type ErrorCode } from '../../errors'
+import { BucketfsError, messageOf, type ErrorCode } from '../../errors'
 import { mountFilesystem, type MountHandle } from '../../mount/mount'
 import { defineCommand, type GlobalArgs } from '../command'
 import { log } from '../log'
@@ -84,7 +84,7 @@ async function runMount (args: MountArgs): Promise<void> {
       debugFuse: args.debugFuse
     })
   } catch (err) {
-    if (args.daemonChild) await tellParent({ ready: false, message: err instanceof Error ? err.message : String(err), code: (err as Partial<BucketfsError>).code })
+    if (args.daemonChild) await tellParent({ ready: false, message: messageOf(err), code: (err as Partial<BucketfsError>).code })
     throw err
   }
   installFatalHandlers(mountpoint)
