@@ -32,7 +32,8 @@
 //     the kernel's getxattr(security.capability) before each write; and reads of data
 //     JavaScript put ahead of a sequential reader (scripts/fuse-native/fast-path.c);
 //     and the getattr libfuse asks right after a setattr, create, mkdir or symlink,
-//     from the attributes JavaScript answered that op with; and a readdir of a
+//     from the attributes JavaScript answered that op with (a close or release of a
+//     file answers them too, for the lookup that often follows); and a readdir of a
 //     directory JavaScript listed ahead of a program walking a tree.
 //  8. Each op woke the main thread from its sleep and was answered by waking the FUSE
 //     thread: for 1 ms after an op (5 ms after a readdir) the event loop polls instead

@@ -84,6 +84,8 @@ t.test('ops answer as fuse-native expects', async t => {
     listxattr: async () => ['user.a', 'user.s3.etag'],
     setxattr: async (_p: string, _n: string, value: Buffer) => { calls.push(['setxattr', value]) },
     release: async (p: string, fh: number) => { calls.push(['release', p, fh]) },
+    // fh 3 leaves the file saved; fh 6 leaves another writer's changes unsaved.
+    flush: async (fh: number) => { calls.push(['flush', fh]); return fh === 3 },
     fsync: async (fh: number, datasync: boolean) => { calls.push(['fsync', fh, datasync]) },
     fsyncdir: () => { calls.push(['fsyncdir']) },
     unlink: async () => { throw new Error('unexpected') }
@@ -137,8 +139,23 @@ t.test('ops answer as fuse-native expects', async t => {
   value.write('gray') // libfuse reuses its buffer once answered
   t.equal(passed.toString(), 'blue', 'setxattr hands the vfs a copy of libfuse\'s buffer')
 
-  t.same(await answer(cb => { ops.release('/f', 3, cb) }), [0])
-  t.same(calls.pop(), ['release', '/f', 3])
+  // A close and a release answer the file's attributes after them (for the lookup that
+  // often follows), the close only once the file holds nothing unsaved.
+  {
+    const [code, st] = await answer(cb => { ops.flush('/f', 3, cb) })
+    t.same([code, (st as { size: number }).size], [0, 5_000_000_000], 'a close that left the file saved answers its attributes')
+    t.same(calls.pop(), ['flush', 3])
+    t.same((await answer(cb => { ops.flush('/f', 6, cb) })).slice(0, 2), [0, undefined], 'one that left changes unsaved answers none')
+    t.same(calls.pop(), ['flush', 6])
+  }
+  {
+    const [code, st] = await answer(cb => { ops.release('/f', 3, cb) })
+    t.same([code, (st as { size: number }).size], [0, 5_000_000_000], 'a release answers the attributes after it')
+    t.same(calls.pop(), ['release', '/f', 3])
+    t.same((await answer(cb => { ops.release('/missing', 3, cb) })).slice(0, 2), [0, undefined], 'none for a path that is gone')
+    t.same((await answer(cb => { ops.release('', 3, cb) })).slice(0, 2), [0, undefined], 'nor for an unlinked file (no path)')
+    calls.splice(-2)
+  }
   t.same(await answer(cb => { ops.fsync('/f', 1, 3, cb) }), [0])
   t.same(calls.pop(), ['fsync', 3, true], 'fsync: (path, datasync, fh) → vfs.fsync(fh, datasync)')
   t.same(await answer(cb => { ops.fsyncdir('/', 0, 0, cb) }), [0])

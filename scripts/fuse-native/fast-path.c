@@ -447,6 +447,8 @@ static int bucketfs_attr_answer (uint32_t op, const void *owner, const char *pat
 // the path (the forget log); then that next getattr of the
 // same path on the same thread is answered from them, and they are put in the attribute
 // cache like a listing's (the kernel often asks again before the next change: chown's getattr).
+// The close (flush) and release of a file answer its attributes too, once it holds nothing
+// unsaved: a program often looks a file up right after closing it (rsync, to set its times).
 // Any other op on the thread drops them from the thread. Attributes of mode 0 say the
 // path is missing after the op (a rename's source): that getattr is answered ENOENT.
 static uint64_t bucketfs_then_hits = 0;

@@ -164,11 +164,12 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
    * For ops after which libfuse asks the path's attributes at once: they are answered
    * too (src/mount/fuse.ts opToken), when the vfs can give them.
    */
-  const change = (name: string, args: () => string, call: () => Promise<unknown> | unknown, attrs: () => Attr | Promise<Attr>, cb: Then): void => {
+  const change = (name: string, args: () => string, call: () => Promise<unknown> | unknown, attrs: (() => Attr | Promise<Attr>) | undefined, cb: Then): void => {
     // The attributes after the change: those the call answered, else attrs(), or none
     // when the vfs cannot give them (at once when it can).
     const after = (answered: unknown): FuseStat | undefined | Promise<FuseStat | undefined> => {
       if (isAttr(answered)) return toStat(answered)
+      if (attrs === undefined) return undefined
       try {
         const a = attrs()
         return a instanceof Promise ? a.then(toStat, () => undefined) : toStat(a)
@@ -277,14 +278,21 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
       run('write', () => `${path}, ${fh}, ${len}, ${offset}`, () => vfs.write(fh, buf, len, offset),
         (code, n) => { cb(code !== 0 ? code : (n ?? 0)) })
     },
+    // Answered with the file's attributes once it holds nothing unsaved: a program that
+    // closes a file it wrote often looks it up next (rsync, to set its times), which the
+    // fast path then answers.
     flush: (path, fh, cb) => {
       const by = who(true)
-      op('flush', () => `${path}, ${fh}, pid ${by?.pid}`, async () => await vfs.flush(fh, by), cb)
+      change('flush', () => `${path}, ${fh}, pid ${by?.pid}`, async () => await vfs.flush(fh, by) ? vfs.getattr(path) : undefined, undefined, cb)
     },
     fsync: (path, datasync, fh, cb) => {
       op('fsync', () => `${path}, ${datasync}, ${fh}`, async () => await vfs.fsync(fh, datasync !== 0), cb)
     },
-    release: (path, fh, cb) => { op('release', () => `${path}, ${fh}`, async () => await vfs.release(path, fh), cb) },
+    // Answered with the file's attributes after it, as the close before it (the release
+    // comes after the close has returned, and forgets what the fast path knew of the path).
+    release: (path, fh, cb) => {
+      change('release', () => `${path}, ${fh}`, async () => { await vfs.release(path, fh) }, path === '' ? undefined : () => vfs.getattr(path), cb)
+    },
     truncate: (path, size, cb) => {
       change('truncate', () => `${path}, ${size}`, async () => await vfs.truncate(path, size), async () => await vfs.getattr(path), cb)
     },

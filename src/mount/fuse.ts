@@ -41,7 +41,7 @@ export interface FuseOps {
   statfs: (path: string, cb: Cb<FuseStatfs>) => void
   getattr: (path: string, cb: Cb<FuseStat>) => void
   fgetattr: (path: string, fh: number, cb: Cb<FuseStat>) => void
-  flush: (path: string, fh: number, cb: Cb) => void
+  flush: (path: string, fh: number, cb: Then) => void
   fsync: (path: string, datasync: number, fh: number, cb: Cb) => void
   fsyncdir: (path: string, datasync: number, fh: number, cb: Cb) => void
   /** `stats`: one per name, as FuseStats or packed (STAT_INTS each: putStatFields). */
@@ -64,7 +64,7 @@ export interface FuseOps {
   read: (path: string, fh: number, buf: Buffer, len: number, offset: number, cb: (result: number) => void) => void
   /** Answers cb(bytesWritten) or cb(-errno); `buf` is only valid until then. */
   write: (path: string, fh: number, buf: Buffer, len: number, offset: number, cb: (result: number) => void) => void
-  release: (path: string, fh: number, cb: Cb) => void
+  release: (path: string, fh: number, cb: Then) => void
   releasedir: (path: string, fh: number, cb: Cb) => void
   create: (path: string, mode: number, cb: (code: number, fh?: number, attrs?: FuseStat) => void) => void
   unlink: (path: string, cb: Cb) => void
@@ -452,6 +452,16 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
   _op_create (signal: Signal, path: string, mode: number): void {
     const then = opToken()
     this.ops.create(path, mode, (code, fh, attrs) => { if (code === 0) then(path, attrs); signal(code, fh) })
+  }
+
+  _op_flush (signal: Signal, path: string, fh: number): void {
+    const then = opToken()
+    this.ops.flush(path, fh, (code, attrs) => { if (code === 0 && path !== '') then(path, attrs); signal(code) })
+  }
+
+  _op_release (signal: Signal, path: string, fh: number): void {
+    const then = opToken()
+    this.ops.release(path, fh, (code, attrs) => { if (code === 0 && path !== '') then(path, attrs); signal(code) })
   }
 
   _op_mkdir (signal: Signal, path: string, mode: number): void {

@@ -855,21 +855,24 @@ export class Vfs {
    * descriptor, which fork gave it and exec or exit closes: it neither ends the save
    * nor seals it, so a file half-written when its writer starts a program never
    * becomes a version; the opener's close does that, or else the last release.
+   * Answers whether the file then holds nothing unsaved: its attributes stand until the
+   * next change (the release after this close changes nothing).
    */
-  async flush (fh: number, caller?: Caller): Promise<void> {
+  async flush (fh: number, caller?: Caller): Promise<boolean> {
     const h = this.handles.get(fh)
-    if (h === undefined || h.kind !== 'file') return
+    if (h === undefined || h.kind !== 'file') return false
     // Opened read-only: nothing of the file's is this handle's to save or report (the
     // mount answers its close on the FUSE thread, scripts/fuse-native/fast-path.c).
-    if (this.readsOnly(h.flags)) return
-    if (caller?.pid !== undefined && h.opener !== undefined && caller.pid !== h.opener) return
+    if (this.readsOnly(h.flags)) return false
+    if (caller?.pid !== undefined && h.opener !== undefined && caller.pid !== h.opener) return false
     this.throwLost(h)
-    if (h.node.session === null || !h.node.session.changed) return
-    if (h.node.unlinked) return
+    if (h.node.unlinked) return false
+    if (h.node.session === null || !h.node.session.changed) return true
     const wrote = h.wrote
     h.wrote = false
     if (wrote && !this.otherHandles(h.node, fh).some(o => o.wrote)) await this.completeNode(h.node)
     else await h.node.session.flush(false, true)
+    return h.node.session === null || !h.node.session.changed
   }
 
   /**
