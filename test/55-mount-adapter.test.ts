@@ -147,6 +147,8 @@ t.test('ops answer as fuse-native expects', async t => {
     t.same(calls.pop(), ['flush', 3])
     t.same((await answer(cb => { ops.flush('/f', 6, cb) })).slice(0, 2), [0, undefined], 'one that left changes unsaved answers none')
     t.same(calls.pop(), ['flush', 6])
+    t.same((await answer(cb => { ops.flush('/missing', 3, cb) })).slice(0, 2), [0, undefined], 'a saved file whose attributes cannot be read answers none, and no error')
+    t.same(calls.pop(), ['flush', 3])
   }
   {
     const [code, st] = await answer(cb => { ops.release('/f', 3, cb) })

@@ -164,15 +164,16 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
    * For ops after which libfuse asks the path's attributes at once: they are answered
    * too (src/mount/fuse.ts opToken), when the vfs can give them.
    */
-  const change = (name: string, args: () => string, call: () => Promise<unknown> | unknown, attrs: (() => Attr | Promise<Attr>) | undefined, cb: Then): void => {
+  const change = (name: string, args: () => string, call: () => Promise<unknown> | unknown, attrs: (() => Attr | undefined | Promise<Attr>) | undefined, cb: Then): void => {
     // The attributes after the change: those the call answered, else attrs(), or none
-    // when the vfs cannot give them (at once when it can).
+    // when the vfs cannot give them (at once when it can). Failing to give them never
+    // fails the change.
     const after = (answered: unknown): FuseStat | undefined | Promise<FuseStat | undefined> => {
       if (isAttr(answered)) return toStat(answered)
       if (attrs === undefined) return undefined
       try {
         const a = attrs()
-        return a instanceof Promise ? a.then(toStat, () => undefined) : toStat(a)
+        return a instanceof Promise ? a.then(toStat, () => undefined) : a === undefined ? undefined : toStat(a)
       } catch {
         return undefined
       }
@@ -283,7 +284,8 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     // fast path then answers.
     flush: (path, fh, cb) => {
       const by = who(true)
-      change('flush', () => `${path}, ${fh}, pid ${by?.pid}`, async () => await vfs.flush(fh, by) ? vfs.getattr(path) : undefined, undefined, cb)
+      let settled = false
+      change('flush', () => `${path}, ${fh}, pid ${by?.pid}`, async () => { settled = await vfs.flush(fh, by) }, () => settled ? vfs.getattr(path) : undefined, cb)
     },
     fsync: (path, datasync, fh, cb) => {
       op('fsync', () => `${path}, ${datasync}, ${fh}`, async () => await vfs.fsync(fh, datasync !== 0), cb)
