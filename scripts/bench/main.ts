@@ -43,7 +43,7 @@ interface Args {
   probe: boolean
   strace: boolean
   millionStore?: string
-  rounds: number
+  rounds?: number
 }
 
 function parseArgs (): Args {
@@ -61,7 +61,12 @@ function parseArgs (): Args {
     .option('probe', { type: 'boolean', default: false, describe: 'count FUSE ops, SQL statements, hashing and fs calls in the daemon per workload (slows it)' })
     .option('strace', { type: 'boolean', default: false, describe: 'count the daemon\'s system calls per workload with strace -c -f (slows it)' })
     .option('million-store', { type: 'string', describe: 'data dir for the big bucket, reused if it already holds it' })
-    .option('rounds', { type: 'number', default: 1, describe: 'run each workload this many times on every target, the targets taking turns, and report the medians (this VM\'s disk varies by half between runs)' })
+    .option('rounds', {
+      type: 'number',
+      describe: 'run each workload this many times on every target, the targets taking turns, and report the medians ' +
+        '(default 3, 1 with --quick): this VM\'s disk varies by half between runs, and a fresh daemon\'s first round ' +
+        'of a workload runs before V8 has optimized its code'
+    })
     .strict()
     .help()
     .parseSync() as unknown as Args
@@ -182,7 +187,8 @@ async function main (): Promise<number> {
   const chosen = selected(args)
   const targetNames = args.targets.split(',').map(s => s.trim()) as TargetName[]
   for (const n of targetNames) if (!TARGET_NAMES.includes(n)) throw new Error(`unknown target ${n}`)
-  if (!Number.isInteger(args.rounds) || args.rounds < 1) throw new Error(`--rounds takes a whole number from 1, not ${args.rounds}`)
+  const rounds = args.rounds ?? (args.quick ? 1 : 3)
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds takes a whole number from 1, not ${rounds}`)
   await ensureTools()
   const sizes = args.quick ? QUICK : FULL
   const cleanup = new Cleanup()
@@ -265,7 +271,7 @@ async function main (): Promise<number> {
 
     for (const w of perTarget) {
       process.stderr.write(`${w.name}: ${w.title}\n`)
-      rows.push(await runWorkload(w, running, args.rounds))
+      rows.push(await runWorkload(w, running, rounds))
     }
     // The main daemon's memory after every workload (it does not give memory back).
     const mainPid = daemons.bucketfs?.pid
@@ -342,6 +348,7 @@ async function main (): Promise<number> {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     quick: args.quick,
+    rounds,
     host: {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
