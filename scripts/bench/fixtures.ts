@@ -27,12 +27,15 @@ export class Prng {
   int (n: number): number { return Math.floor(this.next() * n) }
 }
 
-/** `bytes` of pseudo-random data at `file`, reused when a file of that size is already there. */
-export function randomFile (file: string, bytes: number): string {
+/**
+ * `bytes` of pseudo-random data at `file`, reused when a file of that size is already
+ * there; a different `variant` gives different bytes (each under its own name).
+ */
+export function randomFile (file: string, bytes: number, variant = 0): string {
   try {
     if (fs.statSync(file).size === bytes) return file
   } catch {}
-  const stream = new ByteStream(`bucketfs-bench ${bytes}`)
+  const stream = new ByteStream(variant === 0 ? `bucketfs-bench ${bytes}` : `bucketfs-bench ${bytes} ${variant}`)
   const tmp = `${file}.tmp`
   const fd = fs.openSync(tmp, 'w')
   try {
