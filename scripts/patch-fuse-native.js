@@ -75,7 +75,7 @@ const edits = [
   ['null paths', /napi_create_string_utf8\(env, l->path, /g, 'napi_create_string_utf8(env, l->path ? l->path : "", '],
   ['errno include', '#include <pthread.h>\n', '#include <pthread.h>\n#include <errno.h>\n'],
   ['caller fields', '  size_t mtime;\n  int32_t res;\n', '  size_t mtime;\n  int32_t res;\n  pid_t bucketfs_pid;\n  uid_t bucketfs_uid;\n  gid_t bucketfs_gid;\n' +
-    '  uint64_t bucketfs_seq;\n  uint64_t bucketfs_done_seq;\n  uint64_t bucketfs_then_seq;\n  uint64_t bucketfs_then_epoch;\n  char *bucketfs_then_path;\n  uint32_t bucketfs_then_ints[18];\n'],
+    '  uint64_t bucketfs_seq;\n  uint64_t bucketfs_done_seq;\n  uint64_t bucketfs_then_seq;\n  uint64_t bucketfs_then_epoch;\n  uint64_t bucketfs_then_expires_ms;\n  char *bucketfs_then_path;\n  uint32_t bucketfs_then_ints[18];\n'],
   ['utf-8 check and caller', 'static pthread_key_t thread_locals_key;\n',
     'static pthread_key_t thread_locals_key;\n\n' +
     '// bucketfs: strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).\n' +

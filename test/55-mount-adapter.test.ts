@@ -86,6 +86,7 @@ t.test('ops answer as fuse-native expects', async t => {
     release: async (p: string, fh: number) => { calls.push(['release', p, fh]) },
     // fh 3 leaves the file saved; fh 6 leaves another writer's changes unsaved.
     flush: async (fh: number) => { calls.push(['flush', fh]); return fh === 3 },
+    missCacheable: (p: string) => !p.includes('/.versions/'),
     fsync: async (fh: number, datasync: boolean) => { calls.push(['fsync', fh, datasync]) },
     fsyncdir: () => { calls.push(['fsyncdir']) },
     unlink: async () => { throw new Error('unexpected') }
@@ -156,7 +157,8 @@ t.test('ops answer as fuse-native expects', async t => {
     t.same(calls.pop(), ['release', '/f', 3])
     t.same((await answer(cb => { ops.release('/missing', 3, cb) })).slice(0, 2), [0, undefined], 'none for a path that is gone')
     t.same((await answer(cb => { ops.release('', 3, cb) })).slice(0, 2), [0, undefined], 'nor for an unlinked file (no path)')
-    calls.splice(-2)
+    t.same((await answer(cb => { ops.release('/b/.versions/f/v1', 3, cb) })).slice(0, 2), [0, undefined], 'nor for a file under .versions, which is never kept')
+    calls.splice(-3)
   }
   t.same(await answer(cb => { ops.fsync('/f', 1, 3, cb) }), [0])
   t.same(calls.pop(), ['fsync', 3, true], 'fsync: (path, datasync, fh) → vfs.fsync(fh, datasync)')

@@ -340,6 +340,34 @@ t.test('listed attributes', { skip: fastPathStats() === undefined ? 'the fuse-na
     await forgetKernelNames()
     t.equal((await fsp.lstat(g)).size, 12)
     t.equal(await fsp.readFile(g, 'utf8'), 'bbbbbbbbcccc')
+
+    // What a close left answers for a second, no longer: a change made outside the mount
+    // since (the CLI's) is in no forget log, and a FUSE thread's next op may come late.
+    const late = path.join(sub, 'late')
+    await fsp.writeFile(late, 'short')
+    const src = path.join(os.tmpdir(), `bucketfs-58-late-${process.pid}.txt`)
+    fs.writeFileSync(src, 'y'.repeat(4321))
+    t.teardown(() => { fs.rmSync(src, { force: true }) })
+    await sleep(1100)
+    const put = await runAsync(process.execPath, [BIN, 'put', src, 'listed-58/closed/late', '--data', data])
+    t.equal(put.status, 0, put.stderr)
+    await sleep(1100) // the kernel's own attributes of it have expired too
+    const sizes = new Set<number>()
+    for (let i = 0; i < 24; i++) {
+      await forgetKernelNames()
+      sizes.add((await fsp.lstat(late)).size)
+    }
+    t.same([...sizes], [4321], 'every lookup sees the CLI\'s change')
+
+    // Files under .versions change with every save: a close of one leaves nothing.
+    const versions = path.join(mnt, 'listed-58', '.versions', 'closed', 'saved')
+    const [name] = await fsp.readdir(versions)
+    await fsp.readFile(path.join(versions, name))
+    await forgetKernelNames()
+    await fsp.lstat(versions) // (its parents are looked up now, not below)
+    const before2 = hits()
+    await fsp.lstat(path.join(versions, name))
+    t.equal(hits(), before2, 'the lookup of a version after its close goes to the vfs')
   })
 
   await t.test('a change made with the CLI shows within two attribute timeouts', async t => {

@@ -460,7 +460,8 @@ static int bucketfs_then_answer (fuse_thread_locals_t *l, int *res) {
   uint64_t seq = ++l->bucketfs_seq;
   if (l->bucketfs_then_path != NULL) {
     if ((l->op == op_getattr || l->op == op_fgetattr) && l->path != NULL && l->stat != NULL &&
-        l->bucketfs_then_seq + 1 == seq && strcmp(l->path, l->bucketfs_then_path) == 0 &&
+        l->bucketfs_then_seq + 1 == seq && bucketfs_now_ms() < l->bucketfs_then_expires_ms &&
+        strcmp(l->path, l->bucketfs_then_path) == 0 &&
         !bucketfs_touched_since_locked(l->bucketfs_then_epoch, l->path, strlen(l->path), 0, NULL)) {
       if (l->bucketfs_then_ints[0] == 0) {
         *res = -ENOENT;
@@ -486,6 +487,10 @@ static void bucketfs_then_after (fuse_thread_locals_t *l) {
     size_t tn = strlen(l->bucketfs_then_path);
     if (!bucketfs_touched_since_locked(l->bucketfs_then_epoch, l->bucketfs_then_path, tn, 0, l)) {
       l->bucketfs_then_epoch = bucketfs_attrs_epoch;
+      // The thread's next op may come much later (a close or release is not followed by
+      // libfuse's getattr), and changes made outside the mount are in no forget log: the
+      // attributes answer for as long as the cache's entry, no longer.
+      l->bucketfs_then_expires_ms = bucketfs_now_ms() + 1000;
       size_t n = tn;
       bucketfs_attr_t *e = malloc(sizeof(bucketfs_attr_t) + n + 1);
       if (e != NULL) {
@@ -494,7 +499,7 @@ static void bucketfs_then_after (fuse_thread_locals_t *l) {
         memcpy(e->path, l->bucketfs_then_path, n + 1);
         e->len = n;
         e->hash = bucketfs_hash(e->path, n);
-        e->expires_ms = bucketfs_now_ms() + 1000;
+        e->expires_ms = l->bucketfs_then_expires_ms;
         memcpy(e->ints, l->bucketfs_then_ints, sizeof(e->ints));
         bucketfs_attr_insert_locked(e);
       }

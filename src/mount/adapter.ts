@@ -155,6 +155,12 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     return { pid: withPid && c.tid > 0 ? processOf(c.tid) : undefined, uid: c.uid, gid: c.gid }
   }
 
+  /**
+   * Whether what a close or release answers of path may be kept on the FUSE thread: a
+   * key's path (the files under .versions change with every save and are never kept).
+   */
+  const cacheable = (path: string): boolean => path !== '' && vfs.missCacheable(path)
+
   /** For ops answering only a code. */
   const op = (name: string, args: () => string, call: () => Promise<unknown> | unknown, cb: (code: number) => void): void => {
     run(name, args, call, code => { cb(code) })
@@ -285,7 +291,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     flush: (path, fh, cb) => {
       const by = who(true)
       let settled = false
-      change('flush', () => `${path}, ${fh}, pid ${by?.pid}`, async () => { settled = await vfs.flush(fh, by) }, () => settled ? vfs.getattr(path) : undefined, cb)
+      change('flush', () => `${path}, ${fh}, pid ${by?.pid}`, async () => { settled = await vfs.flush(fh, by) }, () => settled && cacheable(path) ? vfs.getattr(path) : undefined, cb)
     },
     fsync: (path, datasync, fh, cb) => {
       op('fsync', () => `${path}, ${datasync}, ${fh}`, async () => await vfs.fsync(fh, datasync !== 0), cb)
@@ -293,7 +299,7 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
     // Answered with the file's attributes after it, as the close before it (the release
     // comes after the close has returned, and forgets what the fast path knew of the path).
     release: (path, fh, cb) => {
-      change('release', () => `${path}, ${fh}`, async () => { await vfs.release(path, fh) }, path === '' ? undefined : () => vfs.getattr(path), cb)
+      change('release', () => `${path}, ${fh}`, async () => { await vfs.release(path, fh) }, cacheable(path) ? () => vfs.getattr(path) : undefined, cb)
     },
     truncate: (path, size, cb) => {
       change('truncate', () => `${path}, ${size}`, async () => await vfs.truncate(path, size), async () => await vfs.getattr(path), cb)
