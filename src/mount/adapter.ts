@@ -167,8 +167,9 @@ export function fuseOps (vfs: Vfs, caller: () => Caller | undefined = () => unde
   }
 
   /**
-   * For ops after which libfuse asks the path's attributes at once: they are answered
-   * too (src/mount/fuse.ts opToken), when the vfs can give them.
+   * For ops after which libfuse asks the path's attributes at once, and for a close or
+   * release, after which programs often do: they are answered too (src/mount/fuse.ts
+   * opToken), when the vfs can give them.
    */
   const change = (name: string, args: () => string, call: () => Promise<unknown> | unknown, attrs: (() => Attr | undefined | Promise<Attr>) | undefined, cb: Then): void => {
     // The attributes after the change: those the call answered, else attrs(), or none

@@ -456,12 +456,12 @@ class CorrectedFuse extends (NativeFuse as unknown as new (mnt: string, ops: Par
 
   _op_flush (signal: Signal, path: string, fh: number): void {
     const then = opToken()
-    this.ops.flush(path, fh, (code, attrs) => { if (code === 0 && path !== '') then(path, attrs); signal(code) })
+    this.ops.flush(path, fh, (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
   }
 
   _op_release (signal: Signal, path: string, fh: number): void {
     const then = opToken()
-    this.ops.release(path, fh, (code, attrs) => { if (code === 0 && path !== '') then(path, attrs); signal(code) })
+    this.ops.release(path, fh, (code, attrs) => { if (code === 0) then(path, attrs); signal(code) })
   }
 
   _op_mkdir (signal: Signal, path: string, mode: number): void {

@@ -286,6 +286,8 @@ export class Vfs {
    * Whether a lookup of path that found nothing may be answered so again until an op
    * of the mount makes something there: for a key path, yes (only the mount's own ops and
    * other processes make keys); under .versions, no (each save adds a version there).
+   * The same rule says whose attributes a close or release may leave to the mount's
+   * cache (src/mount/adapter.ts).
    */
   missCacheable (path: string): boolean {
     try {
