@@ -9,7 +9,7 @@
     },
     {
       "target_name": "chunkio",
-      "sources": ["chunkio.c"],
+      "sources": ["chunkio.c", "md5lanes.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

@@ -8,14 +8,16 @@
 // leaves it untouched until the answer (the write session keeps a stored chunk's buffer
 // until its store is over), and each job holds a reference so the collector keeps it.
 //
-// SHA-256 and MD5 come from the OpenSSL, and CRC-32 from the zlib, that Node itself
-// exports to addons (the same code node:crypto and zlib.crc32 run).
+// SHA-256 comes from the OpenSSL that Node itself exports to addons (the code
+// node:crypto runs), CRC-32 from native/crc32.h, and MD5 from native/md5lanes.c, which
+// hashes several streams (a writer's parts) side by side.
 #define _GNU_SOURCE // O_DIRECT
 #define NAPI_VERSION 8 // type tags
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <zlib.h>
 #include "crc32.h"
+#include "md5lanes.h"
 #include <uv.h>
 #include <errno.h>
 #include <math.h>
@@ -32,12 +34,12 @@
  * An MD5 fed in order: JavaScript starts a stream's next update only once the last one
  * answered; `busy` refuses an update or a digest while one runs all the same.
  */
-typedef struct { EVP_MD_CTX *ctx; int busy; } md5_t;
+typedef struct { md5s_t s; int busy; } md5_t;
 
 /** Marks our MD5 streams among externals (another addon's external is refused, never read as one). */
 static const napi_type_tag MD5_TAG = { 0x6275636b6574f5a1ULL, 0x6d6435737472656dULL };
 
-enum { JOB_SHA, JOB_MD5, JOB_ZEROS, JOB_WRITE };
+enum { JOB_SHA, JOB_MD5, JOB_ZEROS, JOB_WRITE, JOB_LANES };
 
 typedef struct {
   napi_async_work work;
@@ -58,6 +60,14 @@ typedef struct {
   int used_direct;
   int err;
   const char *syscall;
+  /* JOB_LANES: each stream (kept alive by its reference) and its pieces (likewise) */
+  size_t nlanes;
+  md5_lane_t *lanes;
+  md5_t **lane_md5;
+  napi_ref *lane_refs;
+  size_t npieces;
+  md5_piece_t *pieces;
+  napi_ref *piece_refs;
 } job_t;
 
 static const unsigned char ZEROS[1 << 20];
@@ -118,14 +128,17 @@ static void execute (napi_env env, void *data) {
       return;
     }
     case JOB_MD5:
-      if (EVP_DigestUpdate(j->md5->ctx, j->data, j->len) != 1) { j->err = EIO; j->syscall = "md5"; }
+      md5s_update(&j->md5->s, j->data, j->len);
       return;
     case JOB_ZEROS:
       for (uint64_t left = j->zeros; left > 0;) {
         size_t n = left >= sizeof ZEROS ? sizeof ZEROS : (size_t) left;
-        if (EVP_DigestUpdate(j->md5->ctx, ZEROS, n) != 1) { j->err = EIO; j->syscall = "md5"; return; }
+        md5s_update(&j->md5->s, ZEROS, n);
         left -= n;
       }
+      return;
+    case JOB_LANES:
+      md5_lanes(j->lanes, j->nlanes);
       return;
     case JOB_WRITE:
       run_write(j);
@@ -151,6 +164,26 @@ static napi_value system_error (napi_env env, job_t *j) {
     napi_set_named_property(env, out, "path", v);
   }
   return out;
+}
+
+/** Frees j and what it holds: its references, and its streams are free for the next job. */
+static void drop_job (napi_env env, job_t *j) {
+  if (j->md5 != NULL) j->md5->busy = 0;
+  if (j->buf_ref != NULL) napi_delete_reference(env, j->buf_ref);
+  if (j->md5_ref != NULL) napi_delete_reference(env, j->md5_ref);
+  for (size_t i = 0; i < j->nlanes; i++) {
+    if (j->lane_md5 != NULL && j->lane_md5[i] != NULL) j->lane_md5[i]->busy = 0;
+    if (j->lane_refs != NULL && j->lane_refs[i] != NULL) napi_delete_reference(env, j->lane_refs[i]);
+  }
+  for (size_t i = 0; i < j->npieces; i++) if (j->piece_refs != NULL && j->piece_refs[i] != NULL) napi_delete_reference(env, j->piece_refs[i]);
+  free(j->lanes);
+  free(j->lane_md5);
+  free(j->lane_refs);
+  free(j->pieces);
+  free(j->piece_refs);
+  free(j->path);
+  free(j->dest);
+  free(j);
 }
 
 static void complete (napi_env env, napi_status status, void *data) {
@@ -180,16 +213,9 @@ static void complete (napi_env env, napi_status status, void *data) {
     }
     napi_resolve_deferred(env, j->deferred, answer);
   }
-  if (j->md5 != NULL) j->md5->busy = 0;
-  if (j->buf_ref != NULL) napi_delete_reference(env, j->buf_ref);
-  if (j->md5_ref != NULL) napi_delete_reference(env, j->md5_ref);
   napi_delete_async_work(env, j->work);
-  free(j->path);
-  free(j->dest);
-  free(j);
+  drop_job(env, j);
 }
-
-static void drop_job (napi_env env, job_t *j);
 
 /** Queues j; answers its promise. A job that cannot be queued is freed (and throws). */
 static napi_value queue (napi_env env, job_t *j) {
@@ -208,6 +234,7 @@ static napi_value queue (napi_env env, job_t *j) {
     return NULL;
   }
   if (j->md5 != NULL) j->md5->busy = 1;
+  for (size_t i = 0; i < j->nlanes; i++) j->lane_md5[i]->busy = 1;
   return promise;
 }
 
@@ -242,14 +269,6 @@ static job_t *new_job (int kind) {
   return j;
 }
 
-static void drop_job (napi_env env, job_t *j) {
-  if (j->buf_ref != NULL) napi_delete_reference(env, j->buf_ref);
-  if (j->md5_ref != NULL) napi_delete_reference(env, j->md5_ref);
-  free(j->path);
-  free(j->dest);
-  free(j);
-}
-
 #define ARGS(n) size_t argc = n; napi_value argv[n]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
 
 /** sha256Crc(data, withCrc): Promise<[hash: Buffer, crc: number | null]>. */
@@ -269,20 +288,15 @@ static napi_value sha256_crc (napi_env env, napi_callback_info info) {
 
 static void md5_free (napi_env env, void *data, void *hint) {
   (void) env; (void) hint;
-  md5_t *m = (md5_t *) data;
-  EVP_MD_CTX_free(m->ctx);
-  free(m);
+  free(data);
 }
 
 /** md5New(): an MD5 stream (freed with its object). */
 static napi_value md5_new (napi_env env, napi_callback_info info) {
   (void) info;
   md5_t *m = calloc(1, sizeof *m);
-  if (m == NULL || (m->ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(m->ctx, EVP_md5(), NULL) != 1) {
-    if (m != NULL) { EVP_MD_CTX_free(m->ctx); free(m); }
-    napi_throw_error(env, NULL, "chunkio: no MD5 context");
-    return NULL;
-  }
+  if (m == NULL) { napi_throw_error(env, "ENOMEM", "chunkio: out of memory"); return NULL; }
+  md5s_init(&m->s);
   napi_value out;
   if (napi_create_external(env, m, md5_free, NULL, &out) != napi_ok) { md5_free(env, m, NULL); napi_throw_error(env, NULL, "chunkio: no external"); return NULL; }
   CHECK(napi_type_tag_object(env, out, &MD5_TAG));
@@ -333,19 +347,101 @@ static napi_value md5_digest (napi_env env, napi_callback_info info) {
   ARGS(1);
   md5_t *m = argc < 1 ? NULL : md5_of(env, argv[0]);
   if (m == NULL) { napi_throw_type_error(env, NULL, "md5Digest(stream)"); return NULL; }
-  EVP_MD_CTX *copy = EVP_MD_CTX_new();
   unsigned char md[16];
-  unsigned int n = 0;
-  if (copy == NULL || EVP_MD_CTX_copy_ex(copy, m->ctx) != 1 || EVP_DigestFinal_ex(copy, md, &n) != 1 || n != 16) {
-    EVP_MD_CTX_free(copy);
-    napi_throw_error(env, NULL, "chunkio: MD5 digest failed");
-    return NULL;
-  }
-  EVP_MD_CTX_free(copy);
+  md5s_digest(&m->s, md);
   char hex[33];
   for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
   napi_value out;
   CHECK(napi_create_string_utf8(env, hex, 32, &out));
+  return out;
+}
+
+/** Whether v is an array; its length in *n. */
+static int array_of (napi_env env, napi_value v, uint32_t *n) {
+  bool is = false;
+  return napi_is_array(env, v, &is) == napi_ok && is && napi_get_array_length(env, v, n) == napi_ok;
+}
+
+/** Fills j's lanes from md5Lanes's arguments; 0 when they are not what it takes. */
+static int take_lanes (napi_env env, napi_value streams, napi_value lists, job_t *j) {
+  uint32_t ns = 0, nl = 0;
+  if (!array_of(env, streams, &ns) || !array_of(env, lists, &nl) || ns == 0 || ns != nl) return 0;
+  size_t total = 0;
+  for (uint32_t i = 0; i < nl; i++) {
+    napi_value list;
+    uint32_t n = 0;
+    if (napi_get_element(env, lists, i, &list) != napi_ok || !array_of(env, list, &n)) return 0;
+    total += n;
+  }
+  j->lanes = calloc(ns, sizeof *j->lanes);
+  j->lane_md5 = calloc(ns, sizeof *j->lane_md5);
+  j->lane_refs = calloc(ns, sizeof *j->lane_refs);
+  j->pieces = calloc(total > 0 ? total : 1, sizeof *j->pieces);
+  j->piece_refs = calloc(total > 0 ? total : 1, sizeof *j->piece_refs);
+  if (j->lanes == NULL || j->lane_md5 == NULL || j->lane_refs == NULL || j->pieces == NULL || j->piece_refs == NULL) return 0;
+  for (uint32_t i = 0; i < ns; i++) {
+    napi_value s, list;
+    uint32_t n = 0;
+    j->nlanes = i + 1; // what drop_job undoes
+    // md5_of refuses a stream already taken (busy): one stream twice in a call too.
+    if (napi_get_element(env, streams, i, &s) != napi_ok || (j->lane_md5[i] = md5_of(env, s)) == NULL) { j->lane_md5[i] = NULL; return 0; }
+    j->lane_md5[i]->busy = 1;
+    if (napi_create_reference(env, s, 1, &j->lane_refs[i]) != napi_ok) return 0;
+    if (napi_get_element(env, lists, i, &list) != napi_ok || !array_of(env, list, &n)) return 0;
+    j->lanes[i] = (md5_lane_t) { &j->lane_md5[i]->s, j->pieces + j->npieces, n };
+    for (uint32_t k = 0; k < n; k++) {
+      napi_value v;
+      bool is = false;
+      napi_typedarray_type type;
+      napi_value ab;
+      size_t len = 0, off = 0;
+      void *data = NULL;
+      if (napi_get_element(env, list, k, &v) != napi_ok || napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+          napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok || type != napi_uint8_array ||
+          napi_create_reference(env, v, 1, &j->piece_refs[j->npieces]) != napi_ok) return 0;
+      j->pieces[j->npieces++] = (md5_piece_t) { (const uint8_t *) data, len };
+    }
+  }
+  return 1;
+}
+
+/**
+ * md5Lanes(streams, pieces): Promise<void>: streams[i] fed pieces[i] (Uint8Arrays, in
+ * order), the streams hashed side by side. The pieces stay untouched until the answer;
+ * a stream may be in one job at a time.
+ */
+static napi_value md5_lanes_js (napi_env env, napi_callback_info info) {
+  ARGS(2);
+  job_t *j = new_job(JOB_LANES);
+  if (j == NULL) { napi_throw_error(env, "ENOMEM", "chunkio: out of memory"); return NULL; }
+  if (argc < 2 || !take_lanes(env, argv[0], argv[1], j)) {
+    drop_job(env, j);
+    napi_throw_type_error(env, NULL, "md5Lanes(streams: MD5 stream[], pieces: Uint8Array[][]), each stream once and not being fed");
+    return NULL;
+  }
+  return queue(env, j);
+}
+
+static const char *const KERNELS[] = { "scalar", "avx2", "avx512" };
+
+/** md5Kernel(name?): the MD5 kernel md5Lanes uses, after choosing `name` if this CPU runs it. */
+static napi_value md5_kernel (napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int want = -1;
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &t);
+  if (t == napi_string) {
+    char name[16];
+    size_t n = 0;
+    CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+    for (int k = 0; k < 3; k++) if (strcmp(name, KERNELS[k]) == 0) want = k;
+    if (want < 0) { napi_throw_type_error(env, NULL, "md5Kernel(name?: 'scalar' | 'avx2' | 'avx512')"); return NULL; }
+  } else if (t != napi_undefined) {
+    napi_throw_type_error(env, NULL, "md5Kernel(name?: 'scalar' | 'avx2' | 'avx512')");
+    return NULL;
+  }
+  napi_value out;
+  CHECK(napi_create_string_utf8(env, KERNELS[md5_use_kernel(want)], NAPI_AUTO_LENGTH, &out));
   return out;
 }
 
@@ -380,6 +476,8 @@ static napi_value init (napi_env env, napi_value exports) {
     { "md5Update", NULL, md5_update, NULL, NULL, NULL, napi_default, NULL },
     { "md5Zeros", NULL, md5_zeros, NULL, NULL, NULL, napi_default, NULL },
     { "md5Digest", NULL, md5_digest, NULL, NULL, NULL, napi_default, NULL },
+    { "md5Lanes", NULL, md5_lanes_js, NULL, NULL, NULL, napi_default, NULL },
+    { "md5Kernel", NULL, md5_kernel, NULL, NULL, NULL, napi_default, NULL },
     { "writeFile", NULL, write_file, NULL, NULL, NULL, napi_default, NULL }
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

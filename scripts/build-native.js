@@ -10,7 +10,7 @@ const { rebuild, stale } = require('./node-gyp')
 
 const dir = path.join(__dirname, '..', 'native')
 const outputs = ['walbuf', 'chunkio'].map(name => path.join(dir, 'build', 'Release', `${name}.node`))
-const sources = ['walbuf.c', 'chunkio.c', 'binding.gyp'].map(f => path.join(dir, f))
+const sources = ['walbuf.c', 'chunkio.c', 'md5lanes.c', 'md5lanes.h', 'crc32.h', 'binding.gyp'].map(f => path.join(dir, f))
 if (!outputs.some(built => stale(built, sources))) process.exit(0)
 console.log('bucketfs: building native/')
 try {

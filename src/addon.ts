@@ -29,6 +29,13 @@ export interface ChunkIo {
   md5Zeros: (stream: object, len: number) => Promise<void>
   /** The hex MD5 of what the stream was fed (not while an update runs); the stream goes on. */
   md5Digest: (stream: object) => string
+  /**
+   * Feeds streams[i] pieces[i] (in order), the streams hashed side by side; each stream
+   * in one job at a time, the pieces untouched until the answer.
+   */
+  md5Lanes: (streams: object[], pieces: Uint8Array[][]) => Promise<void>
+  /** The MD5 kernel md5Lanes uses ('scalar', 'avx2', 'avx512'), after choosing `name` if this CPU runs it. */
+  md5Kernel: (name?: string) => string
   /** data written as the new file path (O_DIRECT if asked and taken), then renamed to dest; answers whether O_DIRECT was used. */
   writeFile: (path: string, data: Uint8Array, direct: boolean, dest: string | null) => Promise<boolean>
 }

@@ -67,6 +67,81 @@ t.test('MD5 streams on the threadpool: data, holes, digests that go on', { skip:
   t.type(io.md5Digest(s), 'string', 'both go again once it is over')
 })
 
+/** Pieces for one stream: empty, shorter than a block, a block, around block sizes, large, at odd addresses. */
+function somePieces (pool: Buffer): Buffer[] {
+  const sizes = [0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 4096, 70_001, MiB]
+  const out: Buffer[] = []
+  for (let k = Math.floor(Math.random() * 5); k > 0; k--) {
+    const n = sizes[Math.floor(Math.random() * sizes.length)] + (Math.random() < 0.5 ? Math.floor(Math.random() * 200) : 0)
+    const at = Math.floor(Math.random() * (pool.length - n))
+    out.push(pool.subarray(at, at + n))
+  }
+  return out
+}
+
+t.test('md5Lanes: streams hashed side by side, with every kernel this CPU runs, are node:crypto\'s MD5s', { skip: io === undefined ? 'no addon' : false }, async t => {
+  if (io === undefined) return
+  const best = io.md5Kernel()
+  t.ok(['scalar', 'avx2', 'avx512'].includes(best), `the kernel in use is a known one (${best})`)
+  const pool = crypto.randomBytes(2 * MiB + 300)
+  try {
+    for (const kernel of ['scalar', 'avx2', 'avx512']) {
+      if (io.md5Kernel(kernel) !== kernel) { t.comment(`this CPU does not run the ${kernel} kernel`); continue }
+      let wrong = 0
+      let trials = 0
+      for (; trials < 60; trials++) {
+        // 1 to 20 streams: more than the eight lanes, so lanes are handed on as streams end.
+        const n = 1 + Math.floor(Math.random() * 20)
+        const streams = Array.from({ length: n }, () => io.md5New())
+        const fed: Buffer[][] = streams.map(() => [])
+        for (let job = 0; job < 3; job++) {
+          const lists = streams.map(() => somePieces(pool))
+          lists.forEach((l, i) => fed[i].push(...l))
+          await io.md5Lanes(streams, lists)
+          if (job === 1) {
+            // A plain update between two jobs: the same stream state.
+            const extra = pool.subarray(7, 7 + 333)
+            await io.md5Update(streams[0], extra)
+            fed[0].push(extra)
+          }
+        }
+        if (streams.some((s, i) => io.md5Digest(s) !== md5(Buffer.concat(fed[i])))) wrong++
+      }
+      t.equal(wrong, 0, `${kernel}: ${trials} jobs of 1-20 streams, each stream's MD5 right`)
+      // Equal long inputs: every lane busy from the first block to the last.
+      const eight = Array.from({ length: 8 }, (_, i) => pool.subarray(i * 1001, i * 1001 + MiB))
+      const streams = eight.map(() => io.md5New())
+      await io.md5Lanes(streams, eight.map(b => [b]))
+      t.same(streams.map(s => io.md5Digest(s)), eight.map(md5), `${kernel}: eight 1 MiB streams at once`)
+    }
+  } finally {
+    io.md5Kernel(best)
+  }
+  t.equal(io.md5Kernel(), best, 'the best kernel is back')
+  t.throws(() => io.md5Kernel('sse9'), TypeError, 'an unknown kernel is refused')
+})
+
+t.test('md5Lanes refuses what it cannot take, and leaves the streams usable', { skip: io === undefined ? 'no addon' : false }, async t => {
+  if (io === undefined) return
+  const a = io.md5New()
+  const b = io.md5New()
+  const x = Buffer.from('x')
+  t.throws(() => io.md5Lanes([a, a], [[x], [x]]), TypeError, 'one stream twice in a job')
+  t.throws(() => io.md5Lanes([a, b], [[x]]), TypeError, 'a list of pieces missing')
+  t.throws(() => io.md5Lanes([], []), TypeError, 'no stream')
+  t.throws(() => io.md5Lanes([a, {}], [[x], [x]]), TypeError, 'something else than a stream')
+  t.throws(() => io.md5Lanes([a], [['text' as unknown as Uint8Array]]), TypeError, 'a piece that is not bytes')
+  t.throws(() => io.md5Lanes([a], [x as unknown as Uint8Array[]]), TypeError, 'pieces not in a list')
+  const big = crypto.randomBytes(4 * MiB)
+  const running = io.md5Lanes([a], [[big]])
+  t.throws(() => io.md5Lanes([b, a], [[x], [x]]), TypeError, 'a stream another job feeds')
+  t.throws(() => io.md5Digest(a), TypeError, 'no digest while a job feeds it')
+  await running
+  await io.md5Lanes([a, b], [[x], [x, x]])
+  t.equal(io.md5Digest(a), md5(Buffer.concat([big, x])), 'the streams refused jobs named were fed nothing by them')
+  t.equal(io.md5Digest(b), md5(Buffer.from('xx')), 'and are fed by the next job')
+})
+
 t.test('chunk files: written whole and renamed, with or without O_DIRECT; failures leave nothing', { skip: io === undefined ? 'no addon' : false }, async t => {
   if (io === undefined) return
   const dir = t.testdir({})
