@@ -47,6 +47,39 @@ t.test('MD5 streams: pieces in order, several streams at once, small ones in pla
   t.equal(await new Md5Stream().digest(), md5(Buffer.alloc(0)), 'an empty stream')
 })
 
+t.test('MD5 streams fed at once (hashed side by side where the addon is): each its own MD5, in the order fed', async t => {
+  // Eleven streams: more than one job's eight lanes. Pieces held (uncopied) and copied,
+  // a hole between, none awaited before the next is given.
+  const streams = Array.from({ length: 11 }, () => new Md5Stream())
+  const fed: Buffer[][] = streams.map(() => [])
+  const answers: Array<Promise<void>> = []
+  for (let round = 0; round < 6; round++) {
+    streams.forEach((s, i) => {
+      // The first piece is over 128 KiB, so no stream is hashed in place.
+      const b = crypto.randomBytes(round === 0 ? 200 * 1024 + i : (i * 37 + round * 100_003) % (MiB + 1) + 1)
+      answers.push(round % 2 === 0 ? s.updateHeld(b) : s.update(b))
+      fed[i].push(b)
+      if (i === 3 && round === 2) { answers.push(s.updateZeros(MiB + 5)); fed[i].push(Buffer.alloc(MiB + 5)) }
+    })
+    if (round === 3) t.equal(await streams[5].digest(), md5(Buffer.concat(fed[5])), 'a digest asked midway has what was fed so far')
+  }
+  // Dropped with pieces waiting: their answers come all the same (nothing waits forever).
+  const dropped = new Md5Stream()
+  const waiting = dropped.updateHeld(crypto.randomBytes(300 * 1024))
+  dropped.drop()
+  await Promise.all([...answers, waiting])
+  t.pass('every piece fed was answered')
+  const digests = await Promise.all(streams.map(async s => await s.digest()))
+  t.same(digests, fed.map(f => md5(Buffer.concat(f))), 'each stream has the MD5 of its own pieces')
+  // Fed again while others' pieces are being hashed.
+  const more = crypto.randomBytes(3 * MiB)
+  const busy = streams.slice(1).map(async s => { await s.updateHeld(crypto.randomBytes(MiB)) })
+  void streams[0].updateHeld(more)
+  t.equal(await streams[0].digest(), md5(Buffer.concat([...fed[0], more])), 'a stream goes on after its digest')
+  await Promise.all(busy)
+  for (const s of streams) s.drop()
+})
+
 t.test('MD5 streams take holes as lengths of zeros', async t => {
   const data = crypto.randomBytes(MiB)
   const s = new Md5Stream()
