@@ -1405,6 +1405,21 @@ t.test('ETag: the MD5 up to 8 MiB, md5(part MD5s)-N in 8 MiB parts above', async
   await vfs.release('/bkt/back', fh)
   t.equal(store.headObject('bkt', 'back').etag, expectedEtag(data), 'written backwards')
   t.ok((await getFile(vfs, '/bkt/back')).equals(data))
+  // Eleven parts written from the end (none streamed): more than the eight read and
+  // hashed at once. Part 4 holds a hole, part 7 is all hole.
+  const many = noise(10 * PART + 5 * MiB, 'many parts')
+  const ranges = [[0, 3 * PART + 100], [3 * PART + 3 * MiB, 6 * PART], [7 * PART, many.length]]
+  many.fill(0, 3 * PART + 100, 3 * PART + 3 * MiB)
+  many.fill(0, 6 * PART, 7 * PART)
+  const fm = await vfs.create('/bkt/many', 0o644)
+  for (const [from, to] of ranges.reverse()) {
+    for (let end = to; end > from; end -= MiB + 3) {
+      const start = Math.max(from, end - MiB - 3)
+      await vfs.write(fm, many.subarray(start, end), end - start, start)
+    }
+  }
+  await vfs.release('/bkt/many', fm)
+  t.equal(store.headObject('bkt', 'many').etag, expectedEtag(many), 'eleven parts, with holes, none streamed')
   // An existing multipart file changed in its second part only.
   const big = noise(2 * PART + 100, 'edit')
   await putFile(vfs, '/bkt/edit', big)

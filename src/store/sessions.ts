@@ -137,24 +137,44 @@ export function clip<E extends Extent> (list: E[], size: number): E[] {
   return out
 }
 
+/**
+ * Parts hashed at once when they must be read (a file changed here and there): their MD5s
+ * are hashed side by side (src/blob/hasher.ts), and each holds at most READ_SLICE * 2
+ * bytes read and not yet hashed.
+ */
+const PARTS_AT_ONCE = 8
+/** What one read of a part for its MD5 takes at most (parts grow to GiBs in a huge file). */
+const READ_SLICE = 8 * 1024 * 1024
+
 /** The MD5s of the session layout's parts of content; known[part] are used where given. */
 export async function partMd5s (store: Store, extents: ReadableExtent[], size: number, known: Map<number, string>): Promise<Array<Omit<VersionPartRow, 'seq'>>> {
-  const out: Array<Omit<VersionPartRow, 'seq'>> = []
-  for (const r of partsOf(size)) {
-    let md5 = known.get(r.part)
-    if (md5 === undefined) {
-      const inside = clip(extents.slice(firstExtentAt(extents, r.start)), r.end).filter(e => e.off < r.end)
-      md5 = inside.every(e => e.chunk === null) ? await md5OfZeros(r.end - r.start) : await md5OfRange(store, inside, r.start, r.end)
+  const ranges = partsOf(size)
+  const out: Array<Omit<VersionPartRow, 'seq'>> = new Array(ranges.length)
+  let next = 0
+  const hashParts = async (): Promise<void> => {
+    for (let i = next++; i < ranges.length; i = next++) {
+      const r = ranges[i]
+      let md5 = known.get(r.part)
+      if (md5 === undefined) {
+        const inside = clip(extents.slice(firstExtentAt(extents, r.start)), r.end).filter(e => e.off < r.end)
+        md5 = inside.every(e => e.chunk === null) ? await md5OfZeros(r.end - r.start) : await md5OfRange(store, inside, r.start, r.end)
+      }
+      out[i] = { part: r.part, off: r.start, size: r.end - r.start, md5 }
     }
-    out.push({ part: r.part, off: r.start, size: r.end - r.start, md5 })
   }
+  await Promise.all(Array.from({ length: Math.min(PARTS_AT_ONCE, ranges.length) }, hashParts))
   return out
 }
 
-/** MD5 of [start, end) of content whose extents are `inside` (holes hashed by the worker from its own zeros), on a hash worker. */
+/**
+ * MD5 of [start, end) of content whose extents are `inside` (holes fed as zeros), read in
+ * slices that are hashed where they lie, beside other parts' when they wait together: at
+ * most two slices wait, which only a part over 16 MiB (a file over 8 GB) reaches.
+ */
 async function md5OfRange (store: Store, inside: ReadableExtent[], start: number, end: number): Promise<string> {
   const h = new Md5Stream()
-  const feed = async (data: Buffer): Promise<void> => { await h.update(data) }
+  const held: Array<{ n: number, fed: Promise<void> }> = []
+  let heldBytes = 0
   try {
     let pos = start
     const zerosTo = async (to: number): Promise<void> => {
@@ -166,11 +186,27 @@ async function md5OfRange (store: Store, inside: ReadableExtent[], start: number
       const to = Math.min(end, e.off + e.len)
       if (to <= from) continue
       await zerosTo(from)
-      await feed(await store.content.read([e], to, from, to - from))
+      for (let at = from; at < to; at += READ_SLICE) {
+        const n = Math.min(READ_SLICE, to - at)
+        // A fresh buffer nothing else holds.
+        const data = await store.content.read([e], at + n, at, n)
+        heldBytes += n
+        const tooMuch = heldBytes > 2 * READ_SLICE
+        const fed = h.updateHeld(data, tooMuch) // (tooMuch: hashed now, not after other parts')
+        fed.catch(() => {}) // (a failure is the digest's)
+        held.push({ n, fed })
+        while (heldBytes > 2 * READ_SLICE) {
+          const oldest = held.shift() as { n: number, fed: Promise<void> }
+          await oldest.fed
+          heldBytes -= oldest.n
+        }
+      }
       pos = to
     }
     await zerosTo(end)
-    return await h.digest()
+    const md5 = await h.digest()
+    await Promise.all(held.map(async x => { await x.fed }))
+    return md5
   } finally {
     h.drop()
   }
