@@ -387,7 +387,8 @@ static int take_lanes (napi_env env, napi_value streams, napi_value lists, job_t
     if (napi_get_element(env, streams, i, &s) != napi_ok || (j->lane_md5[i] = md5_of(env, s)) == NULL) { j->lane_md5[i] = NULL; return 0; }
     j->lane_md5[i]->busy = 1;
     if (napi_create_reference(env, s, 1, &j->lane_refs[i]) != napi_ok) return 0;
-    if (napi_get_element(env, lists, i, &list) != napi_ok || !array_of(env, list, &n)) return 0;
+    // (A list that grew since it was counted, through a getter, is refused.)
+    if (napi_get_element(env, lists, i, &list) != napi_ok || !array_of(env, list, &n) || n > total - j->npieces) return 0;
     j->lanes[i] = (md5_lane_t) { &j->lane_md5[i]->s, j->pieces + j->npieces, n };
     for (uint32_t k = 0; k < n; k++) {
       napi_value v;
@@ -469,6 +470,7 @@ static napi_value write_file (napi_env env, napi_callback_info info) {
 }
 
 static napi_value init (napi_env env, napi_value exports) {
+  md5_use_kernel(-1); // chosen here, on the main thread: jobs only read it
 
   napi_property_descriptor props[] = {
     { "sha256Crc", NULL, sha256_crc, NULL, NULL, NULL, napi_default, NULL },

@@ -177,7 +177,7 @@ __attribute__((target("avx2,avx512f,avx512vl")))
 static void kernel_avx512 (md5s_t *const s[8], const uint8_t *const p[8], const size_t adv[8], size_t nblocks) KERNEL_BODY(AVX512_STEP)
 #endif
 
-static volatile int kernel = -1;
+static int kernel = -1;
 
 int md5_best_kernel (void) {
 #ifdef MD5_X86
@@ -254,7 +254,7 @@ void md5s_digest (const md5s_t *s, uint8_t out[16]) {
 }
 
 void md5_lanes (md5_lane_t *lanes, size_t nlanes) {
-  int k = md5_use_kernel(-1);
+  int k = kernel >= 0 ? kernel : md5_best_kernel();
 #ifdef MD5_X86
   kernel_fn *run = k == MD5_AVX512 ? kernel_avx512 : k == MD5_AVX2 ? kernel_avx2 : NULL;
 #else

@@ -28,7 +28,10 @@ void md5s_digest (const md5s_t *s, uint8_t out[16]);
 void md5_lanes (md5_lane_t *lanes, size_t nlanes);
 /** The best kernel this CPU runs. */
 int md5_best_kernel (void);
-/** The kernel md5_lanes uses: want if this CPU runs it (else unchanged); answers the one in use. */
+/**
+ * The kernel md5_lanes uses: want if this CPU runs it (else unchanged, the best at first);
+ * answers the one in use. Called from one thread (the addon's main thread) only.
+ */
 int md5_use_kernel (int want);
 
 #endif

@@ -43,6 +43,8 @@ export interface ChunkIo {
 /**
  * native/build/Release/chunkio.node, if it was built and loads, unless
  * $BUCKETFS_NO_CHUNKIO is set (the tests run the worker-thread path with it).
+ * $BUCKETFS_MD5_KERNEL (scalar, avx2, avx512) chooses the MD5 kernel, where the CPU runs
+ * it: for tests and comparisons.
  */
 export function chunkIo (): ChunkIo | undefined {
   if (process.env.BUCKETFS_NO_CHUNKIO !== undefined && process.env.BUCKETFS_NO_CHUNKIO !== '') return undefined
@@ -50,9 +52,19 @@ export function chunkIo (): ChunkIo | undefined {
     .map(root => path.join(root, 'native', 'build', 'Release', 'chunkio.node'))
     .find(f => fs.existsSync(f))
   if (file === undefined) return undefined
+  let io: ChunkIo
   try {
-    return require(file) as ChunkIo
+    io = require(file) as ChunkIo
   } catch {
     return undefined
   }
+  const kernel = process.env.BUCKETFS_MD5_KERNEL ?? ''
+  if (kernel !== '' && typeof io.md5Kernel === 'function') {
+    try {
+      if (io.md5Kernel(kernel) !== kernel) console.warn(`bucketfs: BUCKETFS_MD5_KERNEL=${kernel}: this CPU does not run it; using ${io.md5Kernel()}`)
+    } catch {
+      console.warn(`bucketfs: BUCKETFS_MD5_KERNEL=${kernel} is not scalar, avx2 or avx512; using ${io.md5Kernel()}`)
+    }
+  }
+  return io
 }

@@ -264,8 +264,6 @@ const LANES = 8
 const HELD_MAX = 64 * 1024 * 1024
 /** How long bytes wait for other streams to join them before they are hashed anyway. */
 const LINGER_MS = 200
-/** Holes are fed as pieces of this (never written to). */
-const ZERO_PIECE = Buffer.alloc(1024 * 1024)
 
 /** What a native stream has waiting for the next job. */
 interface Waiting { pieces: Uint8Array[], bytes: number, hashed: Promise<void>, done: () => void }
@@ -273,23 +271,30 @@ interface Waiting { pieces: Uint8Array[], bytes: number, hashed: Promise<void>, 
 /**
  * Gathers what the native MD5 streams are fed into md5Lanes jobs (native/md5lanes.c):
  * one job hashes up to eight streams side by side for about the time of one. A piece
- * waits until eight streams have some, or HELD_MAX bytes wait, or someone wants a
- * digest, or LINGER_MS passed; one job runs at a time. A piece's promise answers once
- * it is hashed (its owner keeps it untouched until then); a job's failure is its
- * streams', answered by their digests.
+ * waits until eight streams have some, or HELD_MAX bytes wait, or someone waits for a
+ * stream (`soon`, `settle`), or LINGER_MS passed; one job runs at a time. Where the CPU
+ * has no vector kernel, each stream's pieces go at once to a job of their own (jobs of
+ * different streams run on the pool's threads side by side instead). A hole is hashed
+ * in a job of its own, after what came before it: a long one would hold up the others'.
+ * A piece's promise answers once it is hashed (its owner keeps it untouched until then);
+ * a job's failure is its streams', answered by their digests.
  */
 class LaneHasher {
   private readonly waiting = new Map<object, Waiting>()
   private waitingBytes = 0
-  /** The streams the running job feeds, and that job. */
-  private running = new Map<object, Promise<void>>()
-  private job: Promise<void> | null = null
-  /** Streams whose digest is awaited: the next job starts at once. */
+  /** The streams jobs feed now, each with the end of its job (md5Lanes or md5Zeros). */
+  private readonly running = new Map<object, Promise<void>>()
+  private lanesJobs = 0
+  /** Streams someone waits for: the next job starts at once. */
   private readonly urgent = new Set<object>()
   private timer: NodeJS.Timeout | null = null
+  /** Whether streams are hashed side by side (a vector kernel runs here). */
+  private readonly together: boolean
   readonly failures = new WeakMap<object, unknown>()
 
-  constructor (private readonly chunkIo: NonNullable<typeof io>) {}
+  constructor (private readonly chunkIo: NonNullable<typeof io>) {
+    this.together = chunkIo.md5Kernel() !== 'scalar'
+  }
 
   /** Queues data for stream (`soon`: its hashing is awaited now); answers once it is hashed. */
   async feed (stream: object, data: Uint8Array, soon = false): Promise<void> {
@@ -308,6 +313,24 @@ class LaneHasher {
     await w.hashed
   }
 
+  /** Feeds len zero bytes after everything fed before; answers once they are hashed. */
+  async zeros (stream: object, len: number): Promise<void> {
+    // Fed again meanwhile: settled again, so that the stream is in no job when this starts.
+    while (this.waiting.has(stream) || this.running.has(stream)) await this.settle(stream)
+    let job: Promise<void>
+    try {
+      job = this.chunkIo.md5Zeros(stream, len)
+    } catch (err) {
+      job = Promise.reject(err)
+    }
+    const over = job.catch((err: unknown) => { this.failed([stream], err) }).then(() => {
+      this.running.delete(stream)
+      this.consider()
+    })
+    this.running.set(stream, over)
+    await over
+  }
+
   /** Answers once everything stream was fed is hashed (which starts now). */
   async settle (stream: object): Promise<void> {
     for (;;) {
@@ -315,57 +338,71 @@ class LaneHasher {
       const run = this.running.get(stream)
       if (w === undefined && run === undefined) return
       if (w !== undefined) { this.urgent.add(stream); this.consider() }
-      await (w?.hashed ?? run)
+      await (run ?? w?.hashed)
     }
   }
 
-  /** The stream's waiting pieces are not hashed (nobody wants its digest): their promises answer now. */
+  /**
+   * The stream is not wanted any more: pieces waiting are not hashed, and their promises
+   * answer now. Its digest would fail (it lacks them).
+   */
   forget (stream: object): void {
     const w = this.waiting.get(stream)
     if (w === undefined) return
     this.waiting.delete(stream)
     this.urgent.delete(stream)
     this.waitingBytes -= w.bytes
+    if (!this.failures.has(stream)) this.failures.set(stream, new Error('an MD5 stream was dropped before its pieces were hashed'))
     w.done()
   }
 
+  private failed (streams: object[], err: unknown): void {
+    log('MD5 job of %d streams failed: %s', streams.length, err instanceof Error ? err.message : String(err))
+    for (const stream of streams) if (!this.failures.has(stream)) this.failures.set(stream, err)
+  }
+
   private consider (): void {
-    if (this.job !== null || this.waiting.size === 0) return
+    if (this.waiting.size === 0) return
+    if (!this.together) { this.start(); return }
+    if (this.lanesJobs > 0) return
     if (this.urgent.size > 0 || this.waiting.size >= LANES || this.waitingBytes >= HELD_MAX) { this.start(); return }
     if (this.timer === null) {
       // (Not unref'd: whoever waits for a piece gets its answer, at most LINGER_MS late.)
-      this.timer = setTimeout(() => { this.timer = null; if (this.job === null && this.waiting.size > 0) this.start() }, LINGER_MS)
+      this.timer = setTimeout(() => { this.timer = null; if (this.lanesJobs === 0) this.start() }, LINGER_MS)
     }
   }
 
+  /** Starts a job of the waiting streams that no job feeds (one job each where they are not hashed together). */
   private start (): void {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null }
-    const batch = [...this.waiting]
-    this.waiting.clear()
-    this.urgent.clear()
-    this.waitingBytes = 0
-    const streams = batch.map(([stream]) => stream)
-    let job: Promise<void>
-    try {
-      job = this.chunkIo.md5Lanes(streams, batch.map(([, w]) => w.pieces))
-    } catch (err) {
-      job = Promise.reject(err)
+    const ready = [...this.waiting].filter(([stream]) => !this.running.has(stream))
+    for (const [stream, w] of ready) {
+      this.waiting.delete(stream)
+      this.urgent.delete(stream)
+      this.waitingBytes -= w.bytes
     }
-    const over = job.then(() => {}, (err: unknown) => {
-      log('MD5 job of %d streams failed: %s', streams.length, err instanceof Error ? err.message : String(err))
-      for (const stream of streams) if (!this.failures.has(stream)) this.failures.set(stream, err)
-    }).then(() => {
-      this.job = null
-      this.running = new Map()
-      for (const [, w] of batch) w.done()
-      this.consider()
-    })
-    this.job = over
-    this.running = new Map(streams.map(stream => [stream, over]))
+    for (const batch of this.together ? [ready] : ready.map(entry => [entry])) {
+      if (batch.length === 0) continue
+      const streams = batch.map(([stream]) => stream)
+      let job: Promise<void>
+      try {
+        job = this.chunkIo.md5Lanes(streams, batch.map(([, w]) => w.pieces))
+      } catch (err) {
+        job = Promise.reject(err)
+      }
+      const over = job.catch((err: unknown) => { this.failed(streams, err) }).then(() => {
+        this.lanesJobs--
+        for (const [stream, w] of batch) { this.running.delete(stream); w.done() }
+        this.consider()
+      })
+      this.lanesJobs++
+      for (const stream of streams) this.running.set(stream, over)
+    }
   }
 }
 
-const lanes = io === undefined ? undefined : new LaneHasher(io)
+// (An addon built before md5Lanes existed hashes nothing: the workers do.)
+const lanes = typeof io?.md5Lanes !== 'function' ? undefined : new LaneHasher(io)
 
 /**
  * An MD5 fed piece by piece, in order: natively (native/md5lanes.c, several streams side
@@ -383,6 +420,11 @@ export class Md5Stream {
   private native: object | null = null
   /** Bytes of copies fed natively and not yet hashed (back-pressure for `update`). */
   private copied = 0
+  /**
+   * Natively, once a hole was fed: its job of its own, and of the holes before it. What is
+   * fed after a hole waits for it (awaiting one promise, they keep the order they came in).
+   */
+  private gate: Promise<void> | null = null
 
   /** Whether anything went to a worker or the native code (the stream stays there). */
   private get started (): boolean { return this.fed || this.native !== null }
@@ -395,7 +437,7 @@ export class Md5Stream {
     if (lanes !== undefined) {
       const copy = movable(data)
       this.copied += copy.length
-      const hashed = lanes.feed(this.native ??= (io as NonNullable<typeof io>).md5New(), copy).then(() => { this.copied -= copy.length; recycle(copy.buffer) })
+      const hashed = this.feedNative(lanes, copy, false).then(() => { this.copied -= copy.length; recycle(copy.buffer) })
       if (this.copied > HELD_MAX) await hashed
       return
     }
@@ -411,27 +453,46 @@ export class Md5Stream {
   async updateHeld (data: Buffer, soon = false): Promise<void> {
     if (data.length === 0) return
     if (lanes === undefined || this.local !== null || (!this.started && data.length <= IN_PLACE_MAX)) { await this.update(data); return }
-    await lanes.feed(this.native ??= (io as NonNullable<typeof io>).md5New(), data, soon)
+    await this.feedNative(lanes, data, soon)
   }
 
-  /** Feeds `len` zero bytes (a hole) without handing any over; answers once they are hashed (natively: queued). */
+  private async feedNative (hasher: LaneHasher, data: Uint8Array, soon: boolean): Promise<void> {
+    const stream = this.native ??= (io as NonNullable<typeof io>).md5New()
+    if (this.gate !== null) await this.gate
+    await hasher.feed(stream, data, soon)
+  }
+
+  /** Feeds `len` zero bytes (a hole) without handing any over; answers once they are hashed. */
   async updateZeros (len: number): Promise<void> {
     if (len <= 0) return
     if (this.local === null && !this.started && len <= IN_PLACE_MAX) this.local = crypto.createHash('md5')
     if (this.local !== null) { this.local.update(Buffer.alloc(len)); return }
     if (lanes !== undefined) {
       const stream = this.native ??= (io as NonNullable<typeof io>).md5New()
-      for (let left = len; left > 0; left -= ZERO_PIECE.length) void lanes.feed(stream, left >= ZERO_PIECE.length ? ZERO_PIECE : ZERO_PIECE.subarray(0, left))
+      const before = this.gate
+      const gate = (async () => {
+        if (before !== null) await before
+        await lanes.zeros(stream, len)
+      })()
+      this.gate = gate
+      await gate
       return
     }
     if (!this.fed) { this.fed = true; this.generation = this.worker.generation }
     await this.worker.ask({ op: 'zeros', id: this.id, len })
   }
 
+  /** Answers once everything fed is hashed, which starts now (natively; elsewhere it runs at once anyway). */
+  async hurry (): Promise<void> {
+    if (this.native === null || lanes === undefined) return
+    if (this.gate !== null) await this.gate
+    await lanes.settle(this.native)
+  }
+
   async digest (): Promise<string> {
     if (this.local !== null) return this.local.copy().digest('hex')
     if (this.native !== null && lanes !== undefined && io !== undefined) {
-      await lanes.settle(this.native)
+      await this.hurry()
       if (lanes.failures.has(this.native)) throw lanes.failures.get(this.native)
       return io.md5Digest(this.native)
     }

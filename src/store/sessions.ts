@@ -151,13 +151,19 @@ export async function partMd5s (store: Store, extents: ReadableExtent[], size: n
   const ranges = partsOf(size)
   const out: Array<Omit<VersionPartRow, 'seq'>> = new Array(ranges.length)
   let next = 0
+  let failed = false // (then the others stop: the caller has its answer)
   const hashParts = async (): Promise<void> => {
-    for (let i = next++; i < ranges.length; i = next++) {
+    for (let i = next++; i < ranges.length && !failed; i = next++) {
       const r = ranges[i]
       let md5 = known.get(r.part)
       if (md5 === undefined) {
         const inside = clip(extents.slice(firstExtentAt(extents, r.start)), r.end).filter(e => e.off < r.end)
-        md5 = inside.every(e => e.chunk === null) ? await md5OfZeros(r.end - r.start) : await md5OfRange(store, inside, r.start, r.end)
+        try {
+          md5 = inside.every(e => e.chunk === null) ? await md5OfZeros(r.end - r.start) : await md5OfRange(store, inside, r.start, r.end)
+        } catch (err) {
+          failed = true
+          throw err
+        }
       }
       out[i] = { part: r.part, off: r.start, size: r.end - r.start, md5 }
     }

@@ -22,8 +22,8 @@ interface PartMd5 { next: number, stream: Md5Stream }
 const CHUNK_WRITES_IN_FLIGHT = 16
 /**
  * Stored chunks whose part MD5 may still read them, before a writer waits: the hasher
- * holds up to 32 MiB for a job and another job's worth runs (src/blob/hasher.ts), so this
- * only binds if hashing falls behind.
+ * holds up to 64 MiB for a job while another job's worth runs (src/blob/hasher.ts), so
+ * this only binds if hashing falls behind.
  */
 const CHUNKS_HASHING_MAX = 96
 
@@ -156,7 +156,7 @@ export class WriteSession {
       if (!this.behind() && !this.budget.exceeded) return undefined
       return this.lock.run(async () => {
         await this.catchUp()
-        if (this.budget.exceeded) await this.flushLocked(false)
+        if (this.budget.exceeded) await this.relieveBudget()
       })
     }
     return this.lock.run(async () => { await this.writeLocked(data, off) })
@@ -199,6 +199,19 @@ export class WriteSession {
       throw err
     }
     this.wrote(end)
+    if (this.budget.exceeded) await this.relieveBudget()
+  }
+
+  /**
+   * The write budget is spent. Stored chunks waiting for their MD5 hold it too: they are
+   * hashed now, without waiting for other parts to join them. Dirty buffers are flushed
+   * as parts if it is still spent.
+   */
+  private async relieveBudget (): Promise<void> {
+    if (this.hashing.size > 0) {
+      for (const st of this.md5.values()) void st.stream.hurry()
+      await Promise.all([...this.hashing])
+    }
     if (this.budget.exceeded) await this.flushLocked(false)
   }
 
