@@ -80,6 +80,31 @@ t.test('MD5 streams fed at once (hashed side by side where the addon is): each i
   for (const s of streams) s.drop()
 })
 
+t.test('an MD5 stream that starts small and grows: what it kept goes on first, in order', async t => {
+  // A part whose data starts with a few KiB, then a long hole, then more: all kept in
+  // memory while small, then handed on (not hashed on the event loop, nor the hole allocated).
+  const a = crypto.randomBytes(4096)
+  const b = crypto.randomBytes(60 * 1024)
+  const c = crypto.randomBytes(3 * MiB + 5)
+  const s = new Md5Stream()
+  void s.updateHeld(a)
+  void s.updateZeros(1000)
+  void s.update(b)
+  t.equal(await s.digest(), md5(Buffer.concat([a, Buffer.alloc(1000), b])), 'while small, its digest is hashed in place')
+  void s.updateZeros(40 * MiB + 1)
+  void s.updateHeld(c)
+  void s.updateZeros(7)
+  t.equal(await s.digest(), md5(Buffer.concat([a, Buffer.alloc(1000), b, Buffer.alloc(40 * MiB + 1), c, Buffer.alloc(7)])), 'grown past it, every piece and hole in the order given')
+  s.drop()
+  const z = new Md5Stream()
+  void z.updateZeros(100)
+  void z.updateHeld(crypto.randomBytes(0))
+  const big = crypto.randomBytes(200 * 1024)
+  await z.updateHeld(big)
+  t.equal(await z.digest(), md5(Buffer.concat([Buffer.alloc(100), big])), 'a small hole, then a piece that is not small')
+  z.drop()
+})
+
 t.test('MD5 streams take holes as lengths of zeros', async t => {
   const data = crypto.randomBytes(MiB)
   const s = new Md5Stream()

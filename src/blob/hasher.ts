@@ -265,6 +265,9 @@ const HELD_MAX = 64 * 1024 * 1024
 /** How long bytes wait for other streams to join them before they are hashed anyway. */
 const LINGER_MS = 200
 
+/** Holes hashed at once (each its own job). */
+const ZERO_JOBS = 2
+
 /** What a native stream has waiting for the next job. */
 interface Waiting { pieces: Uint8Array[], bytes: number, hashed: Promise<void>, done: () => void }
 
@@ -285,6 +288,8 @@ class LaneHasher {
   /** The streams jobs feed now, each with the end of its job (md5Lanes or md5Zeros). */
   private readonly running = new Map<object, Promise<void>>()
   private lanesJobs = 0
+  private zeroJobs = 0
+  private readonly zeroTurns: Array<() => void> = []
   /** Streams someone waits for: the next job starts at once. */
   private readonly urgent = new Set<object>()
   private timer: NodeJS.Timeout | null = null
@@ -313,8 +318,23 @@ class LaneHasher {
     await w.hashed
   }
 
-  /** Feeds len zero bytes after everything fed before; answers once they are hashed. */
+  /**
+   * Feeds len zero bytes after everything fed before; answers once they are hashed. At
+   * most ZERO_JOBS run at once (eight parts read again at a close may each have a hole):
+   * the threadpool also writes chunks and reads files.
+   */
   async zeros (stream: object, len: number): Promise<void> {
+    while (this.zeroJobs >= ZERO_JOBS) await new Promise<void>(resolve => { this.zeroTurns.push(resolve) })
+    this.zeroJobs++
+    try {
+      await this.zerosNow(stream, len)
+    } finally {
+      this.zeroJobs--
+      this.zeroTurns.shift()?.()
+    }
+  }
+
+  private async zerosNow (stream: object, len: number): Promise<void> {
     // Fed again meanwhile: settled again, so that the stream is in no job when this starts.
     while (this.waiting.has(stream) || this.running.has(stream)) await this.settle(stream)
     let job: Promise<void>
@@ -347,12 +367,12 @@ class LaneHasher {
    * answer now. Its digest would fail (it lacks them).
    */
   forget (stream: object): void {
+    if (!this.failures.has(stream)) this.failures.set(stream, new Error('this MD5 stream was dropped'))
     const w = this.waiting.get(stream)
     if (w === undefined) return
     this.waiting.delete(stream)
     this.urgent.delete(stream)
     this.waitingBytes -= w.bytes
-    if (!this.failures.has(stream)) this.failures.set(stream, new Error('an MD5 stream was dropped before its pieces were hashed'))
     w.done()
   }
 
@@ -412,8 +432,15 @@ const lanes = typeof io?.md5Lanes !== 'function' ? undefined : new LaneHasher(io
 export class Md5Stream {
   private readonly id = nextStream++
   private readonly worker = md5Worker
-  /** In-place hashing, chosen at the first update when it is small (a small file's last chunk). */
-  private local: crypto.Hash | null = null
+  /**
+   * What was fed while it all fits in IN_PLACE_MAX bytes (copies, and holes as lengths):
+   * hashed in place by a digest (a small file's last part), or handed on in order, to the
+   * native code or the worker, once the stream grows past it. (Hashing in place whatever
+   * came after a small first piece put 8 MiB slices, and holes as big as a part, on the
+   * event loop.)
+   */
+  private small: Array<Buffer | number> | null = []
+  private smallBytes = 0
   private fed = false
   private generation = -1
   /** The native stream, fed by `lanes`. */
@@ -426,14 +453,28 @@ export class Md5Stream {
    */
   private gate: Promise<void> | null = null
 
-  /** Whether anything went to a worker or the native code (the stream stays there). */
-  private get started (): boolean { return this.fed || this.native !== null }
+  /**
+   * Keeps a piece (copied) or a hole's length while the stream is small, and answers true.
+   * Once it is not, hands on what was kept, in order, and answers false.
+   */
+  private keptSmall (piece: Buffer | number): boolean {
+    if (this.small === null) return false
+    const n = typeof piece === 'number' ? piece : piece.length
+    if (this.smallBytes + n <= IN_PLACE_MAX) {
+      this.small.push(typeof piece === 'number' ? piece : Buffer.from(piece))
+      this.smallBytes += n
+      return true
+    }
+    const kept = this.small
+    this.small = null
+    // Each is queued before its first await, so they keep their order (a failure is the digest's).
+    for (const p of kept) void (typeof p === 'number' ? this.updateZeros(p) : this.update(p)).catch(() => {})
+    return false
+  }
 
   /** Feeds data (copied); answers when the hashing is not far behind, for back-pressure. */
   async update (data: Buffer): Promise<void> {
-    if (data.length === 0) return
-    if (this.local === null && !this.started && data.length <= IN_PLACE_MAX) this.local = crypto.createHash('md5')
-    if (this.local !== null) { this.local.update(data); return }
+    if (data.length === 0 || this.keptSmall(data)) return
     if (lanes !== undefined) {
       const copy = movable(data)
       this.copied += copy.length
@@ -452,7 +493,8 @@ export class Md5Stream {
    */
   async updateHeld (data: Buffer, soon = false): Promise<void> {
     if (data.length === 0) return
-    if (lanes === undefined || this.local !== null || (!this.started && data.length <= IN_PLACE_MAX)) { await this.update(data); return }
+    if (lanes === undefined) { await this.update(data); return }
+    if (this.keptSmall(data)) return
     await this.feedNative(lanes, data, soon)
   }
 
@@ -464,9 +506,7 @@ export class Md5Stream {
 
   /** Feeds `len` zero bytes (a hole) without handing any over; answers once they are hashed. */
   async updateZeros (len: number): Promise<void> {
-    if (len <= 0) return
-    if (this.local === null && !this.started && len <= IN_PLACE_MAX) this.local = crypto.createHash('md5')
-    if (this.local !== null) { this.local.update(Buffer.alloc(len)); return }
+    if (len <= 0 || this.keptSmall(len)) return
     if (lanes !== undefined) {
       const stream = this.native ??= (io as NonNullable<typeof io>).md5New()
       const before = this.gate
@@ -490,7 +530,11 @@ export class Md5Stream {
   }
 
   async digest (): Promise<string> {
-    if (this.local !== null) return this.local.copy().digest('hex')
+    if (this.small !== null) {
+      const h = crypto.createHash('md5')
+      for (const p of this.small) h.update(typeof p === 'number' ? Buffer.alloc(p) : p)
+      return h.digest('hex')
+    }
     if (this.native !== null && lanes !== undefined && io !== undefined) {
       await this.hurry()
       if (lanes.failures.has(this.native)) throw lanes.failures.get(this.native)
@@ -503,6 +547,7 @@ export class Md5Stream {
   }
 
   drop (): void {
+    this.small = null
     // A native stream is freed with its object, once no job holds it; what waits for a job is not hashed.
     if (this.native !== null) lanes?.forget(this.native)
     if (this.fed) void this.worker.send({ op: 'drop', id: this.id })
