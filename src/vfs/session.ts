@@ -530,9 +530,11 @@ export class WriteSession {
       const pin = this.store.content.newOwner()
       try {
         const owner = await this.storeDirtyChunks()
-        if (this.detached) return null
+        if (this.detached) { this.giveBackInline(inline); return null }
         const extents = clip(this.committed, this.size)
         const parts = await partMd5s(this.store, extents, this.size, await this.knownMd5s())
+        // Unlinked or replaced while its MD5s were hashed: nothing of it may be stored under its old name.
+        if (this.detached) { this.giveBackInline(inline); return null }
         done = completeSession(this.store, this.uploadRowId, this.meta(), extents, parts, owner, { pin, unpin: this.basePin }, inline)
       } catch (err) {
         this.giveBackInline(inline)
