@@ -368,12 +368,17 @@ class LaneHasher {
    */
   forget (stream: object): void {
     if (!this.failures.has(stream)) this.failures.set(stream, new Error('this MD5 stream was dropped'))
+    this.takeWaiting(stream)?.done()
+  }
+
+  /** What stream has waiting, taken out of the queue. */
+  private takeWaiting (stream: object): Waiting | undefined {
     const w = this.waiting.get(stream)
-    if (w === undefined) return
+    if (w === undefined) return undefined
     this.waiting.delete(stream)
     this.urgent.delete(stream)
     this.waitingBytes -= w.bytes
-    w.done()
+    return w
   }
 
   private failed (streams: object[], err: unknown): void {
@@ -396,11 +401,7 @@ class LaneHasher {
   private start (): void {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null }
     const ready = [...this.waiting].filter(([stream]) => !this.running.has(stream))
-    for (const [stream, w] of ready) {
-      this.waiting.delete(stream)
-      this.urgent.delete(stream)
-      this.waitingBytes -= w.bytes
-    }
+    for (const [stream] of ready) this.takeWaiting(stream)
     for (const batch of this.together ? [ready] : ready.map(entry => [entry])) {
       if (batch.length === 0) continue
       const streams = batch.map(([stream]) => stream)
